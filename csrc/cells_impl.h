@@ -1,0 +1,176 @@
+/*
+ * Body of the element-wise passes, instantiated by fastrnn_cells.h with
+ *   REAL     float or double
+ *   FR_FN(x) the suffixed function name
+ *   SIGMOID, TANH  the scalar activations for REAL
+ * No include guard on purpose: this file is included once per REAL.
+ *
+ * Each function handles one time step for all B rows.  Pointers marked
+ * restrict never alias; those without it may (noted where it matters).
+ */
+
+/* rows x cols block of a (row stride lda) = v, broadcast over rows.
+ * NumPy: a[:rows, :cols] = v */
+FR_KERNEL void FR_FN(fill_rows)(int rows, int cols, const REAL *restrict v,
+                                       REAL *restrict a, int lda)
+{
+    for (int b = 0; b < rows; ++b)
+        for (int j = 0; j < cols; ++j)
+            a[(size_t)b * lda + j] = v[j];
+}
+
+/* out += column sums of a (rows x cols, row stride lda).
+ * NumPy: out += a[:rows, :cols].sum(axis=0) */
+FR_KERNEL void FR_FN(colsum_add)(int rows, int cols, const REAL *restrict a, int lda,
+                                        REAL *restrict out)
+{
+    for (int b = 0; b < rows; ++b)
+        for (int j = 0; j < cols; ++j)
+            out[j] += a[(size_t)b * lda + j];
+}
+
+/* ---------------------------------------------------------------- RNN --- */
+
+/* h = act(pre), act = tanh or relu.  pre is B x H (projection + recurrent product). */
+FR_KERNEL void FR_FN(rnn_step_fwd)(int B, int H, const REAL *restrict pre,
+                                          REAL *restrict h, int ldh, int relu)
+{
+    for (int b = 0; b < B; ++b) {
+        const REAL *p = pre + (size_t)b * H;
+        REAL *hb = h + (size_t)b * ldh;
+        if (relu)
+            for (int j = 0; j < H; ++j) hb[j] = p[j] > 0 ? p[j] : 0;
+        else
+            for (int j = 0; j < H; ++j) hb[j] = TANH(p[j]);
+    }
+}
+
+/* dpre = (dy + dh) * act'(h), with tanh' = 1 - h^2 and relu' = [h > 0].
+ * NumPy: dpre = (dy + dh) * (1 - h**2)   or   (dy + dh) * (h > 0) */
+FR_KERNEL void FR_FN(rnn_step_bwd)(int B, int H, const REAL *restrict h, int ldh,
+                                          const REAL *restrict dy, int ldy,
+                                          const REAL *restrict dh, REAL *restrict dpre, int relu)
+{
+    for (int b = 0; b < B; ++b) {
+        const REAL *hb = h + (size_t)b * ldh, *dyb = dy + (size_t)b * ldy, *dhb = dh + (size_t)b * H;
+        REAL *d = dpre + (size_t)b * H;
+        if (relu)
+            for (int j = 0; j < H; ++j) d[j] = hb[j] > 0 ? dyb[j] + dhb[j] : 0;
+        else
+            for (int j = 0; j < H; ++j) d[j] = (dyb[j] + dhb[j]) * (1 - hb[j] * hb[j]);
+    }
+}
+
+/* --------------------------------------------------------------- LSTM --- */
+
+/* gates: B x 4H pre-activations [i f g o], overwritten with activations.
+ * c = f * c_prev + i * g;  h = o * tanh(c).
+ * c_prev and c may be the same buffer (inference updates the cell in place),
+ * so neither is restrict: each element is read before it is written. */
+FR_KERNEL void FR_FN(lstm_step_fwd)(int B, int H, REAL *restrict gates,
+                                           const REAL *c_prev, REAL *c,
+                                           REAL *restrict h, int ldh)
+{
+    for (int b = 0; b < B; ++b) {
+        REAL *gi = gates + (size_t)b * 4 * H, *gf = gi + H, *gg = gf + H, *go = gg + H;
+        const REAL *cp = c_prev + (size_t)b * H;
+        REAL *cb = c + (size_t)b * H, *hb = h + (size_t)b * ldh;
+        for (int j = 0; j < H; ++j) {
+            REAL i = SIGMOID(gi[j]), f = SIGMOID(gf[j]), g = TANH(gg[j]), o = SIGMOID(go[j]);
+            REAL cn = f * cp[j] + i * g;
+            gi[j] = i; gf[j] = f; gg[j] = g; go[j] = o;
+            cb[j] = cn;
+            hb[j] = o * TANH(cn);
+        }
+    }
+}
+
+/* From dh = dy + dh_rec and the carried dc, the gate pre-activation
+ * gradients dgates (B x 4H) and the new carry dc <- dc * f.
+ *   tc = tanh(c)                       (recomputed, not stored)
+ *   dc = dc + dh * o * (1 - tc^2)
+ *   d_i = dc*g*i(1-i)   d_f = dc*c_prev*f(1-f)   d_g = dc*i*(1-g^2)   d_o = dh*tc*o(1-o) */
+FR_KERNEL void FR_FN(lstm_step_bwd)(int B, int H, const REAL *restrict act,
+                                           const REAL *restrict c, const REAL *restrict c_prev,
+                                           const REAL *restrict dy, int ldy,
+                                           const REAL *restrict dh_rec, REAL *restrict dc,
+                                           REAL *restrict dgates)
+{
+    for (int b = 0; b < B; ++b) {
+        const REAL *ai = act + (size_t)b * 4 * H, *af = ai + H, *ag = af + H, *ao = ag + H;
+        const REAL *cb = c + (size_t)b * H, *cp = c_prev + (size_t)b * H;
+        const REAL *dyb = dy + (size_t)b * ldy, *dhb = dh_rec + (size_t)b * H;
+        REAL *dcb = dc + (size_t)b * H;
+        REAL *di = dgates + (size_t)b * 4 * H, *df = di + H, *dg = df + H, *dout = dg + H;
+        for (int j = 0; j < H; ++j) {
+            REAL i = ai[j], f = af[j], g = ag[j], o = ao[j];
+            REAL dh = dyb[j] + dhb[j];
+            REAL tc = TANH(cb[j]);
+            REAL dcj = dcb[j] + dh * o * (1 - tc * tc);
+            di[j] = dcj * g * i * (1 - i);
+            df[j] = dcj * cp[j] * f * (1 - f);
+            dg[j] = dcj * i * (1 - g * g);
+            dout[j] = dh * tc * o * (1 - o);
+            dcb[j] = dcj * f;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- GRU --- */
+
+/* gates: B rows of stride 4H holding the input side [x_r x_z x_n] (biases
+ * b_ir+b_hr, b_iz+b_hz, b_in included) and a free 4th block; gh: B x 3H,
+ * the recurrent product W_hh h_prev without bias.  Overwrites the row with
+ * the activations [r z n hn], hn = W_hn h_prev + b_hn, which backward needs:
+ *   r = sigmoid(x_r + gh_r)   z = sigmoid(x_z + gh_z)
+ *   n = tanh(x_n + r * hn)     h = (1 - z) * n + z * h_prev */
+FR_KERNEL void FR_FN(gru_step_fwd)(int B, int H, REAL *restrict gates,
+                                          const REAL *restrict gh, const REAL *restrict b_hn,
+                                          const REAL *restrict h_prev, int ldhp,
+                                          REAL *restrict h, int ldh)
+{
+    for (int b = 0; b < B; ++b) {
+        REAL *xr = gates + (size_t)b * 4 * H, *xz = xr + H, *xn = xz + H, *shn = xn + H;
+        const REAL *hr = gh + (size_t)b * 3 * H, *hz = hr + H, *hnn = hz + H;
+        const REAL *hp = h_prev + (size_t)b * ldhp;
+        REAL *hb = h + (size_t)b * ldh;
+        for (int j = 0; j < H; ++j) {
+            REAL r = SIGMOID(xr[j] + hr[j]);
+            REAL z = SIGMOID(xz[j] + hz[j]);
+            REAL hn = hnn[j] + b_hn[j];
+            REAL n = TANH(xn[j] + r * hn);
+            xr[j] = r; xz[j] = z; xn[j] = n; shn[j] = hn;
+            hb[j] = (1 - z) * n + z * hp[j];
+        }
+    }
+}
+
+/* From dh = dy + dh (dh is the carried recurrent gradient, B x H) and the
+ * saved [r z n hn], the input-side gate gradients dgi and the hidden-side
+ * dgh (B x 3H each), and the direct part of the carry dh <- dh * z (the
+ * caller then adds dgh W_hh into dh with one BLAS call):
+ *   d_n = dh (1-z)(1-n^2)   d_z = dh (h_prev - n) z(1-z)   d_r = d_n hn r(1-r)
+ *   dgi = [d_r d_z d_n]     dgh = [d_r d_z d_n*r] */
+FR_KERNEL void FR_FN(gru_step_bwd)(int B, int H, const REAL *restrict act,
+                                          const REAL *restrict h_prev, int ldhp,
+                                          const REAL *restrict dy, int ldy, REAL *restrict dh,
+                                          REAL *restrict dgi, REAL *restrict dgh)
+{
+    for (int b = 0; b < B; ++b) {
+        const REAL *ar = act + (size_t)b * 4 * H, *az = ar + H, *an = az + H, *ahn = an + H;
+        const REAL *hp = h_prev + (size_t)b * ldhp, *dyb = dy + (size_t)b * ldy;
+        REAL *dhb = dh + (size_t)b * H;
+        REAL *ir = dgi + (size_t)b * 3 * H, *iz = ir + H, *in = iz + H;
+        REAL *hr = dgh + (size_t)b * 3 * H, *hz = hr + H, *hn = hz + H;
+        for (int j = 0; j < H; ++j) {
+            REAL r = ar[j], z = az[j], n = an[j];
+            REAL d = dyb[j] + dhb[j];
+            REAL dn = d * (1 - z) * (1 - n * n);
+            REAL dz = d * (hp[j] - n) * z * (1 - z);
+            REAL dr = dn * ahn[j] * r * (1 - r);
+            ir[j] = dr; iz[j] = dz; in[j] = dn;
+            hr[j] = dr; hz[j] = dz; hn[j] = dn * r;
+            dhb[j] = d * z;
+        }
+    }
+}

@@ -1,0 +1,21 @@
+"""fastrnn: fast CPU kernels for recurrent neural networks.
+
+Vanilla RNN (tanh, relu), LSTM and GRU layers with torch.nn's maths, names
+and shapes, forward and backward through time, in float32 or float64.  The
+time loops run in compiled Cython without the GIL, calling BLAS through
+SciPy and small vectorised C helpers.
+
+>>> import numpy as np, fastrnn
+>>> lstm = fastrnn.LSTM(8, 16, num_layers=2, seed=0)
+>>> y, (h, c) = lstm(np.zeros((5, 3, 8), np.float32))
+>>> y.shape, h.shape
+((5, 3, 16), (2, 3, 16))
+"""
+
+from fastrnn.gru import GRU
+from fastrnn.lstm import LSTM
+from fastrnn.rnn import RNN
+
+__version__ = "0.1.0"
+
+__all__ = ["RNN", "LSTM", "GRU", "__version__"]

@@ -1,0 +1,296 @@
+"""Machinery shared by fastrnn.RNN, fastrnn.LSTM and fastrnn.GRU.
+
+A layer stack is num_layers x num_directions independent kernel calls:
+layer l reads the (T, B, num_dirs*H) output of layer l-1 (the input for
+l = 0), and each direction writes its H columns of its own output.  This
+module validates, allocates and loops over layers and directions; the cell
+subclasses say how one direction runs (_run_direction) and how it
+backpropagates (_backprop_direction), and the Cython kernels do the rest.
+"""
+
+import numpy as np
+
+from fastrnn._validation import (as_real_array, check_float_dtype, check_positive_int,
+                                 check_sequence, check_shape, check_state)
+
+# Inference projects the inputs of at most this many gate values at once
+# (4 MiB of float32), so its memory does not grow with T.
+_CHUNK_ELEMENTS = 1 << 20
+
+
+class ForwardCache:
+    """What a training forward keeps for backward: opaque to users.
+
+    Holds references to each layer's input and output and to the saved
+    activations, so neither x nor the returned y should be modified in place
+    between forward() and backward().
+    """
+
+    __slots__ = ("owner", "unbatched", "x_shape", "inputs", "outputs", "states0", "saved")
+
+    def __init__(self, owner, unbatched, x_shape, inputs, outputs, states0, saved):
+        self.owner = owner
+        self.unbatched = unbatched
+        self.x_shape = x_shape
+        self.inputs = inputs
+        self.outputs = outputs
+        self.states0 = states0
+        self.saved = saved
+
+    def __repr__(self):
+        return f"<fastrnn ForwardCache of {type(self.owner).__name__}, input shape {self.x_shape}>"
+
+
+class RecurrentLayer:
+    """Base class of the recurrent layers; see fastrnn.RNN, LSTM and GRU."""
+
+    _gate_count = 1      # gate blocks in the weight matrices: 1 (RNN), 4 (LSTM), 3 (GRU)
+    _has_cell = False    # LSTM carries (h, c); the others carry h
+
+    def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True,
+                 batch_first=False, bidirectional=False, dtype=np.float32, seed=None):
+        self.input_size = check_positive_int(input_size, "input_size")
+        self.hidden_size = check_positive_int(hidden_size, "hidden_size")
+        self.num_layers = check_positive_int(num_layers, "num_layers")
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.bidirectional = bool(bidirectional)
+        self.dtype = check_float_dtype(dtype)
+        self.params = {}
+        self.grads = {}
+        self.reset_parameters(seed)
+
+    # ------------------------------------------------------------ parameters
+
+    @property
+    def num_directions(self):
+        return 2 if self.bidirectional else 1
+
+    def _param_shapes(self):
+        """(name, shape) of every parameter in torch's state_dict order."""
+        G = self._gate_count * self.hidden_size
+        for layer in range(self.num_layers):
+            in_size = self.input_size if layer == 0 else self.num_directions * self.hidden_size
+            for direction in range(self.num_directions):
+                sfx = self._suffix(layer, direction)
+                yield "weight_ih" + sfx, (G, in_size)
+                yield "weight_hh" + sfx, (G, self.hidden_size)
+                if self.bias:
+                    yield "bias_ih" + sfx, (G,)
+                    yield "bias_hh" + sfx, (G,)
+
+    @staticmethod
+    def _suffix(layer, direction):
+        return f"_l{layer}" + ("_reverse" if direction else "")
+
+    def reset_parameters(self, seed=None):
+        """Draw every parameter from U(-1/sqrt(H), 1/sqrt(H)) (torch's init) and zero grads.
+
+        seed is anything numpy.random.default_rng accepts; the same seed gives
+        the same parameters.
+        """
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / np.sqrt(self.hidden_size)
+        self.params.clear()
+        self.grads.clear()
+        for name, shape in self._param_shapes():
+            self.params[name] = rng.uniform(-bound, bound, size=shape).astype(self.dtype)
+            self.grads[name] = np.zeros(shape, self.dtype)
+
+    def state_dict(self):
+        """Copies of the parameters, keyed by torch's state_dict names."""
+        return {name: value.copy() for name, value in self.params.items()}
+
+    def load_state_dict(self, state_dict):
+        """Copy parameters in from a mapping of name -> array-like.
+
+        Every name of params must be present and no other; every shape must
+        match torch's.  Values are converted to the layer's dtype and copied
+        into the existing arrays (so references to layer.params stay valid).
+        A torch state_dict converted with ``{k: v.numpy() for k, v in sd.items()}``
+        loads directly.
+        """
+        missing = [k for k in self.params if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in self.params]
+        if missing or unexpected:
+            raise ValueError(f"state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        converted = {}
+        for name, target in self.params.items():
+            value = as_real_array(state_dict[name], f"state_dict[{name!r}]")
+            check_shape(value, f"state_dict[{name!r}]", target.shape)
+            converted[name] = value
+        for name, value in converted.items():   # all checked before any is written
+            np.copyto(self.params[name], value, casting="unsafe")
+
+    def zero_grad(self):
+        """Set every gradient in grads to zero."""
+        for g in self.grads.values():
+            g.fill(0)
+
+    def _weights(self, layer, direction):
+        """(w_ih, w_hh, b_ih, b_hh) of one layer and direction; biases None without bias."""
+        sfx = self._suffix(layer, direction)
+        p = self.params
+        if self.bias:
+            return p["weight_ih" + sfx], p["weight_hh" + sfx], p["bias_ih" + sfx], p["bias_hh" + sfx]
+        return p["weight_ih" + sfx], p["weight_hh" + sfx], None, None
+
+    def _weight_grads(self, layer, direction):
+        """(dw_ih, dw_hh, db_ih, db_hh) arrays to accumulate into (scratch biases without bias)."""
+        sfx = self._suffix(layer, direction)
+        g = self.grads
+        if self.bias:
+            return g["weight_ih" + sfx], g["weight_hh" + sfx], g["bias_ih" + sfx], g["bias_hh" + sfx]
+        G = self._gate_count * self.hidden_size
+        return (g["weight_ih" + sfx], g["weight_hh" + sfx],
+                np.zeros(G, self.dtype), np.zeros(G, self.dtype))
+
+    def _chunk_steps(self, T, B, width):
+        """Time steps per input-projection chunk in inference (memory independent of T)."""
+        return max(1, min(T, _CHUNK_ELEMENTS // max(1, B * width)))
+
+    # --------------------------------------------------------------- running
+
+    def __call__(self, x, state0=None):
+        """Inference: run the stack over x, keeping nothing for backward.
+
+        Returns (y, state_n); see the class docstring for shapes.
+        """
+        return self._forward(x, state0, training=False)
+
+    def forward(self, x, state0=None):
+        """Training forward: like calling the layer, plus a cache for backward().
+
+        Returns (y, state_n, cache).  The cache keeps the saved activations
+        (see the class docstring for their size) and references x and y.
+        """
+        return self._forward(x, state0, training=True)
+
+    def _state_shape(self, B):
+        return (self.num_layers * self.num_directions, B, self.hidden_size)
+
+    def _to_user_state(self, states, unbatched):
+        out = [s[:, 0, :] if unbatched else s for s in states]
+        return tuple(out) if self._has_cell else out[0]
+
+    def _to_user_sequence(self, seq, unbatched):
+        """(T, B, F) time-major -> the caller's layout (a contiguous array)."""
+        if unbatched:
+            return seq[:, 0, :]
+        if self.batch_first:
+            return np.ascontiguousarray(seq.transpose(1, 0, 2))
+        return seq
+
+    def _forward(self, x, state0, training):
+        x3, unbatched = check_sequence(x, "x", self.input_size, self.batch_first, self.dtype)
+        T, B = x3.shape[:2]
+        H, dirs = self.hidden_size, self.num_directions
+        states0 = check_state(state0, "state0", self._state_shape(B), self._has_cell,
+                              unbatched, self.dtype)
+        states_n = [np.empty(self._state_shape(B), self.dtype) for _ in states0]
+        inputs, outputs, saved = [], [], {}
+        layer_in = x3
+        for layer in range(self.num_layers):
+            y = np.zeros((T, B, dirs * H), self.dtype) if B == 0 else \
+                np.empty((T, B, dirs * H), self.dtype)
+            for direction in range(dirs if B > 0 else 0):
+                i = layer * dirs + direction
+                saved[i] = self._run_direction(
+                    layer, direction, layer_in, [s[i] for s in states0], y,
+                    [s[i] for s in states_n], training)
+            if training:
+                inputs.append(layer_in)
+                outputs.append(y)
+            layer_in = y
+        y_user = self._to_user_sequence(layer_in, unbatched)
+        state_user = self._to_user_state(states_n, unbatched)
+        if not training:
+            return y_user, state_user
+        cache = ForwardCache(self, unbatched, np.shape(x), inputs, outputs, states0, saved)
+        return y_user, state_user, cache
+
+    def backward(self, dy, cache, dstate_n=None):
+        """Backpropagate through time from the gradients of y and state_n.
+
+        Adds every parameter gradient into self.grads (so gradients of
+        several backward calls accumulate until zero_grad()).
+
+        Parameters
+        ----------
+        dy : array_like, the shape of the y returned by forward()
+        cache : the cache returned by this layer's forward()
+        dstate_n : None (zeros), or an array (a pair for LSTM) shaped like state_n
+
+        Returns
+        -------
+        dx : ndarray shaped like x
+        dstate0 : ndarray (a pair for LSTM) shaped like state0
+        """
+        if not isinstance(cache, ForwardCache):
+            raise TypeError(f"cache: expected the cache returned by this layer's forward(), "
+                            f"got {type(cache).__name__}")
+        if cache.owner is not self:
+            raise ValueError("cache: this cache was returned by another layer's forward(); "
+                             "pass the cache of this layer")
+        H, dirs = self.hidden_size, self.num_directions
+        y_top = cache.outputs[-1]
+        T, B = y_top.shape[:2]
+        if cache.unbatched:
+            y_shape = (T, dirs * H)
+        elif self.batch_first:
+            y_shape = (B, T, dirs * H)
+        else:
+            y_shape = (T, B, dirs * H)
+        dy_arr = as_real_array(dy, "dy")
+        check_shape(dy_arr, "dy", y_shape)
+        if cache.unbatched:
+            dy_arr = dy_arr[:, np.newaxis, :]
+        elif self.batch_first:
+            dy_arr = dy_arr.transpose(1, 0, 2)
+        grad_out = np.ascontiguousarray(dy_arr, dtype=self.dtype)
+        dstates_n = check_state(dstate_n, "dstate_n", self._state_shape(B), self._has_cell,
+                                cache.unbatched, self.dtype)
+        dstates0 = [np.zeros_like(s) for s in dstates_n]
+        for layer in reversed(range(self.num_layers)):
+            layer_in, layer_out = cache.inputs[layer], cache.outputs[layer]
+            dx = np.zeros_like(layer_in)
+            for direction in range(dirs if B > 0 else 0):
+                i = layer * dirs + direction
+                carries = [s[i].copy() for s in dstates_n]   # in: dstate_n, out: dstate0
+                self._backprop_direction(
+                    layer, direction, layer_in, layer_out, grad_out, cache.saved[i],
+                    [s[i] for s in cache.states0], carries, dx, direction == 1)
+                for dst, carry in zip(dstates0, carries):
+                    dst[i] = carry
+            grad_out = dx
+        dx_user = self._to_user_sequence(grad_out, cache.unbatched)
+        return dx_user, self._to_user_state(dstates0, cache.unbatched)
+
+    # ------------------------------------------------------------ cell hooks
+
+    def _run_direction(self, layer, direction, x, states0, y, states_n, training):
+        """Run one direction over x, write its columns of y and states_n; return what backward needs."""
+        raise NotImplementedError
+
+    def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,
+                            accumulate):
+        """Backward of one direction: write (or add, if accumulate) dx, add weight grads,
+        turn carries from dstate_n into dstate0 in place."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- extras
+
+    def _config_repr(self):
+        args = [f"{self.input_size}", f"{self.hidden_size}"]
+        if self.num_layers != 1:
+            args.append(f"num_layers={self.num_layers}")
+        for flag in ("bidirectional", "batch_first"):
+            if getattr(self, flag):
+                args.append(f"{flag}=True")
+        if not self.bias:
+            args.append("bias=False")
+        args.append(f"dtype={self.dtype.name}")
+        return args
+
+    def __repr__(self):
+        return f"{type(self).__name__}({', '.join(self._config_repr())})"

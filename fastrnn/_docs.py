@@ -1,0 +1,50 @@
+"""Docstring pieces shared by the three layer classes (one text, three classes)."""
+
+PARAMETERS = """
+    Parameters
+    ----------
+    input_size : int
+        Number of features D of the input.
+    hidden_size : int
+        Number of features H of the hidden state.
+    num_layers : int, default 1
+        Stacked layers; layer l > 0 reads the output of layer l - 1.
+    bias : bool, default True
+        Whether each layer and direction has the two bias vectors b_ih and b_hh.
+    batch_first : bool, default False
+        Inputs and outputs are (B, T, features) instead of (T, B, features).
+        States are always (num_layers * num_directions, B, H).
+    bidirectional : bool, default False
+        Add a reverse direction; outputs concatenate [forward, reverse].
+    dtype : float32 or float64, default float32
+        Dtype of parameters, computation and results; inputs of another
+        real dtype are converted.
+    seed : int, numpy Generator or None
+        Seeds the initialisation U(-1/sqrt(H), 1/sqrt(H)) of every parameter.
+"""
+
+SHAPES = """
+    Shapes
+    ------
+    x : (T, B, D), (B, T, D) with batch_first, or (T, D) unbatched.
+    y : (T, B, num_dirs * H), batch-first or unbatched like x.
+    state : {state} each (num_layers * num_dirs, B, H), or (num_layers * num_dirs, H)
+        unbatched; layer l, direction d is row l * num_dirs + d.  A missing state0
+        or dstate_n means zeros.
+
+    Attributes
+    ----------
+    params, grads : dict of name -> ndarray
+        torch's state_dict names and shapes (weight_ih_l0 {wshape}, weight_hh_l0,
+        bias_ih_l0, bias_hh_l0, ..._reverse).  backward() adds into grads.
+
+    Methods
+    -------
+    layer(x, state0=None) -> (y, state_n)
+        Inference; keeps nothing for backward.
+    forward(x, state0=None) -> (y, state_n, cache)
+        Training forward.
+    backward(dy, cache, dstate_n=None) -> (dx, dstate0)
+        Backpropagation through time; adds parameter gradients into grads.
+    state_dict(), load_state_dict(mapping), zero_grad(), reset_parameters(seed)
+"""

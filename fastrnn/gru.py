@@ -1,0 +1,55 @@
+"""fastrnn.GRU: gated recurrent unit layers, torch.nn.GRU's maths."""
+
+import numpy as np
+
+from fastrnn import _docs, _gru
+from fastrnn._base import RecurrentLayer
+
+
+class GRU(RecurrentLayer):
+    __doc__ = """Multi-layer GRU over a sequence, with torch.nn.GRU's maths and names.
+
+    For each layer and direction, at each time step t (gate order r, z, n in
+    the rows of W_ih and W_hh; the reset gate multiplies W_hn h + b_hn)::
+
+        r_t = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)
+        z_t = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
+        n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
+        h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+
+    Training forward saves r, z, n and W_hn h + b_hn of every step
+    (4 * T * B * H numbers per layer and direction, besides the layer's
+    output), and backward allocates 6 * T * B * H more for the gate gradients.
+    """ + _docs.PARAMETERS + _docs.SHAPES.format(state="an array h", wshape="(3H, D)")
+
+    _gate_count = 3
+
+    def _run_direction(self, layer, direction, x, states0, y, states_n, training):
+        w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
+        T, B = x.shape[:2]
+        H = self.hidden_size
+        if self.bias:
+            # b_hr and b_hz fold into the input side; b_hn sits inside r * (...).
+            bias_x = b_ih.copy()
+            bias_x[:2 * H] += b_hh[:2 * H]
+            b_hn = b_hh[2 * H:]
+        else:
+            bias_x = np.zeros(3 * H, self.dtype)
+            b_hn = np.zeros(H, self.dtype)
+        steps = T if training else self._chunk_steps(T, B, 4 * H)
+        gates = np.empty((steps, B, 4 * H), self.dtype)
+        gh = np.empty((B, 3 * H), self.dtype)
+        _gru.gru_forward(x, w_ih, w_hh, bias_x, b_hn, states0[0], y, direction * H, gates, gh,
+                         states_n[0], direction == 1)
+        return gates if training else None
+
+    def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,
+                            accumulate):
+        w_ih, w_hh, _, _ = self._weights(layer, direction)
+        dw_ih, dw_hh, db_ih, db_hh = self._weight_grads(layer, direction)
+        T, B = x.shape[:2]
+        H = self.hidden_size
+        dgi = np.empty((T, B, 3 * H), self.dtype)
+        dgh = np.empty((T, B, 3 * H), self.dtype)
+        _gru.gru_backward(x, w_ih, w_hh, states0[0], y, dy, direction * H, saved, carries[0],
+                          dgi, dgh, dx, accumulate, dw_ih, dw_hh, db_ih, db_hh, direction == 1)

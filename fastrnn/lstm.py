@@ -1,0 +1,56 @@
+"""fastrnn.LSTM: long short-term memory layers, torch.nn.LSTM's maths."""
+
+import numpy as np
+
+from fastrnn import _docs, _lstm
+from fastrnn._base import RecurrentLayer
+
+
+class LSTM(RecurrentLayer):
+    __doc__ = """Multi-layer LSTM over a sequence, with torch.nn.LSTM's maths and names.
+
+    For each layer and direction, at each time step t (gate order i, f, g, o
+    in the rows of W_ih and W_hh)::
+
+        i_t = sigmoid(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)
+        f_t = sigmoid(W_if x_t + b_if + W_hf h_{t-1} + b_hf)
+        g_t = tanh(W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)
+        o_t = sigmoid(W_io x_t + b_io + W_ho h_{t-1} + b_ho)
+        c_t = f_t * c_{t-1} + i_t * g_t
+        h_t = o_t * tanh(c_t)
+
+    Training forward saves the activations i, f, g, o and c of every step
+    (5 * T * B * H numbers per layer and direction, besides the layer's
+    output), and backward allocates 4 * T * B * H more for the gate gradients.
+    """ + _docs.PARAMETERS + _docs.SHAPES.format(state="a pair (h, c) of arrays,",
+                                                wshape="(4H, D)")
+
+    _gate_count = 4
+    _has_cell = True
+
+    def _run_direction(self, layer, direction, x, states0, y, states_n, training):
+        w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
+        T, B = x.shape[:2]
+        H = self.hidden_size
+        bias = b_ih + b_hh if self.bias else np.zeros(4 * H, self.dtype)
+        if training:     # keep every step's activations and cell for backward
+            gates = np.empty((T, B, 4 * H), self.dtype)
+            cells = np.empty((T, B, H), self.dtype)
+        else:            # a bounded projection chunk and one cell updated in place
+            gates = np.empty((self._chunk_steps(T, B, 4 * H), B, 4 * H), self.dtype)
+            cells = np.empty((1, B, H), self.dtype)
+        (h0, c0), (h_n, c_n) = states0, states_n
+        _lstm.lstm_forward(x, w_ih, w_hh, bias, h0, c0, y, direction * H, gates, cells,
+                           h_n, c_n, direction == 1)
+        return (gates, cells) if training else None
+
+    def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,
+                            accumulate):
+        w_ih, w_hh, _, _ = self._weights(layer, direction)
+        dw_ih, dw_hh, db_ih, db_hh = self._weight_grads(layer, direction)
+        gates, cells = saved
+        (h0, c0), (dh, dc) = states0, carries
+        dgates = np.empty_like(gates)
+        _lstm.lstm_backward(x, w_ih, w_hh, h0, c0, y, dy, direction * self.hidden_size,
+                            gates, cells, dh, dc, dgates, dx, accumulate,
+                            dw_ih, dw_hh, db_ih, db_hh, direction == 1)

@@ -1,0 +1,59 @@
+"""fastrnn.RNN: Elman recurrent layers with tanh or relu, torch.nn.RNN's maths."""
+
+import numpy as np
+
+from fastrnn import _docs, _rnn
+from fastrnn._base import RecurrentLayer
+
+_NONLINEARITIES = ("tanh", "relu")
+
+
+class RNN(RecurrentLayer):
+    __doc__ = """Multi-layer Elman RNN over a sequence, with torch.nn.RNN's maths and names.
+
+    For each layer and direction, at each time step t::
+
+        h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh),   act = tanh or relu
+
+    Training forward saves nothing beyond each layer's output (act' is
+    computed from h_t), and backward allocates T * B * H for the gradients.
+    """ + _docs.PARAMETERS + """    nonlinearity : {"tanh", "relu"}, default "tanh"
+    """ + _docs.SHAPES.format(state="an array h", wshape="(H, D)")
+
+    _gate_count = 1
+
+    def __init__(self, input_size, hidden_size, num_layers=1, *, nonlinearity="tanh",
+                 bias=True, batch_first=False, bidirectional=False, dtype=np.float32,
+                 seed=None):
+        if nonlinearity not in _NONLINEARITIES:
+            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, num_layers, bias=bias,
+                         batch_first=batch_first, bidirectional=bidirectional, dtype=dtype,
+                         seed=seed)
+
+    def _run_direction(self, layer, direction, x, states0, y, states_n, training):
+        w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
+        T, B = x.shape[:2]
+        H = self.hidden_size
+        bias = b_ih + b_hh if self.bias else np.zeros(H, self.dtype)
+        pre = np.empty((self._chunk_steps(T, B, H), B, H), self.dtype)
+        _rnn.rnn_forward(x, w_ih, w_hh, bias, states0[0], y, direction * H, pre, states_n[0],
+                         self.nonlinearity == "relu", direction == 1)
+        return None     # backward needs only y
+
+    def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,
+                            accumulate):
+        w_ih, w_hh, _, _ = self._weights(layer, direction)
+        dw_ih, dw_hh, db_ih, db_hh = self._weight_grads(layer, direction)
+        T, B = x.shape[:2]
+        dpre = np.empty((T, B, self.hidden_size), self.dtype)
+        _rnn.rnn_backward(x, w_ih, w_hh, states0[0], y, dy, direction * self.hidden_size,
+                          carries[0], dpre, dx, accumulate, dw_ih, dw_hh, db_ih, db_hh,
+                          self.nonlinearity == "relu", direction == 1)
+
+    def _config_repr(self):
+        args = super()._config_repr()
+        if self.nonlinearity != "tanh":
+            args.insert(2, f"nonlinearity={self.nonlinearity!r}")
+        return args

@@ -1,0 +1,54 @@
+"""Build fastrnn's compiled kernels: one extension per cell kind.
+
+Each fastrnn/_<cell>.pyx is compiled with the C passes of csrc/ (header-only,
+included by the generated C) and links to BLAS through scipy.linalg.cython_blas,
+so no BLAS headers or libraries are needed at build time.
+
+Environment:
+  FASTRNN_DEBUG=1   turn Cython's bounds, wraparound and initialisation checks
+                    back on and build with -O1 -g (for tests under a debugger).
+"""
+
+import os
+import sys
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+DEBUG = os.environ.get("FASTRNN_DEBUG", "") not in ("", "0")
+
+# Checks are off in release builds: the Python layer validates every input
+# before a kernel runs, and the kernels index with trusted sizes.
+DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "initializedcheck": DEBUG,
+    "cdivision": True,
+    "embedsignature": True,
+}
+
+if sys.platform == "win32":
+    COMPILE_ARGS = ["/O2"]
+else:
+    # Never -ffast-math: linked into a shared object it sets flush-to-zero for
+    # the whole Python process.  These two flags only let the compiler
+    # vectorise libm-free loops and drop errno bookkeeping.
+    COMPILE_ARGS = ["-O1", "-g"] if DEBUG else ["-O3"]
+    COMPILE_ARGS += ["-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function"]
+
+CELLS = ("rnn", "lstm", "gru")
+
+extensions = [
+    Extension(
+        f"fastrnn._{cell}",
+        sources=[f"fastrnn/_{cell}.pyx"],
+        include_dirs=["csrc"],
+        depends=["csrc/fastrnn_math.h", "csrc/fastrnn_cells.h", "csrc/cells_impl.h",
+                 "fastrnn/_blas.pxd", "fastrnn/_cells.pxd", "fastrnn/_seq.pxd"],
+        extra_compile_args=COMPILE_ARGS,
+    )
+    for cell in CELLS
+]
+
+setup(ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES))
