@@ -37,18 +37,18 @@ else:
     COMPILE_ARGS = ["-O1", "-g"] if DEBUG else ["-O3"]
     COMPILE_ARGS += ["-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function"]
 
-CELLS = ("rnn", "lstm", "gru")
+MODULES = ("rnn", "lstm", "gru", "elementwise")
 
 extensions = [
     Extension(
-        f"fastrnn._{cell}",
-        sources=[f"fastrnn/_{cell}.pyx"],
+        f"fastrnn._{name}",
+        sources=[f"fastrnn/_{name}.pyx"],
         include_dirs=["csrc"],
         depends=["csrc/fastrnn_math.h", "csrc/fastrnn_cells.h", "csrc/cells_impl.h",
                  "fastrnn/_blas.pxd", "fastrnn/_cells.pxd", "fastrnn/_seq.pxd"],
         extra_compile_args=COMPILE_ARGS,
     )
-    for cell in CELLS
+    for name in MODULES
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES))

@@ -174,3 +174,17 @@ FR_KERNEL void FR_FN(gru_step_bwd)(int B, int H, const REAL *restrict act,
         }
     }
 }
+
+/* ------------------------------------------------- activations on arrays --- */
+
+/* y = sigmoid(x) and y = tanh(x) over n elements: the exact scalar functions
+ * the cell passes use, exposed so the tests can measure their error. */
+FR_KERNEL void FR_FN(sigmoid_array)(int n, const REAL *restrict x, REAL *restrict y)
+{
+    for (int j = 0; j < n; ++j) y[j] = SIGMOID(x[j]);
+}
+
+FR_KERNEL void FR_FN(tanh_array)(int n, const REAL *restrict x, REAL *restrict y)
+{
+    for (int j = 0; j < n; ++j) y[j] = TANH(x[j]);
+}

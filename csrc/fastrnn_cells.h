@@ -35,6 +35,22 @@
 #define FR_KERNEL static
 #endif
 
+/* Name of the clone the marked functions run on this CPU (for `fastrnn info`). */
+static __attribute__((unused)) const char *fr_simd_target(void)
+{
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && (__GNUC__ >= 12) \
+    && !defined(FASTRNN_NO_CLONES)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4"))
+        return "x86-64-v4 (AVX-512)";
+    if (__builtin_cpu_supports("x86-64-v3"))
+        return "x86-64-v3 (AVX2, FMA)";
+    return "x86-64 baseline (SSE2)";
+#else
+    return "compiler default (no runtime dispatch)";
+#endif
+}
+
 #define REAL float
 #define FR_FN(name) fr_##name##_f32
 #define SIGMOID fr_sigmoidf

@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* exp(x) for x in [-87, 88]; inputs outside are clamped, which is harmless for
+/* exp(x) for x in [-87, 87]; inputs outside are clamped, which is harmless for
  * sigmoid and tanh because both have saturated long before the clamp. */
 static inline float fr_expf(float x)
 {
@@ -25,7 +25,7 @@ static inline float fr_expf(float x)
     const float ln2_lo = 1.42860682030941723212e-6f; /* ln2 - ln2_hi */
     const float round_magic = 12582912.0f;          /* 1.5 * 2^23: adding it rounds to an integer */
     x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
+    x = x > 87.0f ? 87.0f : x;     /* so 1 / (1 + e^x) stays a normal float, never a denormal */
     float n = (x * log2e + round_magic) - round_magic;
     float r = x - n * ln2_hi - n * ln2_lo;
     /* Taylor series of e^r to degree 7: remainder below 6e-9 relative for |r| <= 0.347. */

@@ -25,6 +25,8 @@ def check_positive_int(value, name, minimum=1):
 
 def check_float_dtype(dtype, name="dtype"):
     """Return the np.dtype for float32 or float64, or raise naming the argument."""
+    if dtype is None:   # np.dtype(None) would quietly mean float64
+        raise TypeError(f"{name}: expected float32 or float64, got None")
     try:
         dt = np.dtype(dtype)
     except TypeError as exc:

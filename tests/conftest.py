@@ -7,7 +7,6 @@ and a gold-standard run of ``fastrnn.reference`` in float64.
 """
 
 import numpy as np
-import pytest
 
 # Tolerances against the float64 reference (or torch), one entry per layer dtype.  Sizes in the
 # tests are small (D, H <= 8, T <= 6, B <= 4) and inputs ~N(0, 1), so float32 results agree with

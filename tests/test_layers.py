@@ -12,9 +12,9 @@ import itertools
 import numpy as np
 import pytest
 
-from conftest import (CELLS, DTYPES, assert_close, assert_dtype, assert_grads_close, cell_of,
-                      make_dy, make_layer, make_state, make_x, num_dirs, reference_run,
-                      rng_for, seed_for, state_shape, x_shape, y_shape)
+from conftest import (CELLS, DTYPES, assert_close, assert_dtype, assert_grads_close, make_dy,
+                      make_layer, make_state, make_x, num_dirs, reference_run, rng_for,
+                      seed_for, state_shape)
 
 D, H = 5, 6
 
@@ -179,6 +179,17 @@ def test_grads_accumulate_and_zero_grad(cell, dtype):
     layer.backward(dy, cache3, dsn)
     assert_grads_close(layer.grads, ref["grads"], dtype)
 
+    # backward twice on one cache: either refused, or correct (never silently wrong)
+    try:
+        dx3, ds3 = layer.backward(dy, cache3, dsn)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        assert "cache" in str(exc)
+        assert_grads_close(layer.grads, ref["grads"], dtype)
+    else:
+        assert_close(dx3, ref["dx"], dtype, "dx, cache reused")
+        assert_close(ds3, ref["dstate0"], dtype, "dstate0, cache reused")
+        assert_grads_close(layer.grads, ref["grads"], dtype, scale=2.0)
+
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -214,3 +225,40 @@ def test_longer_sequence_float64(cell):
     key = ("long", cell)
     layer = make_layer(cell, 8, 8, 2, bidirectional=True, dtype=np.float64, seed=seed_for(*key))
     check_against_reference(layer, 20, 4, True, True, key)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cell", CELLS)
+def test_long_sequence_large_batch(cell, dtype):
+    """T*B*G in the millions: the inference call may project the inputs in chunks of time
+    steps (bounded memory) and large batches take the GEMM paths; the call, the training
+    forward and (float64) backward must still match the reference, both directions."""
+    T, B, Dl, Hl = 600, 64, 8, 32
+    key = ("large", cell, np.dtype(dtype).name)
+    rng = rng_for(*key)
+    layer = make_layer(cell, Dl, Hl, 1, bidirectional=True, dtype=dtype, seed=seed_for(*key))
+    x = make_x(rng, layer, T, B)
+    s0 = make_state(rng, layer, B)
+    with_backward = np.dtype(dtype) == np.float64
+    dy = make_dy(rng, layer, T, B) if with_backward else None
+    ref = reference_run(layer, x, s0, dy, None, backward=with_backward)
+    y, sn = layer(x, s0)
+    assert_close(y, ref["y"], dtype, "call y")
+    assert_close(sn, ref["state_n"], dtype, "call state_n")
+    y, sn, cache = layer.forward(x, s0)
+    assert_close(y, ref["y"], dtype, "forward y")
+    assert_close(sn, ref["state_n"], dtype, "forward state_n")
+    if with_backward:
+        dx, ds0 = layer.backward(dy, cache)
+        assert_close(dx, ref["dx"], dtype, "dx")
+        assert_close(ds0, ref["dstate0"], dtype, "dstate0")
+        assert_grads_close(layer.grads, ref["grads"], dtype)
+
+
+@pytest.mark.parametrize("Dm, Hm", [(1, 1), (8, 1), (1, 8)])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cell", CELLS)
+def test_extreme_small_sizes(cell, dtype, Dm, Hm):
+    key = ("tiny", cell, np.dtype(dtype).name, Dm, Hm)
+    layer = make_layer(cell, Dm, Hm, 2, bidirectional=True, dtype=dtype, seed=seed_for(*key))
+    check_against_reference(layer, 3, 2, True, True, key)

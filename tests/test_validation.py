@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import (CELLS, DTYPES, as_parts, assert_close, assert_dtype, assert_grads_close,
-                      make_layer, map_state, rng_for, state_shape)
+                      cell_of, make_layer, map_state, rng_for, state_shape)
 
 D, H, L = 7, 3, 2   # bidirectional: L * dirs = 4, y feature size 6
 T, B = 5, 2
@@ -49,7 +49,7 @@ def _layer(cell, dtype=np.float32, **kw):
 def _state(rng, layer, b, dtype=None):
     dtype = layer.dtype if dtype is None else dtype
     shape = state_shape(layer, b)
-    if layer.__class__.__name__ == "LSTM":
+    if cell_of(layer) == "lstm":
         return (rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype))
     return rng.standard_normal(shape).astype(dtype)
 
@@ -220,6 +220,7 @@ BAD_CTOR = [
     ("num_layers", 0), ("num_layers", -2), ("num_layers", 1.5), ("num_layers", "2"),
     ("dtype", np.float16), ("dtype", np.int32), ("dtype", np.int64), ("dtype", np.complex64),
     ("dtype", np.complex128), ("dtype", object), ("dtype", "float16"), ("dtype", bool),
+    ("dtype", None),   # np.dtype(None) is float64: must not silently pass as a dtype
 ]
 
 

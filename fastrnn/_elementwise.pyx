@@ -1,0 +1,38 @@
+"""The element-wise activations of the compiled cells, exposed on arrays.
+
+For tests and diagnostics: sigmoid and tanh here are the very functions the
+cell passes inline (a vectorised approximation for float32, libm for float64),
+so their error against a float64 reference is the kernels' activation error.
+"""
+
+from cython cimport floating
+
+cdef extern from "fastrnn_cells.h" nogil:
+    const char* fr_simd_target()
+    void fr_sigmoid_array_f32(int n, const float* x, float* y)
+    void fr_sigmoid_array_f64(int n, const double* x, double* y)
+    void fr_tanh_array_f32(int n, const float* x, float* y)
+    void fr_tanh_array_f64(int n, const double* x, double* y)
+
+
+def simd_target():
+    """Which instruction-set clone of the C passes this CPU runs."""
+    return fr_simd_target().decode()
+
+
+def sigmoid(const floating[::1] x, floating[::1] out):
+    """out = 1 / (1 + exp(-x)), elementwise, as the cells compute it."""
+    with nogil:
+        if floating is float:
+            fr_sigmoid_array_f32(<int>x.shape[0], &x[0], &out[0])
+        else:
+            fr_sigmoid_array_f64(<int>x.shape[0], &x[0], &out[0])
+
+
+def tanh(const floating[::1] x, floating[::1] out):
+    """out = tanh(x), elementwise, as the cells compute it."""
+    with nogil:
+        if floating is float:
+            fr_tanh_array_f32(<int>x.shape[0], &x[0], &out[0])
+        else:
+            fr_tanh_array_f64(<int>x.shape[0], &x[0], &out[0])

@@ -1,0 +1,64 @@
+"""The installed package: compiled kernels (never a Python fallback) and its command line."""
+
+import importlib.machinery
+import json
+import subprocess
+import sys
+
+import pytest
+
+import fastrnn
+
+COMPILED = ["fastrnn._rnn", "fastrnn._lstm", "fastrnn._gru", "fastrnn._elementwise"]
+
+
+@pytest.mark.parametrize("name", COMPILED)
+def test_kernels_are_compiled_extensions(name):
+    module = __import__(name, fromlist=["_"])
+    assert module.__file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)), module.__file__
+
+
+def test_public_names():
+    for name in ("RNN", "LSTM", "GRU", "__version__"):
+        assert hasattr(fastrnn, name)
+    from fastrnn import reference
+    assert callable(reference.forward) and callable(reference.backward)
+
+
+def run_cli(*args):
+    proc = subprocess.run([sys.executable, "-m", "fastrnn", *args], capture_output=True,
+                          text=True, timeout=300, cwd="/")   # any directory works
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_info_lists_version_modules_and_blas():
+    out = run_cli("info")
+    assert fastrnn.__version__ in out
+    for name in COMPILED:
+        assert name in out
+    assert "float32" in out and "float64" in out
+    assert "BLAS" in out
+
+
+def test_bench_on_a_tiny_shape_reports_every_workload():
+    out = run_cli("bench", "--shape", "3,2,4,5", "--repeat", "3", "--budget", "0.01", "--json")
+    results = json.loads(out)["results"]
+    seen = {(r["cell"], r["work"]) for r in results}
+    assert seen == {(c, w) for c in ("rnn", "lstm", "gru") for w in ("inference", "training")}
+    for r in results:
+        assert (r["T"], r["B"], r["D"], r["H"]) == (3, 2, 4, 5)
+        assert r["fastrnn_s"] > 0 and r["reference_s"] > 0
+        assert r["speedup"] == pytest.approx(r["reference_s"] / r["fastrnn_s"])
+
+
+def test_bench_table_output():
+    out = run_cli("bench", "--cell", "lstm", "--work", "inference", "--shape", "2,1,3,4",
+                  "--repeat", "3", "--budget", "0.01")
+    assert "speed-up" in out and "lstm" in out
+
+
+def test_bench_rejects_a_bad_shape():
+    proc = subprocess.run([sys.executable, "-m", "fastrnn", "bench", "--shape", "1,2,3"],
+                          capture_output=True, text=True, timeout=60, cwd="/")
+    assert proc.returncode != 0 and "T,B,D,H" in proc.stderr
