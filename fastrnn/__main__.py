@@ -1,7 +1,15 @@
 """``python -m fastrnn``: see fastrnn.cli."""
 
+import os
 import sys
 
 from fastrnn.cli import main
 
-sys.exit(main())
+try:
+    code = main()
+    sys.stdout.flush()
+except BrokenPipeError:
+    # The reader (say `| head`) went away: stop quietly, as Unix tools do.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    code = 0
+sys.exit(code)
