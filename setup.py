@@ -35,9 +35,10 @@ else:
     # the whole Python process.  These two flags only let the compiler
     # vectorise libm-free loops and drop errno bookkeeping.
     COMPILE_ARGS = ["-O1", "-g"] if DEBUG else ["-O3"]
-    COMPILE_ARGS += ["-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function"]
+    COMPILE_ARGS += ["-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function",
+                     "-Wno-psabi"]   # 64-byte vectors only ever live inside one function
 
-MODULES = ("rnn", "lstm", "gru", "elementwise")
+MODULES = ("threads", "rnn", "lstm", "gru", "elementwise")
 
 extensions = [
     Extension(
@@ -45,7 +46,9 @@ extensions = [
         sources=[f"fastrnn/_{name}.pyx"],
         include_dirs=["csrc"],
         depends=["csrc/fastrnn_math.h", "csrc/fastrnn_cells.h", "csrc/cells_impl.h",
-                 "fastrnn/_blas.pxd", "fastrnn/_cells.pxd", "fastrnn/_seq.pxd"],
+                 "csrc/fastrnn_gemm.h", "csrc/gemm_impl.h", "csrc/fastrnn_pool.h",
+                 "fastrnn/_packed.pxd", "fastrnn/_threads.pxd",
+                 "fastrnn/_cells.pxd", "fastrnn/_seq.pxd"],
         extra_compile_args=COMPILE_ARGS,
     )
     for name in MODULES

@@ -8,14 +8,23 @@ subclasses say how one direction runs (_run_direction) and how it
 backpropagates (_backprop_direction), and the Cython kernels do the rest.
 """
 
+import warnings
+
 import numpy as np
 
+from fastrnn._elementwise import panel_width
+from fastrnn._threads import get_num_threads
 from fastrnn._validation import (as_real_array, check_float_dtype, check_positive_int,
-                                 check_sequence, check_shape, check_state)
+                                 check_probability, check_sequence, check_shape, check_state)
 
 # Inference projects the inputs of at most this many gate values at once
 # (4 MiB of float32), so its memory does not grow with T.
 _CHUNK_ELEMENTS = 1 << 20
+
+# A kernel call uses fastrnn's threads only when it has at least this many
+# floating-point operations: waking a worker and the barriers cost a few
+# microseconds, which small calls would not win back.
+_THREADED_MIN_FLOPS = 2_000_000
 
 
 class ForwardCache:
@@ -26,10 +35,12 @@ class ForwardCache:
     between forward() and backward().
     """
 
-    __slots__ = ("owner", "unbatched", "x_shape", "inputs", "outputs", "states0", "saved")
+    __slots__ = ("owner", "unbatched", "x_shape", "inputs", "outputs", "states0", "saved",
+                 "masks")
 
-    def __init__(self, owner, unbatched, x_shape, inputs, outputs, states0, saved):
+    def __init__(self, owner, unbatched, x_shape, inputs, outputs, states0, saved, masks=()):
         self.owner = owner
+        self.masks = masks     # masks[l]: dropout mask on layer l's output, or None
         self.unbatched = unbatched
         self.x_shape = x_shape
         self.inputs = inputs
@@ -48,10 +59,12 @@ class RecurrentLayer:
     _has_cell = False    # LSTM carries (h, c); the others carry h
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True,
-                 batch_first=False, bidirectional=False, dtype=np.float32, seed=None):
+                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32,
+                 seed=None):
         self.input_size = check_positive_int(input_size, "input_size")
         self.hidden_size = check_positive_int(hidden_size, "hidden_size")
         self.num_layers = check_positive_int(num_layers, "num_layers")
+        self.dropout = dropout
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
         self.bidirectional = bool(bidirectional)
@@ -65,6 +78,26 @@ class RecurrentLayer:
     @property
     def num_directions(self):
         return 2 if self.bidirectional else 1
+
+    @property
+    def dropout(self):
+        """Dropout probability p on the output of every layer but the last (training only)."""
+        return self._dropout
+
+    @dropout.setter
+    def dropout(self, value):
+        self._dropout = check_probability(value, "dropout")
+        if self._dropout > 0 and self.num_layers == 1:
+            warnings.warn(f"dropout={self._dropout} has no effect with num_layers=1: dropout "
+                          f"applies to the output of every layer except the last",
+                          UserWarning, stacklevel=2)
+
+    def _dropout_mask(self, shape):
+        """Inverted-dropout mask: 0 with probability p, else 1/(1-p); None when p == 0."""
+        if self._dropout == 0:
+            return None
+        keep = self._dropout_rng.random(shape) >= self._dropout
+        return np.multiply(keep, 1.0 / (1.0 - self._dropout), dtype=self.dtype)
 
     def _param_shapes(self):
         """(name, shape) of every parameter in torch's state_dict order."""
@@ -96,6 +129,8 @@ class RecurrentLayer:
         for name, shape in self._param_shapes():
             self.params[name] = rng.uniform(-bound, bound, size=shape).astype(self.dtype)
             self.grads[name] = np.zeros(shape, self.dtype)
+        # dropout masks: a stream of their own, derived from the same seed
+        self._dropout_rng = np.random.default_rng(rng.integers(2**63))
 
     def state_dict(self):
         """Copies of the parameters, keyed by torch's state_dict names."""
@@ -145,6 +180,18 @@ class RecurrentLayer:
         return (g["weight_ih" + sfx], g["weight_hh" + sfx],
                 np.zeros(G, self.dtype), np.zeros(G, self.dtype))
 
+    def _packed_weights(self, rows, cols):
+        """Work buffer for a (rows x cols) weight matrix packed by the kernels into
+        panels of panel_width output columns (rows rounded up to whole panels)."""
+        nr = panel_width(self.dtype.itemsize)
+        return np.empty(-(-rows // nr) * nr * cols, self.dtype)
+
+    def _threads(self, T, B, in_size):
+        """Threads for one direction's kernel call on (T, B, in_size) inputs."""
+        G = self._gate_count * self.hidden_size
+        flops = 2 * T * B * G * (in_size + self.hidden_size)
+        return get_num_threads() if flops >= _THREADED_MIN_FLOPS else 1
+
     def _chunk_steps(self, T, B, width):
         """Time steps per input-projection chunk in inference (memory independent of T)."""
         return max(1, min(T, _CHUNK_ELEMENTS // max(1, B * width)))
@@ -188,7 +235,7 @@ class RecurrentLayer:
         states0 = check_state(state0, "state0", self._state_shape(B), self._has_cell,
                               unbatched, self.dtype)
         states_n = [np.empty(self._state_shape(B), self.dtype) for _ in states0]
-        inputs, outputs, saved = [], [], {}
+        inputs, outputs, saved, masks = [], [], {}, []
         layer_in = x3
         for layer in range(self.num_layers):
             y = np.zeros((T, B, dirs * H), self.dtype) if B == 0 else \
@@ -202,11 +249,16 @@ class RecurrentLayer:
                 inputs.append(layer_in)
                 outputs.append(y)
             layer_in = y
+            if training and layer < self.num_layers - 1:
+                masks.append(self._dropout_mask(y.shape))
+                if masks[-1] is not None:
+                    layer_in = y * masks[-1]
         y_user = self._to_user_sequence(layer_in, unbatched)
         state_user = self._to_user_state(states_n, unbatched)
         if not training:
             return y_user, state_user
-        cache = ForwardCache(self, unbatched, np.shape(x), inputs, outputs, states0, saved)
+        cache = ForwardCache(self, unbatched, np.shape(x), inputs, outputs, states0, saved,
+                             masks)
         return y_user, state_user, cache
 
     def backward(self, dy, cache, dstate_n=None):
@@ -262,6 +314,8 @@ class RecurrentLayer:
                     [s[i] for s in cache.states0], carries, dx, direction == 1)
                 for dst, carry in zip(dstates0, carries):
                     dst[i] = carry
+            if layer > 0 and cache.masks and cache.masks[layer - 1] is not None:
+                dx *= cache.masks[layer - 1]     # through the dropout on layer - 1's output
             grad_out = dx
         dx_user = self._to_user_sequence(grad_out, cache.unbatched)
         return dx_user, self._to_user_state(dstates0, cache.unbatched)
@@ -289,6 +343,8 @@ class RecurrentLayer:
                 args.append(f"{flag}=True")
         if not self.bias:
             args.append("bias=False")
+        if self._dropout:
+            args.append(f"dropout={self._dropout}")
         args.append(f"dtype={self.dtype.name}")
         return args
 

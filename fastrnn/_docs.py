@@ -14,6 +14,14 @@ PARAMETERS = """
     batch_first : bool, default False
         Inputs and outputs are (B, T, features) instead of (T, B, features).
         States are always (num_layers * num_directions, B, H).
+    dropout : float in [0, 1), default 0
+        Dropout between stacked layers, as in torch.nn: in training forward
+        only, layer l + 1 (l < num_layers - 1) reads y_l * m_l / (1 - p)
+        instead of y_l, with m_l ~ Bernoulli(1 - p) element-wise, drawn from
+        a generator seeded by ``seed``.  The masks stay in the cache (T * B *
+        num_dirs * H numbers per layer but the last) so that backward applies
+        the same ones.  The inference call never drops.  May be changed after
+        construction (``layer.dropout = p``); p > 0 with num_layers = 1 warns.
     bidirectional : bool, default False
         Add a reverse direction; outputs concatenate [forward, reverse].
     dtype : float32 or float64, default float32

@@ -7,6 +7,10 @@ so their error against a float64 reference is the kernels' activation error.
 
 from cython cimport floating
 
+cdef extern from "fastrnn_gemm.h" nogil:
+    int FR_PANEL_F32
+    int FR_PANEL_F64
+
 cdef extern from "fastrnn_cells.h" nogil:
     const char* fr_simd_target()
     void fr_sigmoid_array_f32(int n, const float* x, float* y)
@@ -18,6 +22,11 @@ cdef extern from "fastrnn_cells.h" nogil:
 def simd_target():
     """Which instruction-set clone of the C passes this CPU runs."""
     return fr_simd_target().decode()
+
+
+def panel_width(itemsize):
+    """Output columns per panel of the packed recurrent weights, for 4- or 8-byte reals."""
+    return FR_PANEL_F32 if itemsize == 4 else FR_PANEL_F64
 
 
 def sigmoid(const floating[::1] x, floating[::1] out):

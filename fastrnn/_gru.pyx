@@ -3,48 +3,157 @@ one layer and one direction per call, forward over the whole sequence and
 backward through time.  The Python layer (fastrnn/gru.py) validates and
 allocates; these trust their arguments.
 
-Per step: the input side [x_r x_z x_n] comes from one GEMM per chunk
-(biases b_ir+b_hr, b_iz+b_hz, b_in folded in); gh = h_{t-1} W_hh^T is one BLAS
-call; one fused C pass forms r, z, n and h.  b_hn stays apart because r
-multiplies it.
+Per step: the input side [x_r x_z x_n] comes from one GEMM per chunk of
+steps (biases b_ir+b_hr, b_iz+b_hz, b_in folded in); gh = h_{t-1} W_hh^T is
+one product with the packed weights; one fused C pass forms r, z, n and h.
+b_hn stays apart because r multiplies it.  Threads split the projection by
+rows and the time loop by batch rows, as in fastrnn/_lstm.pyx.
 """
 
 from cython cimport floating
-from fastrnn._blas cimport mm_nn, mm_nt
 from fastrnn._cells cimport gru_step_bwd, gru_step_fwd
-from fastrnn._seq cimport chunk_bounds, copy_rows, param_grads, project_inputs
+from fastrnn._packed cimport pack_panels, packed_gemm
+from fastrnn._seq cimport (GradArgs, chunk_bounds, copy_rows, param_grads_task,
+                           project_task)
+from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel, split_range
+
+
+cdef struct Forward:
+    int T, B, D, H, ldy, chunk
+    bint reverse
+    const void* x          # (T, B, D)
+    const void* wih_p      # W_ih packed (N = 3H, K = D)
+    const void* whh_p      # W_hh packed (N = 3H, K = H)
+    const void* bias_x     # (3H) bias folded into the input side
+    const void* b_hn       # (H)
+    const void* h0
+    void* y                # &y[0, 0, y_off], row stride ldy
+    void* gates            # (chunk, B, 4H)
+    void* gh               # (B, 3H)
+    void* h_n
+    fr_barrier barrier
+
+
+cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept nogil:
+    cdef int T = a.T, B = a.B, D = a.D, H = a.H, ldy = a.ldy
+    cdef floating* y = <floating*>a.y
+    cdef floating* gates = <floating*>a.gates
+    cdef floating* g
+    cdef int b0, b1, k, s, t, t0, t1, ld_prev = H
+    split_range(B, tid, nt, &b0, &b1)
+    cdef int rows = b1 - b0
+    cdef floating* gh = <floating*>a.gh + <size_t>b0 * 3 * H
+    cdef const floating* h_prev = <const floating*>a.h0 + <size_t>b0 * H
+    for k in range((T + a.chunk - 1) // a.chunk):
+        chunk_bounds(k, a.chunk, T, a.reverse, &t0, &t1)
+        project_task((t1 - t0) * B, 3 * H, D, <const floating*>a.x + <size_t>t0 * B * D,
+                     <const floating*>a.wih_p, <const floating*>a.bias_x, gates, 4 * H,
+                     tid, nt)
+        barrier_wait(&a.barrier)
+        if rows > 0:
+            for s in range(t1 - t0):
+                t = t1 - 1 - s if a.reverse else t0 + s
+                g = gates + (<size_t>(t - t0) * B + b0) * 4 * H
+                packed_gemm(rows, 3 * H, H, h_prev, ld_prev, <const floating*>a.whh_p, H,
+                            gh, 3 * H, False)
+                gru_step_fwd(rows, H, g, gh, <const floating*>a.b_hn, h_prev, ld_prev,
+                             y + (<size_t>t * B + b0) * ldy, ldy)
+                h_prev = y + (<size_t>t * B + b0) * ldy
+                ld_prev = ldy
+        barrier_wait(&a.barrier)   # the next chunk's projection overwrites gates
+    copy_rows(rows, H, h_prev, ld_prev, <floating*>a.h_n + <size_t>b0 * H, H)
+
+
+cdef void forward_task_f32(void* a, int tid, int nt) noexcept nogil:
+    forward_task(<Forward*>a, <float*>NULL, tid, nt)
+
+
+cdef void forward_task_f64(void* a, int tid, int nt) noexcept nogil:
+    forward_task(<Forward*>a, <double*>NULL, tid, nt)
 
 
 def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                 const floating[:, ::1] w_hh, const floating[::1] bias_x,
                 const floating[::1] b_hn, const floating[:, ::1] h0,
                 floating[:, :, ::1] y, int y_off, floating[:, :, ::1] gates,
-                floating[:, ::1] gh, floating[:, ::1] h_n, bint reverse):
-    """Run one direction of a GRU layer over x (T, B, D).
+                floating[:, ::1] gh, floating[:, ::1] h_n,
+                floating[::1] wih_packed, floating[::1] whh_packed, int nthreads,
+                bint reverse):
+    """Run one direction of a GRU layer over x (T, B, D) on up to nthreads threads.
 
     Writes h_t into y[t, :, y_off:y_off+H] and the last state into h_n.
     gates (Tc, B, 4H) is the work buffer for Tc time steps; with Tc == T
-    (training) it keeps the activations [r z n hn] of every step.
-    gh (B, 3H) is work.  bias_x (3H) is the bias folded into the input side.
+    (training) it keeps the activations [r z n hn] of every step.  gh (B, 3H)
+    is work, as are wih_packed, whh_packed (packed_size(3H, D), packed_size(3H, H)).
+    bias_x (3H) is the bias folded into the input side.
     """
-    cdef int T = x.shape[0], B = x.shape[1], D = x.shape[2]
-    cdef int H = w_hh.shape[1], ldy = y.shape[2], chunk = gates.shape[0]
-    cdef int k, s, t, t0, t1, ld_prev = H
-    cdef const floating* h_prev = &h0[0, 0]
-    cdef floating* g
+    cdef Forward a
+    cdef int H = w_hh.shape[1]
+    a.T, a.B, a.D, a.H = x.shape[0], x.shape[1], x.shape[2], H
+    a.ldy, a.chunk, a.reverse = y.shape[2], gates.shape[0], reverse
+    a.x, a.bias_x, a.b_hn, a.h0 = &x[0, 0, 0], &bias_x[0], &b_hn[0], &h0[0, 0]
+    a.wih_p, a.whh_p = &wih_packed[0], &whh_packed[0]
+    a.y, a.gates, a.gh, a.h_n = &y[0, 0, y_off], &gates[0, 0, 0], &gh[0, 0], &h_n[0, 0]
+    cdef fr_task_fn task = forward_task_f32 if floating is float else forward_task_f64
     with nogil:
-        for k in range((T + chunk - 1) // chunk):
-            chunk_bounds(k, chunk, T, reverse, &t0, &t1)
-            project_inputs((t1 - t0) * B, 3 * H, D, &x[t0, 0, 0], &w_ih[0, 0], &bias_x[0],
-                           &gates[0, 0, 0], 4 * H)
-            for s in range(t1 - t0):
-                t = t1 - 1 - s if reverse else t0 + s
-                g = &gates[t - t0, 0, 0]
-                mm_nt(B, 3 * H, H, h_prev, ld_prev, &w_hh[0, 0], H, <floating>0, &gh[0, 0], 3 * H)
-                gru_step_fwd(B, H, g, &gh[0, 0], &b_hn[0], h_prev, ld_prev, &y[t, 0, y_off], ldy)
-                h_prev = &y[t, 0, y_off]
+        pack_panels(3 * H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
+        pack_panels(3 * H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
+        run_parallel(nthreads if nthreads < a.B else a.B, task, &a, &a.barrier)
+
+
+cdef struct Backward:
+    int T, B, H, ldy
+    bint reverse
+    const void* whhT_p     # W_hh^T packed (N = H, K = 3H)
+    const void* h0
+    const void* y          # &y[0, 0, y_off]
+    const void* dy         # &dy[0, 0, y_off]
+    const void* gates      # saved [r z n hn] (T, B, 4H)
+    void* dh               # (B, H): dh_n in, dh0 out
+    void* dgi              # (T, B, 3H)
+    void* dgh              # (T, B, 3H)
+    GradArgs grads
+    fr_barrier barrier
+
+
+cdef inline void backward_task(Backward* a, floating* _, int tid, int nt) noexcept nogil:
+    cdef int T = a.T, B = a.B, H = a.H, ldy = a.ldy
+    cdef int step = -1 if a.reverse else 1     # time runs t - step -> t in forward
+    cdef int first = T - 1 if a.reverse else 0 # the step that started from h0
+    cdef const floating* y = <const floating*>a.y
+    cdef floating* dgh = <floating*>a.dgh
+    cdef const floating* h_prev
+    cdef int b0, b1, s, t, ld_prev
+    split_range(B, tid, nt, &b0, &b1)
+    cdef int rows = b1 - b0
+    cdef floating* dh = <floating*>a.dh + <size_t>b0 * H
+    cdef size_t row
+    if rows > 0:
+        for s in range(T):
+            t = s if a.reverse else T - 1 - s   # backward visits time against the forward order
+            row = <size_t>t * B + b0
+            if t == first:
+                h_prev = <const floating*>a.h0 + <size_t>b0 * H
+                ld_prev = H
+            else:
+                h_prev = y + (<size_t>(t - step) * B + b0) * ldy
                 ld_prev = ldy
-        copy_rows(B, H, h_prev, ld_prev, &h_n[0, 0], H)
+            gru_step_bwd(rows, H, <const floating*>a.gates + row * 4 * H, h_prev, ld_prev,
+                         <const floating*>a.dy + row * ldy, ldy, dh,
+                         <floating*>a.dgi + row * 3 * H, dgh + row * 3 * H)
+            # dh_{t-1} = dh_t * z + dGh_t W_hh
+            packed_gemm(rows, H, 3 * H, dgh + row * 3 * H, 3 * H, <const floating*>a.whhT_p,
+                        3 * H, dh, H, True)
+    barrier_wait(&a.barrier)    # every row of dGi, dGh is needed below
+    param_grads_task(&a.grads, _, tid, nt, &a.barrier)
+
+
+cdef void backward_task_f32(void* a, int tid, int nt) noexcept nogil:
+    backward_task(<Backward*>a, <float*>NULL, tid, nt)
+
+
+cdef void backward_task_f64(void* a, int tid, int nt) noexcept nogil:
+    backward_task(<Backward*>a, <double*>NULL, tid, nt)
 
 
 def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
@@ -54,35 +163,35 @@ def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                  floating[:, :, ::1] dgi, floating[:, :, ::1] dgh,
                  floating[:, :, ::1] dx, bint dx_accumulate,
                  floating[:, ::1] dw_ih, floating[:, ::1] dw_hh,
-                 floating[::1] db_ih, floating[::1] db_hh, bint reverse):
+                 floating[::1] db_ih, floating[::1] db_hh,
+                 floating[::1] whhT_packed, floating[::1] wihT_packed,
+                 floating[::1] dgi_packed, floating[::1] dgh_packed, int nthreads,
+                 bint reverse):
     """Backward through time of gru_forward (saved gates of a training run).
 
     dy[:, :, y_off:y_off+H] is the gradient of this direction's output;
     dh (B, H) holds dh_n on entry and dh0 on return.  dgi, dgh (T, B, 3H) are
     work: the input-side and hidden-side gate gradients, which differ in the
     n block (d_n versus d_n * r).  dx is written (or added to, when
-    dx_accumulate); dw_*, db_* are added to.
+    dx_accumulate); dw_*, db_* are added to.  Also work: whhT_packed
+    (packed_size(H, 3H)), wihT_packed (packed_size(D, 3H)), dgi_packed and
+    dgh_packed (packed_size(3H, T*B)).
     """
-    cdef int T = x.shape[0], B = x.shape[1], D = x.shape[2]
-    cdef int H = w_hh.shape[1], ldy = y.shape[2]
-    cdef int s, t, step = -1 if reverse else 1   # time runs t - step -> t in forward
-    cdef int first = T - 1 if reverse else 0     # the step that started from h0
-    cdef const floating* h_prev
-    cdef int ld_prev
+    cdef Backward a
+    cdef int T = x.shape[0], B = x.shape[1], D = x.shape[2], H = w_hh.shape[1]
+    a.T, a.B, a.H, a.ldy, a.reverse = T, B, H, y.shape[2], reverse
+    a.whhT_p, a.h0, a.y, a.dy = &whhT_packed[0], &h0[0, 0], &y[0, 0, y_off], &dy[0, 0, y_off]
+    a.gates, a.dh, a.dgi, a.dgh = &gates[0, 0, 0], &dh[0, 0], &dgi[0, 0, 0], &dgh[0, 0, 0]
+    a.grads.T, a.grads.B, a.grads.D, a.grads.H, a.grads.G = T, B, D, H, 3 * H
+    a.grads.ldy, a.grads.reverse, a.grads.dx_accumulate = y.shape[2], reverse, dx_accumulate
+    a.grads.x, a.grads.h0, a.grads.y = &x[0, 0, 0], &h0[0, 0], &y[0, 0, y_off]
+    a.grads.dgi, a.grads.dgh = &dgi[0, 0, 0], &dgh[0, 0, 0]
+    a.grads.wihT = &wihT_packed[0]
+    a.grads.dgi_packed, a.grads.dgh_packed = &dgi_packed[0], &dgh_packed[0]
+    a.grads.dx, a.grads.dw_ih, a.grads.dw_hh = &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0]
+    a.grads.db_ih, a.grads.db_hh = &db_ih[0], &db_hh[0]
+    cdef fr_task_fn task = backward_task_f32 if floating is float else backward_task_f64
     with nogil:
-        for s in range(T):
-            t = s if reverse else T - 1 - s      # backward visits time against the forward order
-            if t == first:
-                h_prev = &h0[0, 0]
-                ld_prev = H
-            else:
-                h_prev = &y[t - step, 0, y_off]
-                ld_prev = ldy
-            gru_step_bwd(B, H, &gates[t, 0, 0], h_prev, ld_prev, &dy[t, 0, y_off], ldy,
-                         &dh[0, 0], &dgi[t, 0, 0], &dgh[t, 0, 0])
-            # dh_{t-1} = dh_t * z + dGh_t W_hh
-            mm_nn(B, H, 3 * H, &dgh[t, 0, 0], 3 * H, &w_hh[0, 0], H, <floating>1, &dh[0, 0], H)
-        param_grads(T, B, D, H, 3 * H, &x[0, 0, 0], &h0[0, 0], &y[0, 0, y_off], ldy,
-                    &dgi[0, 0, 0], &dgh[0, 0, 0], 3 * H, &w_ih[0, 0],
-                    &dx[0, 0, 0], dx_accumulate, &dw_ih[0, 0], &dw_hh[0, 0],
-                    &db_ih[0], &db_hh[0], reverse)
+        pack_panels(H, 3 * H, &w_hh[0, 0], 1, H, &whhT_packed[0])
+        pack_panels(D, 3 * H, &w_ih[0, 0], 1, D, &wihT_packed[0])
+        run_parallel(nthreads, task, &a, &a.barrier)

@@ -2,14 +2,81 @@
 sequence and backward through time.  The Python layer (fastrnn/lstm.py)
 validates and allocates; these trust their arguments.
 
-Per step: gates_t = (x_t W_ih^T + b, hoisted into one GEMM per chunk)
-+ h_{t-1} W_hh^T (one BLAS call), then one fused C pass (csrc/cells_impl.h).
+Per step: gates_t = (x_t W_ih^T + b, hoisted into one GEMM per chunk of
+steps) + h_{t-1} W_hh^T, then one fused C pass (csrc/cells_impl.h).  The
+weights are packed once per call (csrc/gemm_impl.h).  Work is split over
+fastrnn's threads: the projection by rows, the time loop by batch rows
+(sequences are independent, so the loop needs no barrier per step).
 """
 
 from cython cimport floating
-from fastrnn._blas cimport mm_nn, mm_nt
 from fastrnn._cells cimport lstm_step_bwd, lstm_step_fwd
-from fastrnn._seq cimport chunk_bounds, copy_rows, param_grads, project_inputs
+from fastrnn._packed cimport pack_panels, packed_gemm
+from fastrnn._seq cimport (GradArgs, chunk_bounds, copy_rows, param_grads_task,
+                           project_task)
+from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel, split_range
+
+
+cdef struct Forward:
+    int T, B, D, H, ldy, chunk
+    bint reverse, keep_cells
+    const void* x          # (T, B, D)
+    const void* wih_p      # W_ih packed (N = 4H, K = D)
+    const void* whh_p      # W_hh packed (N = 4H, K = H)
+    const void* bias       # b_ih + b_hh
+    const void* h0
+    const void* c0
+    void* y                # &y[0, 0, y_off], row stride ldy
+    void* gates            # (chunk, B, 4H)
+    void* cells            # (T, B, H) or (1, B, H)
+    void* h_n
+    void* c_n
+    fr_barrier barrier
+
+
+cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept nogil:
+    cdef int T = a.T, B = a.B, D = a.D, H = a.H, G = 4 * a.H, ldy = a.ldy
+    cdef const floating* x = <const floating*>a.x
+    cdef floating* y = <floating*>a.y
+    cdef floating* gates = <floating*>a.gates
+    cdef floating* cells = <floating*>a.cells
+    cdef int b0, b1, k, s, t, t0, t1, ld_prev = H
+    split_range(B, tid, nt, &b0, &b1)
+    cdef int rows = b1 - b0
+    cdef const floating* h_prev = <const floating*>a.h0 + <size_t>b0 * H
+    cdef const floating* c_prev = <const floating*>a.c0 + <size_t>b0 * H
+    cdef floating* g
+    cdef floating* c
+    for k in range((T + a.chunk - 1) // a.chunk):
+        chunk_bounds(k, a.chunk, T, a.reverse, &t0, &t1)
+        project_task((t1 - t0) * B, G, D, x + <size_t>t0 * B * D,
+                     <const floating*>a.wih_p, <const floating*>a.bias, gates, G, tid, nt)
+        barrier_wait(&a.barrier)
+        if rows > 0:
+            for s in range(t1 - t0):
+                t = t1 - 1 - s if a.reverse else t0 + s
+                g = gates + (<size_t>(t - t0) * B + b0) * G
+                packed_gemm(rows, G, H, h_prev, ld_prev, <const floating*>a.whh_p, H, g, G,
+                            True)
+                if a.keep_cells:
+                    c = cells + (<size_t>t * B + b0) * H
+                else:
+                    c = cells + <size_t>b0 * H
+                lstm_step_fwd(rows, H, g, c_prev, c, y + (<size_t>t * B + b0) * ldy, ldy)
+                h_prev = y + (<size_t>t * B + b0) * ldy
+                ld_prev = ldy
+                c_prev = c
+        barrier_wait(&a.barrier)   # the next chunk's projection overwrites gates
+    copy_rows(rows, H, h_prev, ld_prev, <floating*>a.h_n + <size_t>b0 * H, H)
+    copy_rows(rows, H, c_prev, H, <floating*>a.c_n + <size_t>b0 * H, H)
+
+
+cdef void forward_task_f32(void* a, int tid, int nt) noexcept nogil:
+    forward_task(<Forward*>a, <float*>NULL, tid, nt)
+
+
+cdef void forward_task_f64(void* a, int tid, int nt) noexcept nogil:
+    forward_task(<Forward*>a, <double*>NULL, tid, nt)
 
 
 def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
@@ -17,39 +84,87 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                  const floating[:, ::1] h0, const floating[:, ::1] c0,
                  floating[:, :, ::1] y, int y_off, floating[:, :, ::1] gates,
                  floating[:, :, ::1] cells, floating[:, ::1] h_n, floating[:, ::1] c_n,
+                 floating[::1] wih_packed, floating[::1] whh_packed, int nthreads,
                  bint reverse):
-    """Run one direction of an LSTM layer over x (T, B, D).
+    """Run one direction of an LSTM layer over x (T, B, D) on up to nthreads threads.
 
     Writes h_t into y[t, :, y_off:y_off+H], the last state into h_n, c_n.
     gates (Tc, B, 4H) is the work buffer of Tc time steps; cells is (T, B, H)
     to keep every c_t (training: then Tc == T and gates keeps the
     activations [i f g o]) or (1, B, H) to update c in place (inference).
-    bias is b_ih + b_hh.
+    bias is b_ih + b_hh.  wih_packed, whh_packed are work for the packed
+    weights (packed_size(4H, D) and packed_size(4H, H)).
     """
-    cdef int T = x.shape[0], B = x.shape[1], D = x.shape[2]
-    cdef int H = w_hh.shape[1], G = 4 * H, ldy = y.shape[2], chunk = gates.shape[0]
-    cdef bint keep_cells = cells.shape[0] == T
-    cdef int k, s, t, t0, t1, ld_prev = H
-    cdef const floating* h_prev = &h0[0, 0]
-    cdef const floating* c_prev = &c0[0, 0]
-    cdef floating* c
-    cdef floating* g
+    cdef Forward a
+    cdef int H = w_hh.shape[1]
+    a.T, a.B, a.D, a.H = x.shape[0], x.shape[1], x.shape[2], H
+    a.ldy, a.chunk, a.reverse = y.shape[2], gates.shape[0], reverse
+    a.keep_cells = cells.shape[0] == a.T
+    a.x, a.bias, a.h0, a.c0 = &x[0, 0, 0], &bias[0], &h0[0, 0], &c0[0, 0]
+    a.wih_p, a.whh_p = &wih_packed[0], &whh_packed[0]
+    a.y, a.gates, a.cells = &y[0, 0, y_off], &gates[0, 0, 0], &cells[0, 0, 0]
+    a.h_n, a.c_n = &h_n[0, 0], &c_n[0, 0]
+    cdef fr_task_fn task = forward_task_f32 if floating is float else forward_task_f64
     with nogil:
-        for k in range((T + chunk - 1) // chunk):
-            chunk_bounds(k, chunk, T, reverse, &t0, &t1)
-            project_inputs((t1 - t0) * B, G, D, &x[t0, 0, 0], &w_ih[0, 0], &bias[0],
-                           &gates[0, 0, 0], G)
-            for s in range(t1 - t0):
-                t = t1 - 1 - s if reverse else t0 + s
-                g = &gates[t - t0, 0, 0]
-                mm_nt(B, G, H, h_prev, ld_prev, &w_hh[0, 0], H, <floating>1, g, G)
-                c = &cells[t, 0, 0] if keep_cells else &cells[0, 0, 0]
-                lstm_step_fwd(B, H, g, c_prev, c, &y[t, 0, y_off], ldy)
-                h_prev = &y[t, 0, y_off]
-                ld_prev = ldy
-                c_prev = c
-        copy_rows(B, H, h_prev, ld_prev, &h_n[0, 0], H)
-        copy_rows(B, H, c_prev, H, &c_n[0, 0], H)
+        pack_panels(4 * H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
+        pack_panels(4 * H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
+        # more threads than batch rows would idle through the time loop
+        run_parallel(nthreads if nthreads < a.B else a.B, task, &a, &a.barrier)
+
+
+cdef struct Backward:
+    int T, B, H, ldy
+    bint reverse
+    const void* whhT_p     # W_hh^T packed (N = H, K = 4H)
+    const void* c0
+    const void* dy         # &dy[0, 0, y_off], row stride ldy
+    const void* gates      # saved activations (T, B, 4H)
+    const void* cells      # saved cells (T, B, H)
+    void* dh               # (B, H): dh_n in, dh0 out
+    void* dc               # (B, H): dc_n in, dc0 out
+    void* dgates           # (T, B, 4H)
+    GradArgs grads
+    fr_barrier barrier
+
+
+cdef inline void backward_task(Backward* a, floating* _, int tid, int nt) noexcept nogil:
+    cdef int T = a.T, B = a.B, H = a.H, G = 4 * a.H, ldy = a.ldy
+    cdef int step = -1 if a.reverse else 1     # time runs t - step -> t in forward
+    cdef int first = T - 1 if a.reverse else 0 # the step that started from c0
+    cdef const floating* gates = <const floating*>a.gates
+    cdef const floating* cells = <const floating*>a.cells
+    cdef const floating* dy = <const floating*>a.dy
+    cdef floating* dgates = <floating*>a.dgates
+    cdef floating* dh
+    cdef const floating* c_prev
+    cdef int b0, b1, s, t
+    split_range(B, tid, nt, &b0, &b1)
+    cdef int rows = b1 - b0
+    dh = <floating*>a.dh + <size_t>b0 * H
+    if rows > 0:
+        for s in range(T):
+            t = s if a.reverse else T - 1 - s   # backward visits time against the forward order
+            if t == first:
+                c_prev = <const floating*>a.c0 + <size_t>b0 * H
+            else:
+                c_prev = cells + (<size_t>(t - step) * B + b0) * H
+            lstm_step_bwd(rows, H, gates + (<size_t>t * B + b0) * G,
+                          cells + (<size_t>t * B + b0) * H, c_prev,
+                          dy + (<size_t>t * B + b0) * ldy, ldy, dh,
+                          <floating*>a.dc + <size_t>b0 * H, dgates + (<size_t>t * B + b0) * G)
+            # dh_{t-1} = dG_t W_hh
+            packed_gemm(rows, H, G, dgates + (<size_t>t * B + b0) * G, G,
+                        <const floating*>a.whhT_p, G, dh, H, False)
+    barrier_wait(&a.barrier)    # every row of dG is needed below
+    param_grads_task(&a.grads, _, tid, nt, &a.barrier)
+
+
+cdef void backward_task_f32(void* a, int tid, int nt) noexcept nogil:
+    backward_task(<Backward*>a, <float*>NULL, tid, nt)
+
+
+cdef void backward_task_f64(void* a, int tid, int nt) noexcept nogil:
+    backward_task(<Backward*>a, <double*>NULL, tid, nt)
 
 
 def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
@@ -60,28 +175,33 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                   floating[:, ::1] dh, floating[:, ::1] dc, floating[:, :, ::1] dgates,
                   floating[:, :, ::1] dx, bint dx_accumulate,
                   floating[:, ::1] dw_ih, floating[:, ::1] dw_hh,
-                  floating[::1] db_ih, floating[::1] db_hh, bint reverse):
+                  floating[::1] db_ih, floating[::1] db_hh,
+                  floating[::1] whhT_packed, floating[::1] wihT_packed,
+                  floating[::1] dg_packed, int nthreads, bint reverse):
     """Backward through time of lstm_forward (saved gates and cells of a training run).
 
     dy[:, :, y_off:y_off+H] is the gradient of this direction's output.
-    dh, dc (B, H) hold dh_n, dc_n on entry and dh0, dc0 on return.
-    dgates (T, B, 4H) is work.  dx is written (or added to, when
-    dx_accumulate); dw_*, db_* are added to.
+    dh, dc (B, H) hold dh_n, dc_n on entry and dh0, dc0 on return.  dx is
+    written (or added to, when dx_accumulate); dw_*, db_* are added to.
+    Work: dgates (T, B, 4H); whhT_packed (packed_size(H, 4H)); wihT_packed
+    (packed_size(D, 4H)); dg_packed (packed_size(4H, T*B)).
     """
-    cdef int T = x.shape[0], B = x.shape[1], D = x.shape[2]
-    cdef int H = w_hh.shape[1], G = 4 * H, ldy = y.shape[2]
-    cdef int s, t, step = -1 if reverse else 1   # time runs t - step -> t in forward
-    cdef int first = T - 1 if reverse else 0     # the step that started from c0
-    cdef const floating* c_prev
+    cdef Backward a
+    cdef int T = x.shape[0], B = x.shape[1], D = x.shape[2], H = w_hh.shape[1]
+    a.T, a.B, a.H, a.ldy, a.reverse = T, B, H, y.shape[2], reverse
+    a.whhT_p, a.c0, a.dy = &whhT_packed[0], &c0[0, 0], &dy[0, 0, y_off]
+    a.gates, a.cells = &gates[0, 0, 0], &cells[0, 0, 0]
+    a.dh, a.dc, a.dgates = &dh[0, 0], &dc[0, 0], &dgates[0, 0, 0]
+    a.grads.T, a.grads.B, a.grads.D, a.grads.H, a.grads.G = T, B, D, H, 4 * H
+    a.grads.ldy, a.grads.reverse, a.grads.dx_accumulate = y.shape[2], reverse, dx_accumulate
+    a.grads.x, a.grads.h0, a.grads.y = &x[0, 0, 0], &h0[0, 0], &y[0, 0, y_off]
+    a.grads.dgi = a.grads.dgh = &dgates[0, 0, 0]
+    a.grads.wihT = &wihT_packed[0]
+    a.grads.dgi_packed = a.grads.dgh_packed = &dg_packed[0]
+    a.grads.dx, a.grads.dw_ih, a.grads.dw_hh = &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0]
+    a.grads.db_ih, a.grads.db_hh = &db_ih[0], &db_hh[0]
+    cdef fr_task_fn task = backward_task_f32 if floating is float else backward_task_f64
     with nogil:
-        for s in range(T):
-            t = s if reverse else T - 1 - s      # backward visits time against the forward order
-            c_prev = &c0[0, 0] if t == first else &cells[t - step, 0, 0]
-            lstm_step_bwd(B, H, &gates[t, 0, 0], &cells[t, 0, 0], c_prev,
-                          &dy[t, 0, y_off], ldy, &dh[0, 0], &dc[0, 0], &dgates[t, 0, 0])
-            # dh_{t-1} = dG_t W_hh
-            mm_nn(B, H, G, &dgates[t, 0, 0], G, &w_hh[0, 0], H, <floating>0, &dh[0, 0], H)
-        param_grads(T, B, D, H, G, &x[0, 0, 0], &h0[0, 0], &y[0, 0, y_off], ldy,
-                    &dgates[0, 0, 0], &dgates[0, 0, 0], G, &w_ih[0, 0],
-                    &dx[0, 0, 0], dx_accumulate, &dw_ih[0, 0], &dw_hh[0, 0],
-                    &db_ih[0], &db_hh[0], reverse)
+        pack_panels(H, 4 * H, &w_hh[0, 0], 1, H, &whhT_packed[0])
+        pack_panels(D, 4 * H, &w_ih[0, 0], 1, D, &wihT_packed[0])
+        run_parallel(nthreads, task, &a, &a.barrier)

@@ -2,44 +2,134 @@
 forward over the whole sequence and backward through time.  The Python
 layer (fastrnn/rnn.py) validates and allocates; these trust their arguments.
 
-Per step: pre_t = (x_t W_ih^T + b, hoisted into one GEMM per chunk)
-+ h_{t-1} W_hh^T (one BLAS call), then h_t = act(pre_t) in one C pass.
-Backward needs only the outputs h_t: tanh' = 1 - h^2, relu' = [h > 0].
+Per step: pre_t = (x_t W_ih^T + b, hoisted into one GEMM per chunk of steps)
++ h_{t-1} W_hh^T, then h_t = act(pre_t) in one C pass.  Backward needs only
+the outputs h_t: tanh' = 1 - h^2, relu' = [h > 0].  Threads split the
+projection by rows and the time loop by batch rows, as in fastrnn/_lstm.pyx.
 """
 
 from cython cimport floating
-from fastrnn._blas cimport mm_nn, mm_nt
 from fastrnn._cells cimport rnn_step_bwd, rnn_step_fwd
-from fastrnn._seq cimport chunk_bounds, copy_rows, param_grads, project_inputs
+from fastrnn._packed cimport pack_panels, packed_gemm
+from fastrnn._seq cimport (GradArgs, chunk_bounds, copy_rows, param_grads_task,
+                           project_task)
+from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel, split_range
+
+
+cdef struct Forward:
+    int T, B, D, H, ldy, chunk
+    bint reverse, relu
+    const void* x          # (T, B, D)
+    const void* wih_p      # W_ih packed (N = H, K = D)
+    const void* whh_p      # W_hh packed (N = H, K = H)
+    const void* bias       # b_ih + b_hh
+    const void* h0
+    void* y                # &y[0, 0, y_off], row stride ldy
+    void* pre              # (chunk, B, H)
+    void* h_n
+    fr_barrier barrier
+
+
+cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept nogil:
+    cdef int T = a.T, B = a.B, D = a.D, H = a.H, ldy = a.ldy
+    cdef floating* y = <floating*>a.y
+    cdef floating* pre = <floating*>a.pre
+    cdef floating* p
+    cdef int b0, b1, k, s, t, t0, t1, ld_prev = H
+    split_range(B, tid, nt, &b0, &b1)
+    cdef int rows = b1 - b0
+    cdef const floating* h_prev = <const floating*>a.h0 + <size_t>b0 * H
+    for k in range((T + a.chunk - 1) // a.chunk):
+        chunk_bounds(k, a.chunk, T, a.reverse, &t0, &t1)
+        project_task((t1 - t0) * B, H, D, <const floating*>a.x + <size_t>t0 * B * D,
+                     <const floating*>a.wih_p, <const floating*>a.bias, pre, H, tid, nt)
+        barrier_wait(&a.barrier)
+        if rows > 0:
+            for s in range(t1 - t0):
+                t = t1 - 1 - s if a.reverse else t0 + s
+                p = pre + (<size_t>(t - t0) * B + b0) * H
+                packed_gemm(rows, H, H, h_prev, ld_prev, <const floating*>a.whh_p, H, p, H,
+                            True)
+                rnn_step_fwd(rows, H, p, y + (<size_t>t * B + b0) * ldy, ldy, a.relu)
+                h_prev = y + (<size_t>t * B + b0) * ldy
+                ld_prev = ldy
+        barrier_wait(&a.barrier)   # the next chunk's projection overwrites pre
+    copy_rows(rows, H, h_prev, ld_prev, <floating*>a.h_n + <size_t>b0 * H, H)
+
+
+cdef void forward_task_f32(void* a, int tid, int nt) noexcept nogil:
+    forward_task(<Forward*>a, <float*>NULL, tid, nt)
+
+
+cdef void forward_task_f64(void* a, int tid, int nt) noexcept nogil:
+    forward_task(<Forward*>a, <double*>NULL, tid, nt)
 
 
 def rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                 const floating[:, ::1] w_hh, const floating[::1] bias,
                 const floating[:, ::1] h0, floating[:, :, ::1] y, int y_off,
-                floating[:, :, ::1] pre, floating[:, ::1] h_n, bint relu, bint reverse):
-    """Run one direction of an RNN layer over x (T, B, D).
+                floating[:, :, ::1] pre, floating[:, ::1] h_n,
+                floating[::1] wih_packed, floating[::1] whh_packed, int nthreads,
+                bint relu, bint reverse):
+    """Run one direction of an RNN layer over x (T, B, D) on up to nthreads threads.
 
     Writes h_t into y[t, :, y_off:y_off+H] and the last state into h_n.
     pre (Tc, B, H) is the work buffer for Tc time steps; bias is b_ih + b_hh.
+    wih_packed, whh_packed are work (packed_size(H, D), packed_size(H, H)).
     """
-    cdef int T = x.shape[0], B = x.shape[1], D = x.shape[2]
-    cdef int H = w_hh.shape[1], ldy = y.shape[2], chunk = pre.shape[0]
-    cdef int k, s, t, t0, t1, ld_prev = H
-    cdef const floating* h_prev = &h0[0, 0]
-    cdef floating* p
+    cdef Forward a
+    cdef int H = w_hh.shape[1]
+    a.T, a.B, a.D, a.H = x.shape[0], x.shape[1], x.shape[2], H
+    a.ldy, a.chunk, a.reverse, a.relu = y.shape[2], pre.shape[0], reverse, relu
+    a.x, a.bias, a.h0 = &x[0, 0, 0], &bias[0], &h0[0, 0]
+    a.wih_p, a.whh_p = &wih_packed[0], &whh_packed[0]
+    a.y, a.pre, a.h_n = &y[0, 0, y_off], &pre[0, 0, 0], &h_n[0, 0]
+    cdef fr_task_fn task = forward_task_f32 if floating is float else forward_task_f64
     with nogil:
-        for k in range((T + chunk - 1) // chunk):
-            chunk_bounds(k, chunk, T, reverse, &t0, &t1)
-            project_inputs((t1 - t0) * B, H, D, &x[t0, 0, 0], &w_ih[0, 0], &bias[0],
-                           &pre[0, 0, 0], H)
-            for s in range(t1 - t0):
-                t = t1 - 1 - s if reverse else t0 + s
-                p = &pre[t - t0, 0, 0]
-                mm_nt(B, H, H, h_prev, ld_prev, &w_hh[0, 0], H, <floating>1, p, H)
-                rnn_step_fwd(B, H, p, &y[t, 0, y_off], ldy, relu)
-                h_prev = &y[t, 0, y_off]
-                ld_prev = ldy
-        copy_rows(B, H, h_prev, ld_prev, &h_n[0, 0], H)
+        pack_panels(H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
+        pack_panels(H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
+        run_parallel(nthreads if nthreads < a.B else a.B, task, &a, &a.barrier)
+
+
+cdef struct Backward:
+    int T, B, H, ldy
+    bint reverse, relu
+    const void* whhT_p     # W_hh^T packed (N = H, K = H)
+    const void* y          # &y[0, 0, y_off]
+    const void* dy         # &dy[0, 0, y_off]
+    void* dh               # (B, H): dh_n in, dh0 out
+    void* dpre             # (T, B, H)
+    GradArgs grads
+    fr_barrier barrier
+
+
+cdef inline void backward_task(Backward* a, floating* _, int tid, int nt) noexcept nogil:
+    cdef int T = a.T, B = a.B, H = a.H, ldy = a.ldy
+    cdef floating* dpre = <floating*>a.dpre
+    cdef int b0, b1, s, t
+    split_range(B, tid, nt, &b0, &b1)
+    cdef int rows = b1 - b0
+    cdef floating* dh = <floating*>a.dh + <size_t>b0 * H
+    cdef size_t row
+    if rows > 0:
+        for s in range(T):
+            t = s if a.reverse else T - 1 - s   # backward visits time against the forward order
+            row = <size_t>t * B + b0
+            rnn_step_bwd(rows, H, <const floating*>a.y + row * ldy, ldy,
+                         <const floating*>a.dy + row * ldy, ldy, dh, dpre + row * H, a.relu)
+            # dh_{t-1} = dpre_t W_hh
+            packed_gemm(rows, H, H, dpre + row * H, H, <const floating*>a.whhT_p, H, dh, H,
+                        False)
+    barrier_wait(&a.barrier)    # every row of dpre is needed below
+    param_grads_task(&a.grads, _, tid, nt, &a.barrier)
+
+
+cdef void backward_task_f32(void* a, int tid, int nt) noexcept nogil:
+    backward_task(<Backward*>a, <float*>NULL, tid, nt)
+
+
+cdef void backward_task_f64(void* a, int tid, int nt) noexcept nogil:
+    backward_task(<Backward*>a, <double*>NULL, tid, nt)
 
 
 def rnn_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
@@ -48,24 +138,32 @@ def rnn_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                  floating[:, ::1] dh, floating[:, :, ::1] dpre,
                  floating[:, :, ::1] dx, bint dx_accumulate,
                  floating[:, ::1] dw_ih, floating[:, ::1] dw_hh,
-                 floating[::1] db_ih, floating[::1] db_hh, bint relu, bint reverse):
+                 floating[::1] db_ih, floating[::1] db_hh,
+                 floating[::1] whhT_packed, floating[::1] wihT_packed,
+                 floating[::1] dg_packed, int nthreads, bint relu, bint reverse):
     """Backward through time of rnn_forward.
 
     dy[:, :, y_off:y_off+H] is the gradient of this direction's output;
-    dh (B, H) holds dh_n on entry and dh0 on return; dpre (T, B, H) is work.
-    dx is written (or added to, when dx_accumulate); dw_*, db_* are added to.
+    dh (B, H) holds dh_n on entry and dh0 on return.  dx is written (or
+    added to, when dx_accumulate); dw_*, db_* are added to.  Work: dpre
+    (T, B, H); whhT_packed (packed_size(H, H)); wihT_packed (packed_size(D, H));
+    dg_packed (packed_size(H, T*B)).
     """
-    cdef int T = x.shape[0], B = x.shape[1], D = x.shape[2]
-    cdef int H = w_hh.shape[1], ldy = y.shape[2]
-    cdef int s, t
+    cdef Backward a
+    cdef int T = x.shape[0], B = x.shape[1], D = x.shape[2], H = w_hh.shape[1]
+    a.T, a.B, a.H, a.ldy, a.reverse, a.relu = T, B, H, y.shape[2], reverse, relu
+    a.whhT_p, a.y, a.dy = &whhT_packed[0], &y[0, 0, y_off], &dy[0, 0, y_off]
+    a.dh, a.dpre = &dh[0, 0], &dpre[0, 0, 0]
+    a.grads.T, a.grads.B, a.grads.D, a.grads.H, a.grads.G = T, B, D, H, H
+    a.grads.ldy, a.grads.reverse, a.grads.dx_accumulate = y.shape[2], reverse, dx_accumulate
+    a.grads.x, a.grads.h0, a.grads.y = &x[0, 0, 0], &h0[0, 0], &y[0, 0, y_off]
+    a.grads.dgi = a.grads.dgh = &dpre[0, 0, 0]
+    a.grads.wihT = &wihT_packed[0]
+    a.grads.dgi_packed = a.grads.dgh_packed = &dg_packed[0]
+    a.grads.dx, a.grads.dw_ih, a.grads.dw_hh = &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0]
+    a.grads.db_ih, a.grads.db_hh = &db_ih[0], &db_hh[0]
+    cdef fr_task_fn task = backward_task_f32 if floating is float else backward_task_f64
     with nogil:
-        for s in range(T):
-            t = s if reverse else T - 1 - s      # backward visits time against the forward order
-            rnn_step_bwd(B, H, &y[t, 0, y_off], ldy, &dy[t, 0, y_off], ldy, &dh[0, 0],
-                         &dpre[t, 0, 0], relu)
-            # dh_{t-1} = dpre_t W_hh
-            mm_nn(B, H, H, &dpre[t, 0, 0], H, &w_hh[0, 0], H, <floating>0, &dh[0, 0], H)
-        param_grads(T, B, D, H, H, &x[0, 0, 0], &h0[0, 0], &y[0, 0, y_off], ldy,
-                    &dpre[0, 0, 0], &dpre[0, 0, 0], H, &w_ih[0, 0],
-                    &dx[0, 0, 0], dx_accumulate, &dw_ih[0, 0], &dw_hh[0, 0],
-                    &db_ih[0], &db_hh[0], reverse)
+        pack_panels(H, H, &w_hh[0, 0], 1, H, &whhT_packed[0])
+        pack_panels(D, H, &w_ih[0, 0], 1, D, &wihT_packed[0])
+        run_parallel(nthreads, task, &a, &a.barrier)

@@ -1,18 +1,13 @@
-# Sequence-level pieces shared by every cell's kernels: the hoisted input
-# projection before the time loop and the weight-gradient GEMMs after it.
+# Sequence-level pieces shared by every cell's kernels: chunking of time,
+# the input projection, and the weight gradients after backward's time loop.
+# Each runs as one task of a parallel job (csrc/fastrnn_pool.h): tid of
+# nthreads takes its share and the caller places the barriers.
 # Pointers are to the first element of row-major blocks; ld* are row strides.
 
 from cython cimport floating
-from fastrnn._blas cimport mm_nn, mm_nt, mm_tn
 from fastrnn._cells cimport colsum_add, fill_rows
-
-
-cdef inline void project_inputs(int rows, int G, int D, const floating* x,
-                                const floating* w_ih, const floating* bias,
-                                floating* out, int ldo) noexcept nogil:
-    """out[:rows, :G] = x[:rows] @ w_ih^T + bias, all time steps of a chunk in one GEMM."""
-    fill_rows(rows, G, bias, out, ldo)
-    mm_nt(rows, G, D, x, D, w_ih, D, <floating>1, out, ldo)
+from fastrnn._packed cimport pack_panels, packed_gemm, packed_gemm_ex, panel_width
+from fastrnn._threads cimport barrier_wait, fr_barrier, split_range
 
 
 cdef inline void copy_rows(int rows, int cols, const floating* src, int lds,
@@ -35,31 +30,99 @@ cdef inline void chunk_bounds(int k, int chunk, int T, bint reverse,
         t1[0] = t0[0] + chunk if t0[0] + chunk < T else T
 
 
-cdef inline void param_grads(int T, int B, int D, int H, int G,
-                             const floating* x, const floating* h0,
-                             const floating* y, int ldy,
-                             const floating* dgi, const floating* dgh, int ldg,
-                             const floating* w_ih, floating* dx, bint dx_accumulate,
-                             floating* dw_ih, floating* dw_hh,
-                             floating* db_ih, floating* db_hh, bint reverse) noexcept nogil:
-    """Gradients that need no time loop, each one GEMM with K = T*B:
+cdef inline void project_task(int rows, int G, int D, const floating* x,
+                              const floating* wih_packed, const floating* bias,
+                              floating* out, int ldo, int tid, int nthreads) noexcept nogil:
+    """This task's share of out[:rows, :G] = x[:rows] @ W_ih^T + bias (x has D columns)."""
+    cdef int r0, r1
+    split_range(rows, tid, nthreads, &r0, &r1)
+    if r1 > r0:
+        fill_rows(r1 - r0, G, bias, out + <size_t>r0 * ldo, ldo)
+        packed_gemm(r1 - r0, G, D, x + <size_t>r0 * D, D, wih_packed, D,
+                    out + <size_t>r0 * ldo, ldo, True)
+
+
+cdef inline void pack_task(int N, int K, const floating* W, long sn, long sk,
+                           floating* Wp, int tid, int nthreads) noexcept nogil:
+    """This task's share (whole panels) of pack_panels(N, K, W, sn, sk, Wp)."""
+    cdef int nr = panel_width(W)
+    cdef int q0, q1, n0, n1
+    split_range((N + nr - 1) // nr, tid, nthreads, &q0, &q1)
+    n0 = q0 * nr
+    n1 = q1 * nr if q1 * nr < N else N
+    if n1 > n0:
+        pack_panels(n1 - n0, K, W + n0 * sn, sn, sk, Wp + <size_t>n0 * K)
+
+
+cdef struct GradArgs:
+    # Everything the weight gradients of one layer direction need (void* so
+    # one struct serves float and double; see param_grads_task).
+    int T, B, D, H, G, ldy
+    bint reverse, dx_accumulate
+    const void* x         # (T*B, D) layer input
+    const void* h0        # (B, H)
+    const void* y         # this direction's outputs, row stride ldy
+    const void* dgi       # (T*B, G) input-side gate gradients
+    const void* dgh       # (T*B, G) hidden-side ones (== dgi except for GRU)
+    const void* wihT      # W_ih^T packed: N = D, K = G
+    void* dgi_packed      # work: dgi packed, N = G, K = T*B
+    void* dgh_packed      # work: dgh packed (unused when dgh == dgi)
+    void* dx              # (T*B, D)
+    void* dw_ih           # (G, D), added to
+    void* dw_hh           # (G, H), added to
+    void* db_ih           # (G,), added to
+    void* db_hh           # (G,), added to
+
+
+cdef inline void param_grads_task(GradArgs* a, floating* _, int tid, int nthreads,
+                                  fr_barrier* barrier) noexcept nogil:
+    """This task's share of the gradients that need no time loop:
 
     dW_ih += dGi^T X,  dW_hh += dGh^T H_prev,  dX (+)= dGi W_ih,
-    db_ih += sum_rows dGi,  db_hh += sum_rows dGh.
+    db_ih += sum_rows dGi,  db_hh += sum_rows dGh,
 
-    dgi/dgh are the input- and hidden-side gate gradients (the same array
-    except for GRU); H_prev is the direction's output y shifted by one step
-    in its direction of time, with h0 at the first step.
+    with H_prev the direction's output y shifted by one step in its direction
+    of time and h0 at the first step.  The gate gradients are packed first
+    (by panels, shared out), then each task owns whole panels of the weight
+    gradients and a block of rows of dX, so no two tasks write one element.
     """
-    cdef int TB = T * B
-    cdef int first = T - 1 if reverse else 0   # the step whose h_prev is h0
-    mm_tn(G, D, TB, dgi, ldg, x, D, <floating>1, dw_ih, D)
-    if T > 1:
-        if reverse:      # step t saw h_{t+1}: rows 0..T-2 of dG against y[1:]
-            mm_tn(G, H, (T - 1) * B, dgh, ldg, y + <size_t>B * ldy, ldy, <floating>1, dw_hh, H)
-        else:            # step t saw h_{t-1}: rows 1..T-1 of dG against y[:-1]
-            mm_tn(G, H, (T - 1) * B, dgh + <size_t>B * ldg, ldg, y, ldy, <floating>1, dw_hh, H)
-    mm_tn(G, H, B, dgh + <size_t>first * B * ldg, ldg, h0, H, <floating>1, dw_hh, H)
-    mm_nn(TB, D, G, dgi, ldg, w_ih, D, <floating>(1 if dx_accumulate else 0), dx, D)
-    colsum_add(TB, G, dgi, ldg, db_ih)
-    colsum_add(TB, G, dgh, ldg, db_hh)
+    cdef int TB = a.T * a.B, G = a.G, D = a.D, H = a.H, B = a.B, ldy = a.ldy
+    cdef const floating* dgi = <const floating*>a.dgi
+    cdef const floating* dgh = <const floating*>a.dgh
+    cdef floating* pi = <floating*>a.dgi_packed
+    cdef floating* ph = <floating*>a.dgh_packed if dgh != dgi else pi
+    cdef const floating* y = <const floating*>a.y
+    cdef int nr = panel_width(pi)
+    cdef int q0, q1, n0, n1, r0, r1, first_rows
+    pack_task(G, TB, dgi, 1, G, pi, tid, nthreads)
+    if dgh != dgi:
+        pack_task(G, TB, dgh, 1, G, ph, tid, nthreads)
+    barrier_wait(barrier)
+
+    split_range((G + nr - 1) // nr, tid, nthreads, &q0, &q1)
+    n0 = q0 * nr
+    n1 = q1 * nr if q1 * nr < G else G
+    if n1 > n0:
+        # dW_ih[n, d] += sum_tb dGi[tb, n] x[tb, d]: the transpose of X^T dGi,
+        # written through C strides (scm, scn) = (1, D).
+        packed_gemm_ex(D, n0, n1, TB, <const floating*>a.x, 1, D, pi, TB,
+                       <floating*>a.dw_ih, 1, D, True)
+        # dW_hh likewise against H_prev: y rows paired with the shifted
+        # gate rows, and h0 with the step that started from it.
+        if a.T > 1:
+            if a.reverse:    # step t saw h_{t+1}: dG rows [0, TB-B) with y[1:]
+                packed_gemm_ex(H, n0, n1, TB - B, y + <size_t>B * ldy, 1, ldy, ph, TB,
+                               <floating*>a.dw_hh, 1, H, True)
+            else:            # step t saw h_{t-1}: dG rows [B, TB) with y[:-1]
+                packed_gemm_ex(H, n0, n1, TB - B, y, 1, ldy, ph + <size_t>B * nr, TB,
+                               <floating*>a.dw_hh, 1, H, True)
+        first_rows = TB - B if a.reverse else 0
+        packed_gemm_ex(H, n0, n1, B, <const floating*>a.h0, 1, H,
+                       ph + <size_t>first_rows * nr, TB, <floating*>a.dw_hh, 1, H, True)
+        colsum_add(TB, n1 - n0, dgi + n0, G, <floating*>a.db_ih + n0)
+        colsum_add(TB, n1 - n0, dgh + n0, G, <floating*>a.db_hh + n0)
+
+    split_range(TB, tid, nthreads, &r0, &r1)
+    if r1 > r0:
+        packed_gemm(r1 - r0, D, G, dgi + <size_t>r0 * G, G, <const floating*>a.wihT, G,
+                    <floating*>a.dx + <size_t>r0 * D, D, a.dx_accumulate)

@@ -112,3 +112,14 @@ def check_state(state, name, shape, has_cell, unbatched, dtype):
             arr = arr[:, np.newaxis, :]
         out.append(np.ascontiguousarray(arr, dtype=dtype))
     return out
+
+
+def check_probability(value, name):
+    """Return value as a float p with 0 <= p < 1, or raise naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a number in [0, 1), got {type(value).__name__} "
+                        f"{value!r}")
+    p = float(value)
+    if not 0.0 <= p < 1.0:     # also rejects NaN
+        raise ValueError(f"{name}: expected a number in [0, 1), got {value!r}")
+    return p

@@ -40,16 +40,21 @@ class GRU(RecurrentLayer):
         gates = np.empty((steps, B, 4 * H), self.dtype)
         gh = np.empty((B, 3 * H), self.dtype)
         _gru.gru_forward(x, w_ih, w_hh, bias_x, b_hn, states0[0], y, direction * H, gates, gh,
-                         states_n[0], direction == 1)
+                         states_n[0], self._packed_weights(3 * H, x.shape[2]),
+                         self._packed_weights(3 * H, H), self._threads(T, B, x.shape[2]),
+                         direction == 1)
         return gates if training else None
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,
                             accumulate):
         w_ih, w_hh, _, _ = self._weights(layer, direction)
         dw_ih, dw_hh, db_ih, db_hh = self._weight_grads(layer, direction)
-        T, B = x.shape[:2]
+        T, B, D = x.shape
         H = self.hidden_size
         dgi = np.empty((T, B, 3 * H), self.dtype)
         dgh = np.empty((T, B, 3 * H), self.dtype)
         _gru.gru_backward(x, w_ih, w_hh, states0[0], y, dy, direction * H, saved, carries[0],
-                          dgi, dgh, dx, accumulate, dw_ih, dw_hh, db_ih, db_hh, direction == 1)
+                          dgi, dgh, dx, accumulate, dw_ih, dw_hh, db_ih, db_hh,
+                          self._packed_weights(H, 3 * H), self._packed_weights(D, 3 * H),
+                          self._packed_weights(3 * H, T * B), self._packed_weights(3 * H, T * B),
+                          self._threads(T, B, D), direction == 1)

@@ -41,7 +41,9 @@ class LSTM(RecurrentLayer):
             cells = np.empty((1, B, H), self.dtype)
         (h0, c0), (h_n, c_n) = states0, states_n
         _lstm.lstm_forward(x, w_ih, w_hh, bias, h0, c0, y, direction * H, gates, cells,
-                           h_n, c_n, direction == 1)
+                           h_n, c_n, self._packed_weights(4 * H, x.shape[2]),
+                           self._packed_weights(4 * H, H), self._threads(T, B, x.shape[2]),
+                           direction == 1)
         return (gates, cells) if training else None
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,
@@ -50,7 +52,11 @@ class LSTM(RecurrentLayer):
         dw_ih, dw_hh, db_ih, db_hh = self._weight_grads(layer, direction)
         gates, cells = saved
         (h0, c0), (dh, dc) = states0, carries
+        T, B, D = x.shape
+        H = self.hidden_size
         dgates = np.empty_like(gates)
-        _lstm.lstm_backward(x, w_ih, w_hh, h0, c0, y, dy, direction * self.hidden_size,
+        _lstm.lstm_backward(x, w_ih, w_hh, h0, c0, y, dy, direction * H,
                             gates, cells, dh, dc, dgates, dx, accumulate,
-                            dw_ih, dw_hh, db_ih, db_hh, direction == 1)
+                            dw_ih, dw_hh, db_ih, db_hh, self._packed_weights(H, 4 * H),
+                            self._packed_weights(D, 4 * H), self._packed_weights(4 * H, T * B),
+                            self._threads(T, B, D), direction == 1)

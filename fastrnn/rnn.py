@@ -23,14 +23,14 @@ class RNN(RecurrentLayer):
     _gate_count = 1
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, nonlinearity="tanh",
-                 bias=True, batch_first=False, bidirectional=False, dtype=np.float32,
-                 seed=None):
+                 bias=True, batch_first=False, dropout=0.0, bidirectional=False,
+                 dtype=np.float32, seed=None):
         if nonlinearity not in _NONLINEARITIES:
             raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, num_layers, bias=bias,
-                         batch_first=batch_first, bidirectional=bidirectional, dtype=dtype,
-                         seed=seed)
+                         batch_first=batch_first, dropout=dropout, bidirectional=bidirectional,
+                         dtype=dtype, seed=seed)
 
     def _run_direction(self, layer, direction, x, states0, y, states_n, training):
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
@@ -39,17 +39,22 @@ class RNN(RecurrentLayer):
         bias = b_ih + b_hh if self.bias else np.zeros(H, self.dtype)
         pre = np.empty((self._chunk_steps(T, B, H), B, H), self.dtype)
         _rnn.rnn_forward(x, w_ih, w_hh, bias, states0[0], y, direction * H, pre, states_n[0],
-                         self.nonlinearity == "relu", direction == 1)
+                         self._packed_weights(H, x.shape[2]), self._packed_weights(H, H),
+                         self._threads(T, B, x.shape[2]), self.nonlinearity == "relu",
+                         direction == 1)
         return None     # backward needs only y
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,
                             accumulate):
         w_ih, w_hh, _, _ = self._weights(layer, direction)
         dw_ih, dw_hh, db_ih, db_hh = self._weight_grads(layer, direction)
-        T, B = x.shape[:2]
-        dpre = np.empty((T, B, self.hidden_size), self.dtype)
-        _rnn.rnn_backward(x, w_ih, w_hh, states0[0], y, dy, direction * self.hidden_size,
+        T, B, D = x.shape
+        H = self.hidden_size
+        dpre = np.empty((T, B, H), self.dtype)
+        _rnn.rnn_backward(x, w_ih, w_hh, states0[0], y, dy, direction * H,
                           carries[0], dpre, dx, accumulate, dw_ih, dw_hh, db_ih, db_hh,
+                          self._packed_weights(H, H), self._packed_weights(D, H),
+                          self._packed_weights(H, T * B), self._threads(T, B, D),
                           self.nonlinearity == "relu", direction == 1)
 
     def _config_repr(self):

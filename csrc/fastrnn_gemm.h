@@ -1,0 +1,41 @@
+/*
+ * fastrnn packed-weight GEMM for the recurrent product: plain C, no Python
+ * API.  GCC vector extensions keep it portable; fastrnn_cells.h's
+ * FR_KERNEL compiles it for AVX-512, AVX2+FMA and baseline x86-64.  The
+ * body is gemm_impl.h, instantiated for float (_f32) and double (_f64).
+ */
+#ifndef FASTRNN_GEMM_H
+#define FASTRNN_GEMM_H
+
+#include <stddef.h>
+#include <string.h>
+#include "fastrnn_cells.h"   /* FR_KERNEL */
+
+/* Output columns per packed panel: one 64-byte vector. */
+#define FR_PANEL_F32 16
+#define FR_PANEL_F64 8
+
+typedef float fr_vec_f32 __attribute__((vector_size(64)));
+typedef double fr_vec_f64 __attribute__((vector_size(64)));
+
+#define REAL float
+#define FR_FN(name) fr_##name##_f32
+#define VEC fr_vec_f32
+#define NR FR_PANEL_F32
+#include "gemm_impl.h"
+#undef REAL
+#undef FR_FN
+#undef VEC
+#undef NR
+
+#define REAL double
+#define FR_FN(name) fr_##name##_f64
+#define VEC fr_vec_f64
+#define NR FR_PANEL_F64
+#include "gemm_impl.h"
+#undef REAL
+#undef FR_FN
+#undef VEC
+#undef NR
+
+#endif /* FASTRNN_GEMM_H */

@@ -1,0 +1,47 @@
+# Fused-type front end to the packed-weight GEMM of csrc/fastrnn_gemm.h.
+# The right-hand operand W is packed once into panels of panel-width output
+# columns (pack_panels); products then stream the panels into registers.
+
+from cython cimport floating
+
+cdef extern from "fastrnn_gemm.h" nogil:
+    int FR_PANEL_F32
+    int FR_PANEL_F64
+    void fr_pack_panels_f32(int N, int K, const float* W, long sn, long sk, float* Wp)
+    void fr_pack_panels_f64(int N, int K, const double* W, long sn, long sk, double* Wp)
+    void fr_packed_gemm_f32(int M, int n0, int n1, int K, const float* A, long sam, long sak,
+                            const float* Wp, int kpanel, float* C, long scm, long scn,
+                            int accumulate)
+    void fr_packed_gemm_f64(int M, int n0, int n1, int K, const double* A, long sam,
+                            long sak, const double* Wp, int kpanel, double* C, long scm,
+                            long scn, int accumulate)
+
+
+cdef inline int panel_width(floating* dummy) noexcept nogil:
+    return FR_PANEL_F32 if floating is float else FR_PANEL_F64
+
+
+cdef inline void pack_panels(int N, int K, const floating* W, long sn, long sk,
+                             floating* Wp) noexcept nogil:
+    """Wp = W (N x K, element (n, k) at W[n*sn + k*sk]) in panels of output columns."""
+    if floating is float:
+        fr_pack_panels_f32(N, K, W, sn, sk, Wp)
+    else:
+        fr_pack_panels_f64(N, K, W, sn, sk, Wp)
+
+
+cdef inline void packed_gemm_ex(int M, int n0, int n1, int K, const floating* A, long sam,
+                                long sak, const floating* Wp, int kpanel, floating* C,
+                                long scm, long scn, bint accumulate) noexcept nogil:
+    """C[m, n] (+)= sum_k A[m, k] W[n, k] for n in [n0, n1), any strides (see gemm_impl.h)."""
+    if floating is float:
+        fr_packed_gemm_f32(M, n0, n1, K, A, sam, sak, Wp, kpanel, C, scm, scn, accumulate)
+    else:
+        fr_packed_gemm_f64(M, n0, n1, K, A, sam, sak, Wp, kpanel, C, scm, scn, accumulate)
+
+
+cdef inline void packed_gemm(int M, int N, int K, const floating* A, int lda,
+                             const floating* Wp, int kpanel, floating* C, int ldc,
+                             bint accumulate) noexcept nogil:
+    """C[M, N] (+)= A[M, K] @ W^T, row-major A and C, W packed with kpanel rows."""
+    packed_gemm_ex(M, 0, N, K, A, lda, 1, Wp, kpanel, C, ldc, 1, accumulate)

@@ -1,0 +1,128 @@
+"""fastrnn's own worker threads: results must not depend on how work is split.
+
+Every output element is computed by one task with the same order of
+summation whatever the thread count (rows of the time loop and of dX are
+split, weight gradients by whole column panels), so results with 1, 2 and 3
+threads are compared bitwise, and against the reference within tolerance.
+Shapes are large enough to pass the threading threshold and uneven so that
+splits leave remainders (odd B, T not a multiple of the chunk).
+"""
+
+import threading
+
+import numpy as np
+import pytest
+
+import fastrnn
+from fastrnn import _threads, reference
+from conftest import CELLS, make_layer, mode_of, nonlinearity_of, tol
+
+
+@pytest.fixture
+def restore_threads():
+    previous = _threads.get_num_threads()
+    yield
+    _threads.set_num_threads(previous)
+
+
+def run(layer, x, dy, dsn):
+    layer.zero_grad()
+    y, state_n = layer(x)
+    y2, state2, cache = layer.forward(x)
+    dx, ds0 = layer.backward(dy, cache, dsn)
+    grads = {k: v.copy() for k, v in layer.grads.items()}
+    return y, state_n, y2, state2, dx, ds0, grads
+
+
+def flat(value):
+    if isinstance(value, dict):
+        return [value[k] for k in sorted(value)]
+    if isinstance(value, (tuple, list)):
+        return [a for v in value for a in flat(v)]
+    return [value]
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("B", [1, 5, 7])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_thread_count_does_not_change_results(cell, B, dtype, restore_threads):
+    T, D, H = 37, 40, 36
+    layer = make_layer(cell, D, H, 2, bidirectional=True, dtype=dtype, seed=3)
+    rng = np.random.default_rng(B)
+    x = rng.standard_normal((T, B, D))
+    dy = rng.standard_normal((T, B, 2 * H))
+    shape = (4, B, H)
+    dsn = (rng.standard_normal(shape), rng.standard_normal(shape)) if cell == "lstm" \
+        else rng.standard_normal(shape)
+    results = {}
+    for n in (1, 2, 3):
+        _threads.set_num_threads(n)
+        results[n] = flat(run(layer, x, dy, dsn))
+    for n in (2, 3):
+        for a, b in zip(results[1], results[n]):
+            np.testing.assert_array_equal(a, b)
+    # ... and the shared answer is the right one.
+    params = {k: v.astype(np.float64) for k, v in layer.params.items()}
+    y_ref, _, cache = reference.forward(mode_of(cell), params, x, None, num_layers=2,
+                                        bidirectional=True, nonlinearity=nonlinearity_of(cell))
+    dx_ref, _, g_ref = reference.backward(dy, cache, dsn)
+    _threads.set_num_threads(2)
+    y, _, _, _, dx, _, grads = run(layer, x, dy, dsn)
+    np.testing.assert_allclose(y, y_ref, **tol(dtype))
+    np.testing.assert_allclose(dx, dx_ref, **tol(dtype))
+    for k in g_ref:
+        np.testing.assert_allclose(grads[k], g_ref[k], rtol=1e-4 if dtype == np.float32
+                                   else 1e-9, atol=1e-4 if dtype == np.float32 else 1e-9)
+
+
+def test_long_inference_crosses_chunks(restore_threads, monkeypatch):
+    # Many projection chunks, each a barrier between the projection and the loop.
+    import fastrnn._base as base
+    monkeypatch.setattr(base, "_CHUNK_ELEMENTS", 4 * 24 * 6 * 3)
+    layer = fastrnn.LSTM(10, 24, num_layers=2, bidirectional=True, dtype=np.float64, seed=0)
+    x = np.random.default_rng(0).standard_normal((50, 6, 10))
+    _threads.set_num_threads(1)
+    y1, s1 = layer(x)
+    _threads.set_num_threads(2)
+    y2, s2 = layer(x)
+    np.testing.assert_array_equal(y1, y2)
+    y_ref, s_ref, _ = reference.forward("lstm", layer.params, x, None, num_layers=2,
+                                        bidirectional=True)
+    np.testing.assert_allclose(y2, y_ref, **tol(np.float64))
+
+
+def test_concurrent_callers_share_the_pool_safely(restore_threads):
+    # Python threads calling at once: one gets the workers, the others run
+    # alone on their own thread (the pool is busy); all results stay exact.
+    _threads.set_num_threads(2)
+    layers = [fastrnn.GRU(16, 32, dtype=np.float64, seed=i) for i in range(4)]
+    xs = [np.random.default_rng(i).standard_normal((40, 9, 16)) for i in range(4)]
+    expected = [layer(x)[0] for layer, x in zip(layers, xs)]
+    errors = []
+
+    def work(i):
+        for _ in range(20):
+            y, _ = layers[i](xs[i])
+            if not np.array_equal(y, expected[i]):
+                errors.append(i)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    assert errors == []
+
+
+@pytest.mark.parametrize("bad, exc", [(0, ValueError), (-2, ValueError), (1.5, TypeError),
+                                      ("2", TypeError), (True, TypeError)])
+def test_set_num_threads_rejects_bad_values(bad, exc, restore_threads):
+    with pytest.raises(exc, match=r"\bn\b"):
+        fastrnn.set_num_threads(bad)
+
+
+def test_set_num_threads_returns_previous(restore_threads):
+    before = fastrnn.get_num_threads()
+    assert fastrnn.set_num_threads(1) == before
+    assert fastrnn.get_num_threads() == 1
