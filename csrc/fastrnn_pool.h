@@ -24,7 +24,10 @@
 #include <stddef.h>
 
 #define FR_MAX_THREADS 64    /* caller included */
-#define FR_SPIN_NS 200000L   /* how long an idle worker polls before sleeping */
+#ifndef FR_SPIN_NS
+#define FR_SPIN_NS 1000000L  /* how long an idle worker polls before sleeping: waking a
+                                sleeping thread costs tens to hundreds of us in a VM */
+#endif
 
 typedef void (*fr_task_fn)(void *ctx, int tid, int nthreads);
 

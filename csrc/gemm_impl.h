@@ -57,47 +57,32 @@ static inline __attribute__((always_inline)) void FR_FN(put)(REAL *c, long scn, 
     }
 }
 
-/* MR rows of A times one panel: MR independent accumulators.  MR is a
- * compile-time constant at every call site, so the loops unroll and the
- * accumulators live in registers.  A's element (r, k) is at A[r*sam + k*sak]. */
-static inline __attribute__((always_inline)) void FR_FN(tile_rows)(
-    const int MR, int K, const REAL *A, long sam, long sak, const REAL *wp,
-    REAL *C, long scm, long scn, int ncols, int accumulate)
+/* MR rows of A times NP consecutive panels: MR*NP independent accumulators
+ * (at most 8: enough FMA chains in flight to hide the FMA latency, few enough
+ * to stay in registers).  MR and NP are compile-time constants at every call
+ * site, so the loops unroll.  A's element (r, k) is at A[r*sam + k*sak];
+ * panel j starts pstride after panel j - 1. */
+static inline __attribute__((always_inline)) void FR_FN(tile)(
+    const int MR, const int NP, int K, const REAL *A, long sam, long sak, const REAL *wp,
+    size_t pstride, REAL *C, long scm, long scn, int ncols_last, int accumulate)
 {
-    VEC acc[6] = {{0}};
+    VEC acc[8] = {{0}};
     for (int k = 0; k < K; ++k) {
-        VEC w = FR_FN(vload)(wp + (size_t)k * NR);
         const REAL *a = A + k * sak;
-        for (int r = 0; r < MR; ++r)
-            acc[r] += a[r * sam] * w;
+        for (int j = 0; j < NP; ++j) {
+            VEC w = FR_FN(vload)(wp + j * pstride + (size_t)k * NR);
+            for (int r = 0; r < MR; ++r)
+                acc[r * NP + j] += a[r * sam] * w;
+        }
     }
     for (int r = 0; r < MR; ++r)
-        FR_FN(put)(C + r * scm, scn, acc[r], ncols, accumulate);
+        for (int j = 0; j < NP; ++j)
+            FR_FN(put)(C + r * scm + j * NR * scn, scn, acc[r * NP + j],
+                       j == NP - 1 ? ncols_last : NR, accumulate);
 }
 
-/* One row of A times four panels: four accumulators, so a single row (the
- * batch-1 case) is not held up by the latency of one FMA chain. */
-static inline __attribute__((always_inline)) void FR_FN(tile_panels4)(
-    int K, const REAL *a, long sak, const REAL *wp, size_t pstride, REAL *c, long scn,
-    int accumulate)
-{
-    VEC acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0};
-    for (int k = 0; k < K; ++k) {
-        const REAL *w = wp + (size_t)k * NR;
-        REAL ak = a[k * sak];
-        acc0 += ak * FR_FN(vload)(w);
-        acc1 += ak * FR_FN(vload)(w + pstride);
-        acc2 += ak * FR_FN(vload)(w + 2 * pstride);
-        acc3 += ak * FR_FN(vload)(w + 3 * pstride);
-    }
-    FR_FN(put)(c, scn, acc0, NR, accumulate);
-    FR_FN(put)(c + NR * scn, scn, acc1, NR, accumulate);
-    FR_FN(put)(c + 2 * NR * scn, scn, acc2, NR, accumulate);
-    FR_FN(put)(c + 3 * NR * scn, scn, acc3, NR, accumulate);
-}
-
-#define FR_TILE(mr) FR_FN(tile_rows)(mr, K, A + m * sam, sam, sak, wp, c + m * scm, scm, scn, \
-                                     ncols, accumulate)
+#define FR_TILE(mr, np) FR_FN(tile)(mr, np, K, A + m * sam, sam, sak, wp, pstride, \
+                                      c + m * scm, scm, scn, ncols_last, accumulate)
 
 /* C[m, n] (+)= sum_k A[m, k] W[n, k]  for m < M and n in [n0, n1), W packed.
  *
@@ -108,32 +93,52 @@ static inline __attribute__((always_inline)) void FR_FN(tile_panels4)(
  *   C element (m, n) at C[m*scm + n*scn]: row-major C has (ldc, 1); (1, ldc)
  *     writes the transpose.
  *
+ * Rows go in blocks of 6 against one panel; the last 1 to 5 rows take
+ * several panels at once (1x4, 2x4, 3x2, 4x2, 5x1) so that they keep as many
+ * accumulators busy as a full block.
+ *
  * NumPy: C[:, n0:n1] = (C[:, n0:n1] if accumulate else 0) + A @ W[n0:n1].T */
 FR_KERNEL void FR_FN(packed_gemm)(int M, int n0, int n1, int K, const REAL *restrict A,
                                   long sam, long sak, const REAL *restrict Wp, int kpanel,
                                   REAL *restrict C, long scm, long scn, int accumulate)
 {
     const size_t pstride = (size_t)kpanel * NR;
-    int p = n0 / NR, p_end = (n1 + NR - 1) / NR;
-    if (M == 1) {
-        for (; p + 4 <= p_end && (p + 4) * NR <= n1; p += 4)
-            FR_FN(tile_panels4)(K, A, sak, Wp + p * pstride, pstride, C + p * NR * scn, scn,
-                                accumulate);
-    }
-    for (; p < p_end; ++p) {
+    const int p_end = (n1 + NR - 1) / NR;
+    const long full = M - M % 6;
+    for (int p = n0 / NR; p < p_end; ++p) {       /* full blocks of 6 rows, one panel */
         const REAL *wp = Wp + p * pstride;
-        int ncols = n1 - p * NR < NR ? n1 - p * NR : NR;
         REAL *c = C + p * NR * scn;
-        long m = 0;
-        for (; m + 6 <= M; m += 6)
-            FR_TILE(6);
-        switch (M - m) {
-        case 5: FR_TILE(5); break;
-        case 4: FR_TILE(4); break;
-        case 3: FR_TILE(3); break;
-        case 2: FR_TILE(2); break;
-        case 1: FR_TILE(1); break;
-        default: break;
+        int ncols_last = n1 - p * NR < NR ? n1 - p * NR : NR;
+        for (long m = 0; m < full; m += 6)
+            FR_TILE(6, 1);
+    }
+    const int rest = (int)(M - full);
+    const long m = full;
+    int p = n0 / NR;
+    if (rest > 0 && rest <= 4) {                  /* the last rows, several panels at a time */
+        const int np = rest <= 2 ? 4 : 2;
+        for (; p + np <= p_end; p += np) {
+            const REAL *wp = Wp + p * pstride;
+            REAL *c = C + p * NR * scn;
+            int ncols_last = n1 - (p + np - 1) * NR < NR ? n1 - (p + np - 1) * NR : NR;
+            switch (rest) {
+            case 4: FR_TILE(4, 2); break;
+            case 3: FR_TILE(3, 2); break;
+            case 2: FR_TILE(2, 4); break;
+            default: FR_TILE(1, 4); break;
+            }
+        }
+    }
+    for (; rest > 0 && p < p_end; ++p) {          /* what is left, one panel at a time */
+        const REAL *wp = Wp + p * pstride;
+        REAL *c = C + p * NR * scn;
+        int ncols_last = n1 - p * NR < NR ? n1 - p * NR : NR;
+        switch (rest) {
+        case 5: FR_TILE(5, 1); break;
+        case 4: FR_TILE(4, 1); break;
+        case 3: FR_TILE(3, 1); break;
+        case 2: FR_TILE(2, 1); break;
+        default: FR_TILE(1, 1); break;
         }
     }
 }
