@@ -64,18 +64,18 @@ FR_KERNEL void FR_FN(rnn_step_bwd)(int B, int H, const REAL *restrict h, int ldh
 /* --------------------------------------------------------------- LSTM --- */
 
 /* gates: B x 4H pre-activations [i f g o], overwritten with activations.
- * c = f * c_prev + i * g;  h = o * tanh(c).
+ * c = f * c_prev + i * g;  h = o * tanh(c), for hidden units j0 <= j < j1
+ * (all of them, 0..H, unless threads share one sequence's units).
  * c_prev and c may be the same buffer (inference updates the cell in place),
  * so neither is restrict: each element is read before it is written. */
-FR_KERNEL void FR_FN(lstm_step_fwd)(int B, int H, REAL *restrict gates,
-                                           const REAL *c_prev, REAL *c,
-                                           REAL *restrict h, int ldh)
+FR_KERNEL void FR_FN(lstm_step_fwd)(int B, int H, int j0, int j1, REAL *restrict gates,
+                                    const REAL *c_prev, REAL *c, REAL *restrict h, int ldh)
 {
     for (int b = 0; b < B; ++b) {
         REAL *gi = gates + (size_t)b * 4 * H, *gf = gi + H, *gg = gf + H, *go = gg + H;
         const REAL *cp = c_prev + (size_t)b * H;
         REAL *cb = c + (size_t)b * H, *hb = h + (size_t)b * ldh;
-        for (int j = 0; j < H; ++j) {
+        for (int j = j0; j < j1; ++j) {
             REAL i = SIGMOID(gi[j]), f = SIGMOID(gf[j]), g = TANH(gg[j]), o = SIGMOID(go[j]);
             REAL cn = f * cp[j] + i * g;
             gi[j] = i; gf[j] = f; gg[j] = g; go[j] = o;
@@ -123,8 +123,9 @@ FR_KERNEL void FR_FN(lstm_step_bwd)(int B, int H, const REAL *restrict act,
  * the recurrent product W_hh h_prev without bias.  Overwrites the row with
  * the activations [r z n hn], hn = W_hn h_prev + b_hn, which backward needs:
  *   r = sigmoid(x_r + gh_r)   z = sigmoid(x_z + gh_z)
- *   n = tanh(x_n + r * hn)     h = (1 - z) * n + z * h_prev */
-FR_KERNEL void FR_FN(gru_step_fwd)(int B, int H, REAL *restrict gates,
+ *   n = tanh(x_n + r * hn)     h = (1 - z) * n + z * h_prev
+ * for hidden units j0 <= j < j1 (0..H unless threads share one sequence). */
+FR_KERNEL void FR_FN(gru_step_fwd)(int B, int H, int j0, int j1, REAL *restrict gates,
                                           const REAL *restrict gh, const REAL *restrict b_hn,
                                           const REAL *restrict h_prev, int ldhp,
                                           REAL *restrict h, int ldh)
@@ -134,7 +135,7 @@ FR_KERNEL void FR_FN(gru_step_fwd)(int B, int H, REAL *restrict gates,
         const REAL *hr = gh + (size_t)b * 3 * H, *hz = hr + H, *hnn = hz + H;
         const REAL *hp = h_prev + (size_t)b * ldhp;
         REAL *hb = h + (size_t)b * ldh;
-        for (int j = 0; j < H; ++j) {
+        for (int j = j0; j < j1; ++j) {
             REAL r = SIGMOID(xr[j] + hr[j]);
             REAL z = SIGMOID(xz[j] + hz[j]);
             REAL hn = hnn[j] + b_hn[j];

@@ -26,6 +26,10 @@ _CHUNK_ELEMENTS = 1 << 20
 # microseconds (more in a VM), which small calls would not win back.
 _THREADED_MIN_FLOPS = 2_000_000
 
+# Smallest hidden size at which a single sequence is split over threads by
+# hidden units: below it the per-step barrier costs more than half a step.
+_UNIT_SPLIT_MIN_H = 128
+
 
 class ForwardCache:
     """What a training forward keeps for backward: opaque to users.
@@ -186,15 +190,21 @@ class RecurrentLayer:
         nr = panel_width(self.dtype.itemsize)
         return np.empty(-(-rows // nr) * nr * cols, self.dtype)
 
-    def _threads(self, T, B, in_size):
+    def _threads(self, T, B, in_size, backward=False):
         """Threads for one direction's kernel call on (T, B, in_size) inputs.
 
-        The time loop is split by batch rows, so a single sequence runs on one
-        thread (measured: a second thread made batch-1 backward slower).
+        Time loops are split by batch rows; a single sequence's forward loop
+        can also be split by hidden units (with a barrier per step), which
+        pays from H = _UNIT_SPLIT_MIN_H.  Batch-1 backward stays on one
+        thread (measured: a second one made it slower).
         """
         G = self._gate_count * self.hidden_size
         flops = 2 * T * B * G * (in_size + self.hidden_size)
-        return get_num_threads() if B >= 2 and flops >= _THREADED_MIN_FLOPS else 1
+        if flops < _THREADED_MIN_FLOPS:
+            return 1
+        if B == 1 and (backward or self.hidden_size < _UNIT_SPLIT_MIN_H):
+            return 1
+        return get_num_threads()
 
     def _chunk_steps(self, T, B, width):
         """Time steps per input-projection chunk in inference (memory independent of T)."""

@@ -15,20 +15,21 @@ cdef extern from "fastrnn_cells.h" nogil:
                              const float* dh, float* dpre, int relu)
     void fr_rnn_step_bwd_f64(int B, int H, const double* h, int ldh, const double* dy, int ldy,
                              const double* dh, double* dpre, int relu)
-    void fr_lstm_step_fwd_f32(int B, int H, float* gates, const float* c_prev, float* c,
-                              float* h, int ldh)
-    void fr_lstm_step_fwd_f64(int B, int H, double* gates, const double* c_prev, double* c,
-                              double* h, int ldh)
+    void fr_lstm_step_fwd_f32(int B, int H, int j0, int j1, float* gates, const float* c_prev,
+                              float* c, float* h, int ldh)
+    void fr_lstm_step_fwd_f64(int B, int H, int j0, int j1, double* gates,
+                              const double* c_prev, double* c, double* h, int ldh)
     void fr_lstm_step_bwd_f32(int B, int H, const float* act, const float* c, const float* c_prev,
                               const float* dy, int ldy, const float* dh_rec, float* dc,
                               float* dgates)
     void fr_lstm_step_bwd_f64(int B, int H, const double* act, const double* c,
                               const double* c_prev, const double* dy, int ldy,
                               const double* dh_rec, double* dc, double* dgates)
-    void fr_gru_step_fwd_f32(int B, int H, float* gates, const float* gh, const float* b_hn,
-                             const float* h_prev, int ldhp, float* h, int ldh)
-    void fr_gru_step_fwd_f64(int B, int H, double* gates, const double* gh, const double* b_hn,
-                             const double* h_prev, int ldhp, double* h, int ldh)
+    void fr_gru_step_fwd_f32(int B, int H, int j0, int j1, float* gates, const float* gh,
+                             const float* b_hn, const float* h_prev, int ldhp, float* h, int ldh)
+    void fr_gru_step_fwd_f64(int B, int H, int j0, int j1, double* gates, const double* gh,
+                             const double* b_hn, const double* h_prev, int ldhp, double* h,
+                             int ldh)
     void fr_gru_step_bwd_f32(int B, int H, const float* act, const float* h_prev, int ldhp,
                              const float* dy, int ldy, float* dh, float* dgi, float* dgh)
     void fr_gru_step_bwd_f64(int B, int H, const double* act, const double* h_prev, int ldhp,
@@ -68,12 +69,13 @@ cdef inline void rnn_step_bwd(int B, int H, const floating* h, int ldh, const fl
         fr_rnn_step_bwd_f64(B, H, h, ldh, dy, ldy, dh, dpre, relu)
 
 
-cdef inline void lstm_step_fwd(int B, int H, floating* gates, const floating* c_prev,
-                               floating* c, floating* h, int ldh) noexcept nogil:
+cdef inline void lstm_step_fwd(int B, int H, int j0, int j1, floating* gates,
+                               const floating* c_prev, floating* c, floating* h,
+                               int ldh) noexcept nogil:
     if floating is float:
-        fr_lstm_step_fwd_f32(B, H, gates, c_prev, c, h, ldh)
+        fr_lstm_step_fwd_f32(B, H, j0, j1, gates, c_prev, c, h, ldh)
     else:
-        fr_lstm_step_fwd_f64(B, H, gates, c_prev, c, h, ldh)
+        fr_lstm_step_fwd_f64(B, H, j0, j1, gates, c_prev, c, h, ldh)
 
 
 cdef inline void lstm_step_bwd(int B, int H, const floating* act, const floating* c,
@@ -86,13 +88,13 @@ cdef inline void lstm_step_bwd(int B, int H, const floating* act, const floating
         fr_lstm_step_bwd_f64(B, H, act, c, c_prev, dy, ldy, dh_rec, dc, dgates)
 
 
-cdef inline void gru_step_fwd(int B, int H, floating* gates, const floating* gh,
-                              const floating* b_hn, const floating* h_prev, int ldhp,
-                              floating* h, int ldh) noexcept nogil:
+cdef inline void gru_step_fwd(int B, int H, int j0, int j1, floating* gates,
+                              const floating* gh, const floating* b_hn, const floating* h_prev,
+                              int ldhp, floating* h, int ldh) noexcept nogil:
     if floating is float:
-        fr_gru_step_fwd_f32(B, H, gates, gh, b_hn, h_prev, ldhp, h, ldh)
+        fr_gru_step_fwd_f32(B, H, j0, j1, gates, gh, b_hn, h_prev, ldhp, h, ldh)
     else:
-        fr_gru_step_fwd_f64(B, H, gates, gh, b_hn, h_prev, ldhp, h, ldh)
+        fr_gru_step_fwd_f64(B, H, j0, j1, gates, gh, b_hn, h_prev, ldhp, h, ldh)
 
 
 cdef inline void gru_step_bwd(int B, int H, const floating* act, const floating* h_prev,

@@ -7,12 +7,13 @@ Per step: the input side [x_r x_z x_n] comes from one GEMM per chunk of
 steps (biases b_ir+b_hr, b_iz+b_hz, b_in folded in); gh = h_{t-1} W_hh^T is
 one product with the packed weights; one fused C pass forms r, z, n and h.
 b_hn stays apart because r multiplies it.  Threads split the projection by
-rows and the time loop by batch rows, as in fastrnn/_lstm.pyx.
+rows and the time loop by batch rows, or a single sequence by hidden units,
+as in fastrnn/_lstm.pyx.
 """
 
 from cython cimport floating
 from fastrnn._cells cimport gru_step_bwd, gru_step_fwd
-from fastrnn._packed cimport pack_panels, packed_gemm
+from fastrnn._packed cimport pack_panels, packed_gemm, packed_gemm_ex, panel_width
 from fastrnn._seq cimport (GradArgs, chunk_bounds, copy_rows, param_grads_task,
                            project_task)
 from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel, split_range
@@ -20,7 +21,7 @@ from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel
 
 cdef struct Forward:
     int T, B, D, H, ldy, chunk
-    bint reverse
+    bint reverse, split_units
     const void* x          # (T, B, D)
     const void* wih_p      # W_ih packed (N = 3H, K = D)
     const void* whh_p      # W_hh packed (N = 3H, K = H)
@@ -34,7 +35,39 @@ cdef struct Forward:
     fr_barrier barrier
 
 
+cdef inline void forward_units_task(Forward* a, floating* _, int tid, int nt) noexcept nogil:
+    """Batch 1: this task's hidden units, whole panels of them, over all steps."""
+    cdef int T = a.T, D = a.D, H = a.H, ldy = a.ldy, nr = panel_width(_)
+    cdef floating* y = <floating*>a.y
+    cdef floating* gates = <floating*>a.gates
+    cdef floating* gh = <floating*>a.gh
+    cdef int u0, u1, j0, j1, q, k, s, t, t0, t1
+    split_range(H // nr, tid, nt, &u0, &u1)
+    j0, j1 = u0 * nr, u1 * nr
+    cdef const floating* h_prev = <const floating*>a.h0
+    cdef floating* g
+    for k in range((T + a.chunk - 1) // a.chunk):
+        chunk_bounds(k, a.chunk, T, a.reverse, &t0, &t1)
+        project_task(t1 - t0, 3 * H, D, <const floating*>a.x + <size_t>t0 * D,
+                     <const floating*>a.wih_p, <const floating*>a.bias_x, gates, 4 * H, tid, nt)
+        barrier_wait(&a.barrier)
+        for s in range(t1 - t0):
+            t = t1 - 1 - s if a.reverse else t0 + s
+            g = gates + <size_t>(t - t0) * 4 * H
+            for q in range(3):       # this task's columns of each gate block
+                packed_gemm_ex(1, q * H + j0, q * H + j1, H, h_prev, H, 1,
+                               <const floating*>a.whh_p, H, gh, 3 * H, 1, False)
+            gru_step_fwd(1, H, j0, j1, g, gh, <const floating*>a.b_hn, h_prev, H,
+                         y + <size_t>t * ldy, ldy)
+            h_prev = y + <size_t>t * ldy
+            barrier_wait(&a.barrier)   # all of h_t before any task starts step t+1
+    copy_rows(1, j1 - j0, h_prev + j0, H, <floating*>a.h_n + j0, H)
+
+
 cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept nogil:
+    if a.split_units:
+        forward_units_task(a, _, tid, nt)
+        return
     cdef int T = a.T, B = a.B, D = a.D, H = a.H, ldy = a.ldy
     cdef floating* y = <floating*>a.y
     cdef floating* gates = <floating*>a.gates
@@ -56,7 +89,7 @@ cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept
                 g = gates + (<size_t>(t - t0) * B + b0) * 4 * H
                 packed_gemm(rows, 3 * H, H, h_prev, ld_prev, <const floating*>a.whh_p, H,
                             gh, 3 * H, False)
-                gru_step_fwd(rows, H, g, gh, <const floating*>a.b_hn, h_prev, ld_prev,
+                gru_step_fwd(rows, H, 0, H, g, gh, <const floating*>a.b_hn, h_prev, ld_prev,
                              y + (<size_t>t * B + b0) * ldy, ldy)
                 h_prev = y + (<size_t>t * B + b0) * ldy
                 ld_prev = ldy
@@ -95,10 +128,17 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.wih_p, a.whh_p = &wih_packed[0], &whh_packed[0]
     a.y, a.gates, a.gh, a.h_n = &y[0, 0, y_off], &gates[0, 0, 0], &gh[0, 0], &h_n[0, 0]
     cdef fr_task_fn task = forward_task_f32 if floating is float else forward_task_f64
+    cdef int nr = panel_width(&wih_packed[0])
+    # One sequence can only be shared by hidden units, in whole panels.
+    a.split_units = a.B == 1 and nthreads > 1 and H % nr == 0 and H >= 2 * nr
+    if a.split_units:
+        nthreads = min(nthreads, H // nr)
+    else:   # more threads than batch rows would idle through the time loop
+        nthreads = min(nthreads, a.B)
     with nogil:
         pack_panels(3 * H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
         pack_panels(3 * H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
-        run_parallel(nthreads if nthreads < a.B else a.B, task, &a, &a.barrier)
+        run_parallel(nthreads, task, &a, &a.barrier)
 
 
 cdef struct Backward:

@@ -6,12 +6,14 @@ Per step: gates_t = (x_t W_ih^T + b, hoisted into one GEMM per chunk of
 steps) + h_{t-1} W_hh^T, then one fused C pass (csrc/cells_impl.h).  The
 weights are packed once per call (csrc/gemm_impl.h).  Work is split over
 fastrnn's threads: the projection by rows, the time loop by batch rows
-(sequences are independent, so the loop needs no barrier per step).
+(sequences are independent, so the loop needs no barrier per step), or for
+a single sequence by hidden units (each thread computes all four gates of
+its units and updates their cells; a barrier per step publishes h_t).
 """
 
 from cython cimport floating
 from fastrnn._cells cimport lstm_step_bwd, lstm_step_fwd
-from fastrnn._packed cimport pack_panels, packed_gemm
+from fastrnn._packed cimport pack_panels, packed_gemm, packed_gemm_ex, panel_width
 from fastrnn._seq cimport (GradArgs, chunk_bounds, copy_rows, param_grads_task,
                            project_task)
 from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel, split_range
@@ -19,7 +21,7 @@ from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel
 
 cdef struct Forward:
     int T, B, D, H, ldy, chunk
-    bint reverse, keep_cells
+    bint reverse, keep_cells, split_units
     const void* x          # (T, B, D)
     const void* wih_p      # W_ih packed (N = 4H, K = D)
     const void* whh_p      # W_hh packed (N = 4H, K = H)
@@ -34,7 +36,45 @@ cdef struct Forward:
     fr_barrier barrier
 
 
+cdef inline void forward_units_task(Forward* a, floating* _, int tid, int nt) noexcept nogil:
+    """Batch 1: this task's hidden units, whole panels of them, over all steps."""
+    cdef int T = a.T, D = a.D, H = a.H, G = 4 * a.H, ldy = a.ldy, nr = panel_width(_)
+    cdef const floating* x = <const floating*>a.x
+    cdef floating* y = <floating*>a.y
+    cdef floating* gates = <floating*>a.gates
+    cdef floating* cells = <floating*>a.cells
+    cdef const floating* whh_p = <const floating*>a.whh_p
+    cdef int u0, u1, j0, j1, q, k, s, t, t0, t1
+    split_range(H // nr, tid, nt, &u0, &u1)
+    j0, j1 = u0 * nr, u1 * nr
+    cdef const floating* h_prev = <const floating*>a.h0
+    cdef const floating* c_prev = <const floating*>a.c0
+    cdef floating* g
+    cdef floating* c
+    for k in range((T + a.chunk - 1) // a.chunk):
+        chunk_bounds(k, a.chunk, T, a.reverse, &t0, &t1)
+        project_task(t1 - t0, G, D, x + <size_t>t0 * D, <const floating*>a.wih_p,
+                     <const floating*>a.bias, gates, G, tid, nt)
+        barrier_wait(&a.barrier)
+        for s in range(t1 - t0):
+            t = t1 - 1 - s if a.reverse else t0 + s
+            g = gates + <size_t>(t - t0) * G
+            for q in range(4):       # this task's columns of each gate block
+                packed_gemm_ex(1, q * H + j0, q * H + j1, H, h_prev, H, 1, whh_p, H, g, G, 1,
+                               True)
+            c = cells + <size_t>t * H if a.keep_cells else cells
+            lstm_step_fwd(1, H, j0, j1, g, c_prev, c, y + <size_t>t * ldy, ldy)
+            h_prev = y + <size_t>t * ldy
+            c_prev = c
+            barrier_wait(&a.barrier)   # all of h_t before any task starts step t+1
+    copy_rows(1, j1 - j0, h_prev + j0, H, <floating*>a.h_n + j0, H)
+    copy_rows(1, j1 - j0, c_prev + j0, H, <floating*>a.c_n + j0, H)
+
+
 cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept nogil:
+    if a.split_units:
+        forward_units_task(a, _, tid, nt)
+        return
     cdef int T = a.T, B = a.B, D = a.D, H = a.H, G = 4 * a.H, ldy = a.ldy
     cdef const floating* x = <const floating*>a.x
     cdef floating* y = <floating*>a.y
@@ -62,7 +102,8 @@ cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept
                     c = cells + (<size_t>t * B + b0) * H
                 else:
                     c = cells + <size_t>b0 * H
-                lstm_step_fwd(rows, H, g, c_prev, c, y + (<size_t>t * B + b0) * ldy, ldy)
+                lstm_step_fwd(rows, H, 0, H, g, c_prev, c, y + (<size_t>t * B + b0) * ldy,
+                              ldy)
                 h_prev = y + (<size_t>t * B + b0) * ldy
                 ld_prev = ldy
                 c_prev = c
@@ -105,11 +146,17 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.y, a.gates, a.cells = &y[0, 0, y_off], &gates[0, 0, 0], &cells[0, 0, 0]
     a.h_n, a.c_n = &h_n[0, 0], &c_n[0, 0]
     cdef fr_task_fn task = forward_task_f32 if floating is float else forward_task_f64
+    cdef int nr = panel_width(&wih_packed[0])
+    # One sequence can only be shared by hidden units, in whole panels.
+    a.split_units = a.B == 1 and nthreads > 1 and H % nr == 0 and H >= 2 * nr
+    if a.split_units:
+        nthreads = min(nthreads, H // nr)
+    else:   # more threads than batch rows would idle through the time loop
+        nthreads = min(nthreads, a.B)
     with nogil:
         pack_panels(4 * H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
         pack_panels(4 * H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
-        # more threads than batch rows would idle through the time loop
-        run_parallel(nthreads if nthreads < a.B else a.B, task, &a, &a.barrier)
+        run_parallel(nthreads, task, &a, &a.barrier)
 
 
 cdef struct Backward:

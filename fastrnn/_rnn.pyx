@@ -5,12 +5,13 @@ layer (fastrnn/rnn.py) validates and allocates; these trust their arguments.
 Per step: pre_t = (x_t W_ih^T + b, hoisted into one GEMM per chunk of steps)
 + h_{t-1} W_hh^T, then h_t = act(pre_t) in one C pass.  Backward needs only
 the outputs h_t: tanh' = 1 - h^2, relu' = [h > 0].  Threads split the
-projection by rows and the time loop by batch rows, as in fastrnn/_lstm.pyx.
+projection by rows and the time loop by batch rows, or a single sequence by
+hidden units, as in fastrnn/_lstm.pyx.
 """
 
 from cython cimport floating
 from fastrnn._cells cimport rnn_step_bwd, rnn_step_fwd
-from fastrnn._packed cimport pack_panels, packed_gemm
+from fastrnn._packed cimport pack_panels, packed_gemm, packed_gemm_ex, panel_width
 from fastrnn._seq cimport (GradArgs, chunk_bounds, copy_rows, param_grads_task,
                            project_task)
 from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel, split_range
@@ -18,7 +19,7 @@ from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel
 
 cdef struct Forward:
     int T, B, D, H, ldy, chunk
-    bint reverse, relu
+    bint reverse, relu, split_units
     const void* x          # (T, B, D)
     const void* wih_p      # W_ih packed (N = H, K = D)
     const void* whh_p      # W_hh packed (N = H, K = H)
@@ -30,7 +31,36 @@ cdef struct Forward:
     fr_barrier barrier
 
 
+cdef inline void forward_units_task(Forward* a, floating* _, int tid, int nt) noexcept nogil:
+    """Batch 1: this task's hidden units, whole panels of them, over all steps."""
+    cdef int T = a.T, D = a.D, H = a.H, ldy = a.ldy, nr = panel_width(_)
+    cdef floating* y = <floating*>a.y
+    cdef floating* pre = <floating*>a.pre
+    cdef floating* p
+    cdef int u0, u1, j0, j1, k, s, t, t0, t1
+    split_range(H // nr, tid, nt, &u0, &u1)
+    j0, j1 = u0 * nr, u1 * nr
+    cdef const floating* h_prev = <const floating*>a.h0
+    for k in range((T + a.chunk - 1) // a.chunk):
+        chunk_bounds(k, a.chunk, T, a.reverse, &t0, &t1)
+        project_task(t1 - t0, H, D, <const floating*>a.x + <size_t>t0 * D,
+                     <const floating*>a.wih_p, <const floating*>a.bias, pre, H, tid, nt)
+        barrier_wait(&a.barrier)
+        for s in range(t1 - t0):
+            t = t1 - 1 - s if a.reverse else t0 + s
+            p = pre + <size_t>(t - t0) * H
+            packed_gemm_ex(1, j0, j1, H, h_prev, H, 1, <const floating*>a.whh_p, H, p, H, 1,
+                           True)
+            rnn_step_fwd(1, j1 - j0, p + j0, y + <size_t>t * ldy + j0, ldy, a.relu)
+            h_prev = y + <size_t>t * ldy
+            barrier_wait(&a.barrier)   # all of h_t before any task starts step t+1
+    copy_rows(1, j1 - j0, h_prev + j0, H, <floating*>a.h_n + j0, H)
+
+
 cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept nogil:
+    if a.split_units:
+        forward_units_task(a, _, tid, nt)
+        return
     cdef int T = a.T, B = a.B, D = a.D, H = a.H, ldy = a.ldy
     cdef floating* y = <floating*>a.y
     cdef floating* pre = <floating*>a.pre
@@ -85,10 +115,17 @@ def rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.wih_p, a.whh_p = &wih_packed[0], &whh_packed[0]
     a.y, a.pre, a.h_n = &y[0, 0, y_off], &pre[0, 0, 0], &h_n[0, 0]
     cdef fr_task_fn task = forward_task_f32 if floating is float else forward_task_f64
+    cdef int nr = panel_width(&wih_packed[0])
+    # One sequence can only be shared by hidden units, in whole panels.
+    a.split_units = a.B == 1 and nthreads > 1 and H % nr == 0 and H >= 2 * nr
+    if a.split_units:
+        nthreads = min(nthreads, H // nr)
+    else:   # more threads than batch rows would idle through the time loop
+        nthreads = min(nthreads, a.B)
     with nogil:
         pack_panels(H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
         pack_panels(H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
-        run_parallel(nthreads if nthreads < a.B else a.B, task, &a, &a.barrier)
+        run_parallel(nthreads, task, &a, &a.barrier)
 
 
 cdef struct Backward:
