@@ -98,7 +98,8 @@ static inline __attribute__((always_inline)) void FR_FN(tile)(
  * accumulators busy as a full block.
  *
  * NumPy: C[:, n0:n1] = (C[:, n0:n1] if accumulate else 0) + A @ W[n0:n1].T */
-FR_KERNEL void FR_FN(packed_gemm)(int M, int n0, int n1, int K, const REAL *restrict A,
+static inline __attribute__((always_inline)) void FR_FN(packed_gemm_block)(
+    int M, int n0, int n1, int K, const REAL *restrict A,
                                   long sam, long sak, const REAL *restrict Wp, int kpanel,
                                   REAL *restrict C, long scm, long scn, int accumulate)
 {
@@ -140,6 +141,24 @@ FR_KERNEL void FR_FN(packed_gemm)(int M, int n0, int n1, int K, const REAL *rest
         case 2: FR_TILE(2, 1); break;
         default: FR_TILE(1, 1); break;
         }
+    }
+}
+
+/* C[m, n] (+)= sum_k A[m, k] W[n, k]  for m < M and n in [n0, n1), W packed;
+ * arguments as in packed_gemm_block.  Long sums (the weight gradients sum
+ * over all T*B rows) go in blocks of FR_KC terms, so the block of A stays in
+ * L2 and the panel's slice in L1 while every row block passes over them. */
+#ifndef FR_KC
+#define FR_KC 256
+#endif
+FR_KERNEL void FR_FN(packed_gemm)(int M, int n0, int n1, int K, const REAL *restrict A,
+                                  long sam, long sak, const REAL *restrict Wp, int kpanel,
+                                  REAL *restrict C, long scm, long scn, int accumulate)
+{
+    for (int k0 = 0; k0 < K; k0 += FR_KC) {
+        int kb = K - k0 < FR_KC ? K - k0 : FR_KC;
+        FR_FN(packed_gemm_block)(M, n0, n1, kb, A + k0 * sak, sam, sak, Wp + (size_t)k0 * NR,
+                                 kpanel, C, scm, scn, accumulate || k0 > 0);
     }
 }
 
