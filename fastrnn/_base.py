@@ -190,19 +190,17 @@ class RecurrentLayer:
         nr = panel_width(self.dtype.itemsize)
         return np.empty(-(-rows // nr) * nr * cols, self.dtype)
 
-    def _threads(self, T, B, in_size, backward=False):
+    def _threads(self, T, B, in_size):
         """Threads for one direction's kernel call on (T, B, in_size) inputs.
 
         Time loops are split by batch rows; a single sequence's forward loop
-        can also be split by hidden units (with a barrier per step), which
-        pays from H = _UNIT_SPLIT_MIN_H.  Batch-1 backward stays on one
-        thread (measured: a second one made it slower).
+        by hidden units, with a barrier per step, which pays from
+        H = _UNIT_SPLIT_MIN_H (a single sequence's backward loop runs on one
+        thread, but its weight gradients are still shared).
         """
         G = self._gate_count * self.hidden_size
         flops = 2 * T * B * G * (in_size + self.hidden_size)
-        if flops < _THREADED_MIN_FLOPS:
-            return 1
-        if B == 1 and (backward or self.hidden_size < _UNIT_SPLIT_MIN_H):
+        if flops < _THREADED_MIN_FLOPS or (B == 1 and self.hidden_size < _UNIT_SPLIT_MIN_H):
             return 1
         return get_num_threads()
 

@@ -57,4 +57,4 @@ class GRU(RecurrentLayer):
                           dgi, dgh, dx, accumulate, dw_ih, dw_hh, db_ih, db_hh,
                           self._packed_weights(H, 3 * H), self._packed_weights(D, 3 * H),
                           self._packed_weights(3 * H, T * B), self._packed_weights(3 * H, T * B),
-                          self._threads(T, B, D, backward=True), direction == 1)
+                          self._threads(T, B, D), direction == 1)

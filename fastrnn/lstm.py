@@ -59,4 +59,4 @@ class LSTM(RecurrentLayer):
                             gates, cells, dh, dc, dgates, dx, accumulate,
                             dw_ih, dw_hh, db_ih, db_hh, self._packed_weights(H, 4 * H),
                             self._packed_weights(D, 4 * H), self._packed_weights(4 * H, T * B),
-                            self._threads(T, B, D, backward=True), direction == 1)
+                            self._threads(T, B, D), direction == 1)

@@ -54,7 +54,7 @@ class RNN(RecurrentLayer):
         _rnn.rnn_backward(x, w_ih, w_hh, states0[0], y, dy, direction * H,
                           carries[0], dpre, dx, accumulate, dw_ih, dw_hh, db_ih, db_hh,
                           self._packed_weights(H, H), self._packed_weights(D, H),
-                          self._packed_weights(H, T * B), self._threads(T, B, D, backward=True),
+                          self._packed_weights(H, T * B), self._threads(T, B, D),
                           self.nonlinearity == "relu", direction == 1)
 
     def _config_repr(self):
