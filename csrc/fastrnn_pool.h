@@ -78,11 +78,13 @@ static void fr_barrier_wait(fr_barrier *b)
         __atomic_store_n(&b->sense, !s, __ATOMIC_RELEASE);
         return;
     }
-    /* Spin: the other tasks are on other cores and arrive within the step.
-     * Yield now and then in case one of them was descheduled. */
+    /* Spin: the other tasks are on other cores and arrive within a step
+     * (microseconds).  Past a few thousand polls one of them was probably
+     * descheduled (more runnable threads than cores), so give the CPU away
+     * between polls rather than burn the time slice it may need. */
     for (unsigned i = 1; __atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) == s; ++i) {
         fr_cpu_relax();
-        if ((i & 0x3fff) == 0)
+        if (i >= 2048)
             sched_yield();
     }
 }

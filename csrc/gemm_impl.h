@@ -28,6 +28,36 @@ static inline __attribute__((always_inline)) void FR_FN(vstore)(REAL *p, VEC v)
     memcpy(p, &v, sizeof v);
 }
 
+/* y[n] (+)= sum_k W[n*ldw + k] x[k] for n < N, straight from row-major W:
+ * for calls with too few rows (T * B) to repay packing W, such as one step
+ * of a stream.  Four rows at a time, each a vector accumulator over k.
+ * NumPy: y = (y if accumulate else 0) + W[:N, :K] @ x */
+FR_KERNEL void FR_FN(rowdot)(int N, int K, const REAL *restrict W, int ldw,
+                             const REAL *restrict x, REAL *restrict y, int accumulate)
+{
+    int n = 0;
+    for (; n < N; n += 4) {
+        int rows = N - n < 4 ? N - n : 4;
+        VEC acc[4] = {{0}};
+        REAL tail[4] = {0, 0, 0, 0};
+        int k = 0;
+        for (; k + NR <= K; k += NR) {
+            VEC xv = FR_FN(vload)(x + k);
+            for (int r = 0; r < rows; ++r)
+                acc[r] += FR_FN(vload)(W + (size_t)(n + r) * ldw + k) * xv;
+        }
+        for (; k < K; ++k)
+            for (int r = 0; r < rows; ++r)
+                tail[r] += W[(size_t)(n + r) * ldw + k] * x[k];
+        for (int r = 0; r < rows; ++r) {
+            REAL sum = tail[r];
+            for (int i = 0; i < NR; ++i)
+                sum += acc[r][i];
+            y[n + r] = accumulate ? y[n + r] + sum : sum;
+        }
+    }
+}
+
 /* Pack the N x K matrix with element (n, k) at W[n*sn + k*sk] into panels.
  * sn, sk let one routine pack W (sn = K, sk = 1) or its transpose. */
 FR_KERNEL void FR_FN(pack_panels)(int N, int K, const REAL *restrict W, long sn, long sk,

@@ -13,7 +13,8 @@ as in fastrnn/_lstm.pyx.
 
 from cython cimport floating
 from fastrnn._cells cimport gru_step_bwd, gru_step_fwd
-from fastrnn._packed cimport pack_panels, packed_gemm, packed_gemm_ex, panel_width
+from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemm_ex,
+                              panel_width, worth_packing)
 from fastrnn._seq cimport (GradArgs, chunk_bounds, copy_rows, param_grads_task,
                            project_task)
 from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel, split_range
@@ -22,6 +23,9 @@ from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel
 cdef struct Forward:
     int T, B, D, H, ldy, chunk
     bint reverse, split_units
+    bint packed            # weights packed (else used as they are: short calls)
+    const void* w_ih
+    const void* w_hh
     const void* x          # (T, B, D)
     const void* wih_p      # W_ih packed (N = 3H, K = D)
     const void* whh_p      # W_hh packed (N = 3H, K = H)
@@ -48,8 +52,9 @@ cdef inline void forward_units_task(Forward* a, floating* _, int tid, int nt) no
     cdef floating* g
     for k in range((T + a.chunk - 1) // a.chunk):
         chunk_bounds(k, a.chunk, T, a.reverse, &t0, &t1)
-        project_task(t1 - t0, 3 * H, D, <const floating*>a.x + <size_t>t0 * D,
-                     <const floating*>a.wih_p, <const floating*>a.bias_x, gates, 4 * H, tid, nt)
+        project_task(t1 - t0, 3 * H, D, <const floating*>a.x + <size_t>t0 * D, a.packed,
+                     <const floating*>a.w_ih, <const floating*>a.wih_p,
+                     <const floating*>a.bias_x, gates, 4 * H, tid, nt)
         barrier_wait(&a.barrier)
         for s in range(t1 - t0):
             t = t1 - 1 - s if a.reverse else t0 + s
@@ -80,15 +85,15 @@ cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept
     for k in range((T + a.chunk - 1) // a.chunk):
         chunk_bounds(k, a.chunk, T, a.reverse, &t0, &t1)
         project_task((t1 - t0) * B, 3 * H, D, <const floating*>a.x + <size_t>t0 * B * D,
-                     <const floating*>a.wih_p, <const floating*>a.bias_x, gates, 4 * H,
-                     tid, nt)
+                     a.packed, <const floating*>a.w_ih, <const floating*>a.wih_p,
+                     <const floating*>a.bias_x, gates, 4 * H, tid, nt)
         barrier_wait(&a.barrier)
         if rows > 0:
             for s in range(t1 - t0):
                 t = t1 - 1 - s if a.reverse else t0 + s
                 g = gates + (<size_t>(t - t0) * B + b0) * 4 * H
-                packed_gemm(rows, 3 * H, H, h_prev, ld_prev, <const floating*>a.whh_p, H,
-                            gh, 3 * H, False)
+                matmul_nt(a.packed, rows, 3 * H, H, h_prev, ld_prev,
+                          <const floating*>a.w_hh, <const floating*>a.whh_p, gh, 3 * H, False)
                 gru_step_fwd(rows, H, 0, H, g, gh, <const floating*>a.b_hn, h_prev, ld_prev,
                              y + (<size_t>t * B + b0) * ldy, ldy)
                 h_prev = y + (<size_t>t * B + b0) * ldy
@@ -126,18 +131,21 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.ldy, a.chunk, a.reverse = y.shape[2], gates.shape[0], reverse
     a.x, a.bias_x, a.b_hn, a.h0 = &x[0, 0, 0], &bias_x[0], &b_hn[0], &h0[0, 0]
     a.wih_p, a.whh_p = &wih_packed[0], &whh_packed[0]
+    a.w_ih, a.w_hh, a.packed = &w_ih[0, 0], &w_hh[0, 0], worth_packing(a.T * a.B)
     a.y, a.gates, a.gh, a.h_n = &y[0, 0, y_off], &gates[0, 0, 0], &gh[0, 0], &h_n[0, 0]
     cdef fr_task_fn task = forward_task_f32 if floating is float else forward_task_f64
     cdef int nr = panel_width(&wih_packed[0])
     # One sequence can only be shared by hidden units, in whole panels.
-    a.split_units = a.B == 1 and nthreads > 1 and H % nr == 0 and H >= 2 * nr
+    a.split_units = (a.B == 1 and nthreads > 1 and H % nr == 0 and H >= 2 * nr
+                     and a.packed)
     if a.split_units:
         nthreads = min(nthreads, H // nr)
     else:   # more threads than batch rows would idle through the time loop
         nthreads = min(nthreads, a.B)
     with nogil:
-        pack_panels(3 * H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
-        pack_panels(3 * H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
+        if a.packed:
+            pack_panels(3 * H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
+            pack_panels(3 * H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
         run_parallel(nthreads, task, &a, &a.barrier)
 
 

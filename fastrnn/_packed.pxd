@@ -9,6 +9,10 @@ cdef extern from "fastrnn_gemm.h" nogil:
     int FR_PANEL_F64
     void fr_pack_panels_f32(int N, int K, const float* W, long sn, long sk, float* Wp)
     void fr_pack_panels_f64(int N, int K, const double* W, long sn, long sk, double* Wp)
+    void fr_rowdot_f32(int N, int K, const float* W, int ldw, const float* x, float* y,
+                       int accumulate)
+    void fr_rowdot_f64(int N, int K, const double* W, int ldw, const double* x, double* y,
+                       int accumulate)
     void fr_packed_gemm_f32(int M, int n0, int n1, int K, const float* A, long sam, long sak,
                             const float* Wp, int kpanel, float* C, long scm, long scn,
                             int accumulate)
@@ -45,3 +49,30 @@ cdef inline void packed_gemm(int M, int N, int K, const floating* A, int lda,
                              bint accumulate) noexcept nogil:
     """C[M, N] (+)= A[M, K] @ W^T, row-major A and C, W packed with kpanel rows."""
     packed_gemm_ex(M, 0, N, K, A, lda, 1, Wp, kpanel, C, ldc, 1, accumulate)
+
+
+# Calls with fewer rows (T * B) than this multiply straight from the
+# row-major weights instead of packing them first: packing costs about three
+# passes over the weights, a product from unpacked weights one per row.
+cdef enum:
+    PACK_MIN_ROWS = 4
+
+
+cdef inline bint worth_packing(int rows) noexcept nogil:
+    return rows >= PACK_MIN_ROWS
+
+
+cdef inline void matmul_nt(bint packed, int M, int N, int K, const floating* A, int lda,
+                           const floating* W, const floating* Wp, floating* C, int ldc,
+                           bint accumulate) noexcept nogil:
+    """C[M, N] (+)= A[M, K] @ W[N, K]^T: from Wp (W packed, K rows per panel) when
+    packed, else row by row from W itself (row-major, K columns)."""
+    cdef int m
+    if packed:
+        packed_gemm(M, N, K, A, lda, Wp, K, C, ldc, accumulate)
+    elif floating is float:
+        for m in range(M):
+            fr_rowdot_f32(N, K, W, K, A + <size_t>m * lda, C + <size_t>m * ldc, accumulate)
+    else:
+        for m in range(M):
+            fr_rowdot_f64(N, K, W, K, A + <size_t>m * lda, C + <size_t>m * ldc, accumulate)

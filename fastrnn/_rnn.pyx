@@ -11,7 +11,8 @@ hidden units, as in fastrnn/_lstm.pyx.
 
 from cython cimport floating
 from fastrnn._cells cimport rnn_step_bwd, rnn_step_fwd
-from fastrnn._packed cimport pack_panels, packed_gemm, packed_gemm_ex, panel_width
+from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemm_ex,
+                              panel_width, worth_packing)
 from fastrnn._seq cimport (GradArgs, chunk_bounds, copy_rows, param_grads_task,
                            project_task)
 from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel, split_range
@@ -20,6 +21,9 @@ from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel
 cdef struct Forward:
     int T, B, D, H, ldy, chunk
     bint reverse, relu, split_units
+    bint packed            # weights packed (else used as they are: short calls)
+    const void* w_ih
+    const void* w_hh
     const void* x          # (T, B, D)
     const void* wih_p      # W_ih packed (N = H, K = D)
     const void* whh_p      # W_hh packed (N = H, K = H)
@@ -43,8 +47,9 @@ cdef inline void forward_units_task(Forward* a, floating* _, int tid, int nt) no
     cdef const floating* h_prev = <const floating*>a.h0
     for k in range((T + a.chunk - 1) // a.chunk):
         chunk_bounds(k, a.chunk, T, a.reverse, &t0, &t1)
-        project_task(t1 - t0, H, D, <const floating*>a.x + <size_t>t0 * D,
-                     <const floating*>a.wih_p, <const floating*>a.bias, pre, H, tid, nt)
+        project_task(t1 - t0, H, D, <const floating*>a.x + <size_t>t0 * D, a.packed,
+                     <const floating*>a.w_ih, <const floating*>a.wih_p,
+                     <const floating*>a.bias, pre, H, tid, nt)
         barrier_wait(&a.barrier)
         for s in range(t1 - t0):
             t = t1 - 1 - s if a.reverse else t0 + s
@@ -72,14 +77,15 @@ cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept
     for k in range((T + a.chunk - 1) // a.chunk):
         chunk_bounds(k, a.chunk, T, a.reverse, &t0, &t1)
         project_task((t1 - t0) * B, H, D, <const floating*>a.x + <size_t>t0 * B * D,
-                     <const floating*>a.wih_p, <const floating*>a.bias, pre, H, tid, nt)
+                     a.packed, <const floating*>a.w_ih, <const floating*>a.wih_p,
+                     <const floating*>a.bias, pre, H, tid, nt)
         barrier_wait(&a.barrier)
         if rows > 0:
             for s in range(t1 - t0):
                 t = t1 - 1 - s if a.reverse else t0 + s
                 p = pre + (<size_t>(t - t0) * B + b0) * H
-                packed_gemm(rows, H, H, h_prev, ld_prev, <const floating*>a.whh_p, H, p, H,
-                            True)
+                matmul_nt(a.packed, rows, H, H, h_prev, ld_prev, <const floating*>a.w_hh,
+                          <const floating*>a.whh_p, p, H, True)
                 rnn_step_fwd(rows, H, p, y + (<size_t>t * B + b0) * ldy, ldy, a.relu)
                 h_prev = y + (<size_t>t * B + b0) * ldy
                 ld_prev = ldy
@@ -113,18 +119,21 @@ def rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.ldy, a.chunk, a.reverse, a.relu = y.shape[2], pre.shape[0], reverse, relu
     a.x, a.bias, a.h0 = &x[0, 0, 0], &bias[0], &h0[0, 0]
     a.wih_p, a.whh_p = &wih_packed[0], &whh_packed[0]
+    a.w_ih, a.w_hh, a.packed = &w_ih[0, 0], &w_hh[0, 0], worth_packing(a.T * a.B)
     a.y, a.pre, a.h_n = &y[0, 0, y_off], &pre[0, 0, 0], &h_n[0, 0]
     cdef fr_task_fn task = forward_task_f32 if floating is float else forward_task_f64
     cdef int nr = panel_width(&wih_packed[0])
     # One sequence can only be shared by hidden units, in whole panels.
-    a.split_units = a.B == 1 and nthreads > 1 and H % nr == 0 and H >= 2 * nr
+    a.split_units = (a.B == 1 and nthreads > 1 and H % nr == 0 and H >= 2 * nr
+                     and a.packed)
     if a.split_units:
         nthreads = min(nthreads, H // nr)
     else:   # more threads than batch rows would idle through the time loop
         nthreads = min(nthreads, a.B)
     with nogil:
-        pack_panels(H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
-        pack_panels(H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
+        if a.packed:
+            pack_panels(H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
+            pack_panels(H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
         run_parallel(nthreads, task, &a, &a.barrier)
 
 

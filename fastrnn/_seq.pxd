@@ -6,7 +6,7 @@
 
 from cython cimport floating
 from fastrnn._cells cimport colsum_add, fill_rows
-from fastrnn._packed cimport pack_panels, packed_gemm, packed_gemm_ex, panel_width
+from fastrnn._packed cimport matmul_nt, pack_panels, packed_gemm, packed_gemm_ex, panel_width
 from fastrnn._threads cimport barrier_wait, fr_barrier, split_range
 
 
@@ -30,16 +30,18 @@ cdef inline void chunk_bounds(int k, int chunk, int T, bint reverse,
         t1[0] = t0[0] + chunk if t0[0] + chunk < T else T
 
 
-cdef inline void project_task(int rows, int G, int D, const floating* x,
-                              const floating* wih_packed, const floating* bias,
-                              floating* out, int ldo, int tid, int nthreads) noexcept nogil:
-    """This task's share of out[:rows, :G] = x[:rows] @ W_ih^T + bias (x has D columns)."""
+cdef inline void project_task(int rows, int G, int D, const floating* x, bint packed,
+                              const floating* w_ih, const floating* wih_packed,
+                              const floating* bias, floating* out, int ldo, int tid,
+                              int nthreads) noexcept nogil:
+    """This task's share of out[:rows, :G] = x[:rows] @ W_ih^T + bias (x has D columns),
+    from W_ih packed (when packed) or as it is."""
     cdef int r0, r1
     split_range(rows, tid, nthreads, &r0, &r1)
     if r1 > r0:
         fill_rows(r1 - r0, G, bias, out + <size_t>r0 * ldo, ldo)
-        packed_gemm(r1 - r0, G, D, x + <size_t>r0 * D, D, wih_packed, D,
-                    out + <size_t>r0 * ldo, ldo, True)
+        matmul_nt(packed, r1 - r0, G, D, x + <size_t>r0 * D, D, w_ih, wih_packed,
+                  out + <size_t>r0 * ldo, ldo, True)
 
 
 cdef inline void pack_task(int N, int K, const floating* W, long sn, long sk,
