@@ -14,10 +14,12 @@ worker threads.
 """
 
 from fastrnn.gru import GRU
+from fastrnn.io import load, save
 from fastrnn.lstm import LSTM
 from fastrnn.rnn import RNN
 from fastrnn._threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
-__all__ = ["RNN", "LSTM", "GRU", "get_num_threads", "set_num_threads", "__version__"]
+__all__ = ["RNN", "LSTM", "GRU", "get_num_threads", "set_num_threads", "save", "load",
+           "__version__"]
