@@ -18,8 +18,17 @@ from fastrnn.io import load, save
 from fastrnn.lstm import LSTM
 from fastrnn.rnn import RNN
 from fastrnn._threads import get_num_threads, set_num_threads
+from fastrnn.clip import clip_grad_norm, clip_grad_value
+from fastrnn.decoding import beam_search, greedy_decode
+from fastrnn.embedding import Embedding
+from fastrnn.linear import Linear
+from fastrnn.loss import log_softmax, softmax_cross_entropy
+from fastrnn.optim import SGD, Adam
+from fastrnn.sampling import sample
 
 __version__ = "0.1.0"
 
-__all__ = ["RNN", "LSTM", "GRU", "get_num_threads", "set_num_threads", "save", "load",
-           "__version__"]
+__all__ = ["RNN", "LSTM", "GRU", "get_num_threads", "set_num_threads", "save", "load", "__version__",
+           "Embedding", "Linear", "softmax_cross_entropy", "log_softmax",
+           "SGD", "Adam", "clip_grad_norm", "clip_grad_value",
+           "sample", "greedy_decode", "beam_search"]

@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 
 from fastrnn._elementwise import panel_width
+from fastrnn._module import ParamModule
 from fastrnn._threads import get_num_threads
 from fastrnn._validation import (as_real_array, check_float_dtype, check_positive_int,
                                  check_probability, check_sequence, check_shape, check_state)
@@ -56,7 +57,7 @@ class ForwardCache:
         return f"<fastrnn ForwardCache of {type(self.owner).__name__}, input shape {self.x_shape}>"
 
 
-class RecurrentLayer:
+class RecurrentLayer(ParamModule):
     """Base class of the recurrent layers; see fastrnn.RNN, LSTM and GRU."""
 
     _gate_count = 1      # gate blocks in the weight matrices: 1 (RNN), 4 (LSTM), 3 (GRU)
@@ -135,36 +136,6 @@ class RecurrentLayer:
             self.grads[name] = np.zeros(shape, self.dtype)
         # dropout masks: a stream of their own, derived from the same seed
         self._dropout_rng = np.random.default_rng(rng.integers(2**63))
-
-    def state_dict(self):
-        """Copies of the parameters, keyed by torch's state_dict names."""
-        return {name: value.copy() for name, value in self.params.items()}
-
-    def load_state_dict(self, state_dict):
-        """Copy parameters in from a mapping of name -> array-like.
-
-        Every name of params must be present and no other; every shape must
-        match torch's.  Values are converted to the layer's dtype and copied
-        into the existing arrays (so references to layer.params stay valid).
-        A torch state_dict converted with ``{k: v.numpy() for k, v in sd.items()}``
-        loads directly.
-        """
-        missing = [k for k in self.params if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in self.params]
-        if missing or unexpected:
-            raise ValueError(f"state_dict: missing keys {missing}, unexpected keys {unexpected}")
-        converted = {}
-        for name, target in self.params.items():
-            value = as_real_array(state_dict[name], f"state_dict[{name!r}]")
-            check_shape(value, f"state_dict[{name!r}]", target.shape)
-            converted[name] = value
-        for name, value in converted.items():   # all checked before any is written
-            np.copyto(self.params[name], value, casting="unsafe")
-
-    def zero_grad(self):
-        """Set every gradient in grads to zero."""
-        for g in self.grads.values():
-            g.fill(0)
 
     def _weights(self, layer, direction):
         """(w_ih, w_hh, b_ih, b_hh) of one layer and direction; biases None without bias."""

@@ -1,49 +1,41 @@
-"""Command line of fastrnn: ``python -m fastrnn {info,bench}``."""
+"""Command line of fastrnn: ``python -m fastrnn {info,bench,charlm}``."""
 
 import argparse
 import json
 import os
 import platform
 import sys
+import time
 
 import numpy as np
 
 
-def _blas_report():
-    """Lines describing the BLAS libraries loaded and their threads."""
+def _numpy_blas_report():
+    """Lines on the BLAS that NumPy (not fastrnn) uses, and its threads."""
     try:
         import threadpoolctl
     except ImportError:
-        import scipy
-        blas = scipy.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
-        env = {k: os.environ[k] for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
-               if k in os.environ}
-        return [f"scipy BLAS: {blas.get('name', '?')} {blas.get('version', '')}",
-                f"threads: not known without threadpoolctl; environment {env or 'unset'}, "
-                f"{os.cpu_count()} CPUs"]
-    import scipy.linalg  # noqa: F401  (loads the BLAS fastrnn calls)
-    lines = []
-    for pool in threadpoolctl.threadpool_info():
-        lines.append(f"{pool['user_api']}: {pool['internal_api']} {pool.get('version')} "
-                     f"({pool.get('architecture', '?')}), {pool['num_threads']} threads, "
-                     f"{os.path.basename(pool['filepath'])}")
-    return lines
+        return ["NumPy's BLAS: install threadpoolctl to see which one and its threads"]
+    return [f"NumPy's BLAS: {pool['internal_api']} {pool.get('version')} "
+            f"({pool.get('architecture', '?')}), {pool['num_threads']} threads"
+            for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
 
 
 def cmd_info(args):
     import fastrnn
-    from fastrnn import _elementwise, _gru, _lstm, _rnn
+    from fastrnn import _elementwise, _gru, _lstm, _rnn, _threads
     print(f"fastrnn {fastrnn.__version__}  ({os.path.dirname(fastrnn.__file__)})")
     print(f"python {platform.python_version()}, numpy {np.__version__}, "
-          f"scipy {__import__('scipy').__version__}, {platform.machine()}, "
-          f"{os.cpu_count()} CPUs")
+          f"{platform.machine()}, {os.cpu_count()} CPUs")
     print("compiled modules:")
-    for mod in (_rnn, _lstm, _gru, _elementwise):
+    for mod in (_threads, _rnn, _lstm, _gru, _elementwise):
         print(f"  {mod.__name__}: {os.path.basename(mod.__file__)}")
     print("dtypes: float32, float64")
-    print(f"element-wise kernels: {_elementwise.simd_target()}")
-    print("BLAS (through scipy.linalg.cython_blas):")
-    for line in _blas_report():
+    print(f"element-wise and GEMM kernels: {_elementwise.simd_target()}")
+    print(f"threads: {_threads.get_num_threads()} (fastrnn's own pool; "
+          f"set with fastrnn.set_num_threads or FASTRNN_NUM_THREADS)")
+    print("BLAS: not used by fastrnn's kernels (packed-weight GEMM of its own)")
+    for line in _numpy_blas_report():
         print(f"  {line}")
     return 0
 
@@ -56,9 +48,19 @@ def _parse_shape(text):
 
 
 def cmd_bench(args):
-    from fastrnn import bench
-    shapes = tuple(args.shape) if args.shape else bench.DEFAULT_SHAPES
+    from fastrnn import bench, peers
+    shapes = tuple(args.shape) if args.shape else (
+        bench.QUICK_SHAPES if args.quick else bench.DEFAULT_SHAPES)
     works = ("inference", "training") if args.work == "both" else (args.work,)
+    have = peers.available()
+    if args.peers:
+        missing = [p for p in args.peers if p not in have]
+        if missing:
+            return _bench_error(f"--peers: {', '.join(missing)} not importable here "
+                                f"(available: {', '.join(have)})")
+        systems = ["fastrnn"] + [p for p in args.peers if p != "fastrnn"]
+    else:
+        systems = have
     show = sys.stderr.isatty() and not args.json
 
     def progress(done, total, label):
@@ -67,38 +69,246 @@ def cmd_bench(args):
             print(f"\r[{bar:<30}] {done}/{total} {label:<40}", end="", file=sys.stderr,
                   flush=True)
 
-    results = bench.run(cells=args.cell, shapes=shapes, dtype=np.dtype(args.dtype),
-                        works=works, repeats=args.repeat, budget=args.budget,
-                        progress=progress)
+    report = bench.run(cells=args.cell, shapes=shapes, dtype=np.dtype(args.dtype),
+                       works=works, systems=systems, threads=args.threads,
+                       repeats=args.repeat, budget=args.budget, progress=progress)
     if show:
         print(file=sys.stderr)
     if args.json:
-        json.dump({"dtype": args.dtype, "results": results}, sys.stdout, indent=1)
+        json.dump(report, sys.stdout, indent=1)
         print()
     else:
-        print(f"fastrnn vs fastrnn.reference (NumPy), {args.dtype}, median of up to "
-              f"{args.repeat} round-robin repeats")
-        print(bench.format_table(results))
+        m = report["machine"]
+        print(f"fastrnn bench: {m['dtype']}, {m['threads']} threads for every system, "
+              f"median of up to {args.repeat} round-robin rounds; machine sgemm "
+              f"{m['sgemm_gflops']:.0f} GFLOP/s; element-wise kernels {m['simd']}")
+        print("fr/<peer> = fastrnn time / peer time (below 1: fastrnn is faster)")
+        print(bench.format_table(report))
+    if args.plot:
+        try:
+            bench.plot(report, args.plot)
+        except ImportError:
+            return _bench_error("--plot needs matplotlib (pip install matplotlib)")
+        print(f"plot written to {args.plot}", file=sys.stderr)
     return 0
+
+
+def _bench_error(message):
+    print(f"python -m fastrnn bench: error: {message}", file=sys.stderr)
+    return 2
+
+
+class _Progress:
+    """Training progress on stderr: a bar redrawn in place on a terminal, else a line every
+    tenth of the run."""
+
+    def __init__(self, steps, stream=None):
+        self.stream = sys.stderr if stream is None else stream
+        self.tty = self.stream.isatty()
+        self.every = max(1, steps // 10)
+        self.last_draw = 0.0
+        self.drawn = False
+
+    def __call__(self, step, steps, loss, chars_per_s):
+        text = f"step {step}/{steps}  loss {loss:.3f}  {chars_per_s:,.0f} chars/s"
+        if self.tty:
+            now = time.monotonic()
+            if now - self.last_draw >= 0.1 or step == steps:
+                bar = "#" * (30 * step // steps)
+                print(f"\r[{bar:<30}] {text}  ", end="", file=self.stream, flush=True)
+                self.last_draw, self.drawn = now, True
+        elif step % self.every == 0 or step == steps:
+            print(text, file=self.stream, flush=True)
+
+    def clear(self):
+        """Erase the bar (before printing something else on the terminal)."""
+        if self.tty and self.drawn:
+            print("\r" + " " * 100 + "\r", end="", file=self.stream, flush=True)
+            self.drawn = False
+
+
+def _error(message):
+    print(f"python -m fastrnn charlm: error: {message}", file=sys.stderr)
+    return 2
+
+
+def cmd_charlm_train(args):
+    import math
+
+    from fastrnn import charlm
+    try:
+        lines = charlm.load_corpus(args.corpus)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        return _error(f"cannot read the corpus: {exc}")
+    source = args.corpus or f"bundled {charlm.default_corpus_path().name}"
+    chars = sorted(set("".join(lines)))
+    model = charlm.CharLM(chars, cell=args.cell, hidden_size=args.hidden,
+                          embedding_dim=args.embedding, num_layers=args.layers,
+                          dropout=args.dropout, dtype=np.dtype(args.dtype), seed=args.seed)
+    V = model.vocab_size
+    print(f"corpus: {source}: {len(lines):,} lines, {sum(map(len, lines)):,} characters, "
+          f"vocabulary of {V} (with the end of line)")
+    print(f"model: {model}")
+    print(f"training: {args.steps} steps, batches of {args.batch} lines, Adam lr {args.lr}, "
+          f"clip {args.clip}, bptt {args.bptt}, backend {args.backend}")
+    progress = _Progress(args.steps)
+    sample_every = args.sample_every if args.sample_every is not None else max(1, args.steps // 4)
+
+    def show_samples(step):
+        progress.clear()
+        names = model.sample(5, temperature=0.8, rng=args.seed + step)
+        print(f"step {step}: {', '.join(names)}", flush=True)
+
+    result = charlm.train(model, lines, steps=args.steps, batch_size=args.batch, lr=args.lr,
+                          clip=args.clip, bptt=args.bptt, backend=args.backend, seed=args.seed,
+                          progress=progress, sample_every=sample_every, on_sample=show_samples)
+    progress.clear()
+    corpus_loss = model.evaluate(lines)
+    kernels = "fastrnn.reference (NumPy)" if args.backend == "reference" else "compiled fastrnn"
+    print(f"trained {result['steps']} steps in {result['seconds']:.1f} s: "
+          f"{result['chars']:,} characters, {result['chars_per_s']:,.0f} chars/s "
+          f"({kernels} kernels)")
+    print(f"final loss: {result['running_loss']:.3f} nats/char (mean of the last 100 steps), "
+          f"{corpus_loss:.3f} over the whole corpus; uniform log(V) = log({V}) = "
+          f"{math.log(V):.3f}")
+    try:
+        model.save(args.out)
+    except OSError as exc:
+        return _error(f"cannot write {args.out}: {exc}")
+    print(f"saved {args.out}")
+    return 0
+
+
+def cmd_charlm_sample(args):
+    from fastrnn import charlm
+    try:
+        model = charlm.CharLM.load(args.model)
+    except FileNotFoundError:
+        return _error(f"no model at {args.model}; train one first with "
+                      f"`python -m fastrnn charlm train --out {args.model}`")
+    except (OSError, ValueError) as exc:
+        return _error(str(exc))
+    try:
+        if args.beam:
+            for line, score in model.beam(args.beam, prefix=args.prefix, max_len=args.max_len):
+                print(f"{line}\t{score:.3f}")
+            return 0
+        gen = np.random.default_rng(args.seed)
+        out = []
+        for _ in range(50):          # draw until n lines are novel (or give up)
+            for line in model.sample(args.n, temperature=args.temperature, top_k=args.top_k,
+                                     top_p=args.top_p, prefix=args.prefix,
+                                     max_len=args.max_len, rng=gen):
+                if line and (args.allow_copies or model.is_novel(line)) and len(out) < args.n:
+                    out.append(line)
+            if len(out) >= args.n:
+                break
+    except (TypeError, ValueError) as exc:
+        return _error(str(exc))
+    for line in out:
+        print(line)
+    return 0
+
+
+def _add_charlm_parser(sub):
+    c = sub.add_parser("charlm", help="character-level language model: train, sample",
+                       description="Character-level language model (Embedding -> RNN/LSTM/GRU "
+                                   "-> Linear) trained on one example per line.")
+    csub = c.add_subparsers(dest="charlm_command", required=True)
+    t = csub.add_parser("train", help="train on a text file, one example per line")
+    t.add_argument("--corpus", metavar="FILE",
+                   help="UTF-8 text, one example per line (default: the bundled dinosaur names)")
+    t.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm")
+    t.add_argument("--hidden", type=int, default=128, metavar="N", help="hidden size (128)")
+    t.add_argument("--embedding", type=int, default=32, metavar="N",
+                   help="embedding size (32)")
+    t.add_argument("--layers", type=int, default=1, metavar="N", help="recurrent layers (1)")
+    t.add_argument("--dropout", type=float, default=0.0, metavar="P",
+                   help="dropout between recurrent layers (0)")
+    t.add_argument("--steps", type=int, default=2000, metavar="N", help="training steps (2000)")
+    t.add_argument("--batch", type=int, default=32, metavar="N", help="lines per batch (32)")
+    t.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate (0.005)")
+    t.add_argument("--clip", type=float, default=5.0,
+                   help="largest total gradient norm (5)")
+    t.add_argument("--bptt", type=int, default=64, metavar="N",
+                   help="truncated BPTT window in characters (64)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--backend", choices=("fastrnn", "reference"), default="fastrnn",
+                   help="recurrent kernels: compiled fastrnn, or fastrnn.reference (NumPy) to "
+                        "compare training speed")
+    t.add_argument("--sample-every", type=int, metavar="N",
+                   help="print samples every N steps (default: a quarter of the run; 0: never)")
+    t.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    t.add_argument("--out", default="charlm.npz", metavar="MODEL",
+                   help="where to save the model (charlm.npz)")
+    s = csub.add_parser("sample", help="print novel lines from a trained model")
+    s.add_argument("model", nargs="?", default="charlm.npz", metavar="MODEL",
+                   help="a model saved by train (charlm.npz)")
+    s.add_argument("--n", type=int, default=10, help="lines to print (10)")
+    s.add_argument("--temperature", type=float, default=1.0)
+    s.add_argument("--top-k", type=int, metavar="K")
+    s.add_argument("--top-p", type=float, metavar="P")
+    s.add_argument("--prefix", default="", metavar="TEXT", help="start every line with TEXT")
+    s.add_argument("--max-len", type=int, default=40, metavar="N",
+                   help="most characters drawn per line (40)")
+    s.add_argument("--seed", type=int, help="seed for reproducible lines")
+    s.add_argument("--beam", type=int, metavar="K",
+                   help="print the K most probable lines (beam search) instead of sampling")
+    s.add_argument("--allow-copies", action="store_true",
+                   help="also print lines that are in the training corpus")
+    return c
+
+
+def _check_charlm_args(parser, args):
+    positive = {"hidden": "--hidden", "embedding": "--embedding", "layers": "--layers",
+                "steps": "--steps", "batch": "--batch", "bptt": "--bptt", "n": "--n",
+                "max_len": "--max-len", "beam": "--beam", "top_k": "--top-k"}
+    for attr, flag in positive.items():
+        value = getattr(args, attr, None)
+        if value is not None and value < 1:
+            parser.error(f"{flag}: expected a positive integer, got {value}")
+    if getattr(args, "sample_every", None) is not None and args.sample_every < 0:
+        parser.error(f"--sample-every: expected an integer >= 0, got {args.sample_every}")
+    for attr, flag in (("lr", "--lr"), ("clip", "--clip"), ("temperature", "--temperature")):
+        value = getattr(args, attr, None)
+        if value is not None and not value >= 0:
+            parser.error(f"{flag}: expected a number >= 0, got {value}")
+    if getattr(args, "dropout", None) is not None and not 0 <= args.dropout < 1:
+        parser.error(f"--dropout: expected a number in [0, 1), got {args.dropout}")
+    if getattr(args, "top_p", None) is not None and not 0 < args.top_p <= 1:
+        parser.error(f"--top-p: expected a number in (0, 1], got {args.top_p}")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m fastrnn",
                                      description="fastrnn: fast CPU recurrent-network kernels")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("info", help="version, compiled modules, SIMD target, BLAS and threads")
-    b = sub.add_parser("bench", help="time fastrnn against the NumPy reference")
+    sub.add_parser("info", help="version, compiled modules, SIMD target and threads")
+    b = sub.add_parser("bench", help="time fastrnn against NumPy, PyTorch and ONNX Runtime")
     b.add_argument("--cell", nargs="+", choices=("rnn", "lstm", "gru"),
                    default=["rnn", "lstm", "gru"])
     b.add_argument("--shape", action="append", type=_parse_shape, metavar="T,B,D,H",
-                   help="a shape to time (repeatable); default: a few representative ones")
+                   help="a shape to time (repeatable); default: six shapes from batch 1 "
+                        "to GEMM-bound")
+    b.add_argument("--quick", action="store_true", help="two shapes instead of six")
     b.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     b.add_argument("--work", choices=("inference", "training", "both"), default="both")
-    b.add_argument("--repeat", type=int, default=7, help="maximum round-robin repeats")
+    b.add_argument("--peers", nargs="+", choices=("numpy", "torch", "onnxruntime"),
+                   help="systems to compare with (default: every one importable here)")
+    b.add_argument("--threads", type=int, default=None,
+                   help="threads for every system (default: the CPUs available)")
+    b.add_argument("--repeat", type=int, default=7, help="maximum round-robin rounds")
     b.add_argument("--budget", type=float, default=2.0,
-                   help="seconds per workload after which repeats stop (at least 3 are made)")
+                   help="seconds per workload after which rounds stop (at least 3 are made)")
     b.add_argument("--json", action="store_true", help="print results as JSON")
+    b.add_argument("--plot", metavar="FILE", help="write a PNG of the speed-ups (matplotlib)")
+    charlm_parser = _add_charlm_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "info":
         return cmd_info(args)
+    if args.command == "charlm":
+        _check_charlm_args(charlm_parser, args)
+        if args.charlm_command == "train":
+            return cmd_charlm_train(args)
+        return cmd_charlm_sample(args)
     return cmd_bench(args)
