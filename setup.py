@@ -1,8 +1,8 @@
 """Build fastrnn's compiled kernels: one extension per cell kind.
 
-Each fastrnn/_<cell>.pyx is compiled with the C passes of csrc/ (header-only,
-included by the generated C) and links to BLAS through scipy.linalg.cython_blas,
-so no BLAS headers or libraries are needed at build time.
+Each fastrnn/_<cell>.pyx is compiled with the C of csrc/ (header-only, included
+by the generated C): the packed-weight GEMM, the fused element-wise passes and,
+in fastrnn/_threads.pyx, the worker pool (pthreads; no OpenMP, no BLAS).
 
 Environment:
   FASTRNN_DEBUG=1   turn Cython's bounds, wraparound and initialisation checks

@@ -1,10 +1,12 @@
-"""Side-by-side timing of fastrnn against the NumPy reference.
+"""Side-by-side timing of fastrnn against NumPy, PyTorch and ONNX Runtime.
 
-Used by ``python -m fastrnn bench``.  Each workload (cell, shape, inference or
-training) is timed for every system in round-robin order, so drift in the
-machine's load hits all systems alike, and the median of the repeats is
-reported with the ratio between systems.  Measurements only: nothing here
-passes or fails on a time.
+Used by ``python -m fastrnn bench``.  For each workload (cell, shape,
+inference or training) every system is timed in turn, a warm block of calls
+each, round after round (round-robin), so drift in the machine's load hits
+all systems alike; the median of the rounds is reported, with the ratio fastrnn time / peer time
+(below 1: fastrnn is faster), fastrnn's achieved GFLOP/s and that rate as a
+fraction of the machine's sgemm rate measured in the same run.
+Measurements only: nothing here passes or fails on a time.
 """
 
 import statistics
@@ -12,94 +14,169 @@ import time
 
 import numpy as np
 
-from fastrnn import reference
+from fastrnn import _threads, peers
 from fastrnn.gru import GRU
 from fastrnn.lstm import LSTM
 from fastrnn.rnn import RNN
 
 CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
-# (T, B, D, H): a batch-1 latency case, a mid-size batch and a GEMM-bound batch.
-DEFAULT_SHAPES = ((100, 1, 32, 64), (100, 16, 64, 128), (50, 64, 256, 256))
-
-
-def _workloads(cell, shape, dtype, seed=0):
-    """{system: {work: zero-argument callable}} for one cell and shape."""
-    T, B, D, H = shape
-    layer = CELLS[cell](D, H, dtype=dtype, seed=seed)
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((T, B, D)).astype(dtype)
-    dy = rng.standard_normal((T, B, H)).astype(dtype)
-    params = layer.state_dict()
-
-    def fastrnn_train():
-        _, _, cache = layer.forward(x)
-        layer.backward(dy, cache)
-
-    def reference_train():
-        _, _, cache = reference.forward(cell, params, x)
-        reference.backward(dy, cache)
-
-    return {
-        "fastrnn": {"inference": lambda: layer(x), "training": fastrnn_train},
-        "reference": {"inference": lambda: reference.forward(cell, params, x),
-                      "training": reference_train},
-    }
+# (T, B, D, H): batch-1 latency cases, mid-size batches, GEMM-bound batches.
+DEFAULT_SHAPES = ((100, 1, 32, 64), (100, 1, 128, 128), (100, 16, 64, 128),
+                  (20, 60, 200, 256), (50, 64, 256, 256), (50, 128, 512, 512))
+QUICK_SHAPES = ((100, 1, 32, 64), (50, 64, 256, 256))
 
 
-def time_round_robin(functions, repeats=5, budget=2.0):
+def flops(cell, work, T, B, D, H):
+    """Floating-point operations of one single-layer call: the input and
+    recurrent products 2*T*B*G*H*(D+H) (G gate blocks); training adds backward,
+    which does those products twice more (input/hidden gradients and weight
+    gradients).  Element-wise work is left out."""
+    forward = 2 * T * B * GATES[cell] * H * (D + H)
+    return forward if work == "inference" else 3 * forward
+
+
+def sgemm_rate(threads, n=2048, repeats=5):
+    """The machine's float32 GEMM rate in GFLOP/s (NumPy's BLAS, n x n x n)."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    a @ a
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ a
+        times.append(time.perf_counter() - t0)
+    time.sleep(peers.SPINS_AFTER.get("numpy", 0))
+    return 2 * n ** 3 / statistics.median(times) / 1e9
+
+
+def time_round_robin(functions, repeats=5, budget=2.0, pauses=None, block=0.03):
     """Median seconds per call of each named function, timed in turns.
 
-    Every function runs once to warm up; then rounds of one call each repeat
-    until `repeats` rounds are done, stopping early (after at least 3
-    rounds) when `budget` seconds have been spent.
+    A round gives every function, in turn, one untimed warm-up call and then
+    a block of back-to-back timed calls lasting about `block` seconds (at
+    least one): calls in a warm loop, as in a service or a training run,
+    while the turns make drift in the machine's load hit every function
+    alike.  After its block a function's thread pool may keep spinning, so
+    pauses maps a name to seconds to sleep (untimed) before the next one.
+    Rounds repeat until `repeats` are done, stopping early (after at least 3)
+    once `budget` seconds have been spent.  A sample is a block's mean.
     """
-    for fn in functions.values():
+    pauses = pauses or {}
+    calls = {}
+    for name, fn in functions.items():     # estimate each function's block size
+        t0 = time.perf_counter()
         fn()
+        calls[name] = max(1, min(1000, int(block / max(time.perf_counter() - t0, 1e-7))))
+        time.sleep(pauses.get(name, 0))
     samples = {name: [] for name in functions}
     start = time.perf_counter()
     for rnd in range(repeats):
         for name, fn in functions.items():
-            t0 = time.perf_counter()
             fn()
-            samples[name].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            for _ in range(calls[name]):
+                fn()
+            samples[name].append((time.perf_counter() - t0) / calls[name])
+            time.sleep(pauses.get(name, 0))
         if rnd >= 2 and time.perf_counter() - start > budget:
             break
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
 def run(cells=("rnn", "lstm", "gru"), shapes=DEFAULT_SHAPES, dtype=np.float32,
-        works=("inference", "training"), repeats=5, budget=2.0, progress=None):
-    """Time every (cell, shape, work); return a list of result dicts.
+        works=("inference", "training"), systems=None, threads=None, repeats=5,
+        budget=2.0, progress=None):
+    """Time every (cell, shape, work) on every system; return a dict.
 
-    Each dict has cell, work, T, B, D, H, the median seconds of fastrnn and
-    of the reference, and speedup = reference / fastrnn.  progress, if
-    given, is called with (done, total, label) after each workload.
+    systems defaults to every available one (peers.available()); threads to
+    the CPUs this process may use, given to every system alike.  The result
+    has "machine" (threads, sgemm GFLOP/s, SIMD target) and "results": one
+    dict per workload with cell, work, T, B, D, H, "seconds" {system: median},
+    "ratio" {peer: fastrnn seconds / peer seconds}, "gflops" (fastrnn) and
+    "sgemm_fraction".  progress, if given, is called with (done, total, label).
     """
-    results = []
-    total = len(cells) * len(shapes) * len(works)
-    for cell in cells:
-        for shape in shapes:
-            systems = _workloads(cell, shape, dtype)
-            for work in works:
-                med = time_round_robin({name: fns[work] for name, fns in systems.items()},
-                                       repeats=repeats, budget=budget)
+    from fastrnn._elementwise import simd_target
+    systems = list(systems or peers.available())
+    if "fastrnn" not in systems:
+        systems.insert(0, "fastrnn")
+    threads = threads or peers.default_threads()
+    previous = _threads.set_num_threads(threads)
+    try:
+        rate = sgemm_rate(threads)
+        results = []
+        total = len(cells) * len(shapes) * len(works)
+        for cell in cells:
+            for shape in shapes:
                 T, B, D, H = shape
-                results.append(dict(cell=cell, work=work, T=T, B=B, D=D, H=H,
-                                    fastrnn_s=med["fastrnn"], reference_s=med["reference"],
-                                    speedup=med["reference"] / med["fastrnn"]))
-                if progress is not None:
-                    progress(len(results), total, f"{cell} {work} {shape}")
-    return results
+                layer = CELLS[cell](D, H, dtype=dtype, seed=0)
+                rng = np.random.default_rng(0)
+                x = rng.standard_normal((T, B, D)).astype(dtype)
+                dy = rng.standard_normal((T, B, H)).astype(dtype)
+                built = {s: peers.build(s, cell, layer, x, dy, threads) for s in systems}
+                for work in works:
+                    fns = {s: w[work] for s, w in built.items() if work in w}
+                    med = time_round_robin(fns, repeats=repeats, budget=budget,
+                                           pauses=peers.SPINS_AFTER)
+                    gf = flops(cell, work, T, B, D, H) / med["fastrnn"] / 1e9
+                    results.append(dict(
+                        cell=cell, work=work, T=T, B=B, D=D, H=H, seconds=med,
+                        ratio={s: med["fastrnn"] / med[s] for s in med if s != "fastrnn"},
+                        gflops=gf, sgemm_fraction=gf / rate))
+                    if progress is not None:
+                        progress(len(results), total, f"{cell} {work} {shape}")
+    finally:
+        _threads.set_num_threads(previous)
+    machine = dict(threads=threads, sgemm_gflops=rate, simd=simd_target(),
+                   dtype=np.dtype(dtype).name, systems=systems)
+    return {"machine": machine, "results": results}
 
 
-def format_table(results):
-    """Results as a fixed-width text table (times in milliseconds)."""
-    head = ("cell", "work", "T", "B", "D", "H", "fastrnn ms", "reference ms", "speed-up")
-    rows = [(r["cell"], r["work"], r["T"], r["B"], r["D"], r["H"],
-             f"{r['fastrnn_s'] * 1e3:.3f}", f"{r['reference_s'] * 1e3:.3f}",
-             f"{r['speedup']:.1f}x") for r in results]
+def format_table(report):
+    """The report as a fixed-width text table (times in milliseconds)."""
+    results = report["results"]
+    systems = report["machine"]["systems"]
+    peers_ = [s for s in systems if s != "fastrnn"]
+    short = {"onnxruntime": "ort"}
+    head = (["cell", "work", "T", "B", "D", "H"] + [f"{short.get(s, s)} ms" for s in systems]
+            + [f"fr/{short.get(p, p)}" for p in peers_] + ["GF/s", "%sgemm"])
+    rows = []
+    for r in results:
+        times = [f"{r['seconds'][s] * 1e3:.3f}" if s in r["seconds"] else "-" for s in systems]
+        ratios = [f"{r['ratio'][p]:.2f}" if p in r["ratio"] else "-" for p in peers_]
+        rows.append([r["cell"], r["work"], r["T"], r["B"], r["D"], r["H"], *times, *ratios,
+                     f"{r['gflops']:.1f}", f"{100 * r['sgemm_fraction']:.0f}%"])
     widths = [max(len(str(v)) for v in col) for col in zip(head, *rows)]
     lines = ["  ".join(str(v).rjust(w) for v, w in zip(row, widths)) for row in [head, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def plot(report, path):
+    """Write a PNG: fastrnn's speed-up (peer time / fastrnn time) against each
+    peer, one bar per workload.  Needs matplotlib."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = report["results"]
+    peers_ = [s for s in report["machine"]["systems"] if s != "fastrnn"]
+    labels = [f"{r['cell']} {r['work'][:5]}\n{r['T']},{r['B']},{r['D']},{r['H']}"
+              for r in results]
+    fig, ax = plt.subplots(figsize=(max(8, 0.55 * len(results)), 5))
+    width = 0.8 / max(1, len(peers_))
+    xs = np.arange(len(results))
+    for i, p in enumerate(peers_):
+        speedup = [1 / r["ratio"][p] if p in r["ratio"] else np.nan for r in results]
+        ax.bar(xs + (i - (len(peers_) - 1) / 2) * width, speedup, width, label=f"vs {p}")
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_yscale("log")
+    ax.set_ylabel("speed-up of fastrnn (peer time / fastrnn time)")
+    ax.set_xticks(xs)
+    ax.set_xticklabels(labels, rotation=90, fontsize=7)
+    m = report["machine"]
+    ax.set_title(f"fastrnn speed-up, {m['dtype']}, {m['threads']} threads, (T, B, D, H)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -42,23 +42,60 @@ def test_info_lists_version_modules_and_blas():
 
 
 def test_bench_on_a_tiny_shape_reports_every_workload():
-    out = run_cli("bench", "--shape", "3,2,4,5", "--repeat", "3", "--budget", "0.01", "--json")
+    out = run_cli("bench", "--shape", "3,2,4,5", "--repeat", "3", "--budget", "0.01", "--json",
+                  "--peers", "numpy")
     results = json.loads(out)["results"]
     seen = {(r["cell"], r["work"]) for r in results}
     assert seen == {(c, w) for c in ("rnn", "lstm", "gru") for w in ("inference", "training")}
     for r in results:
         assert (r["T"], r["B"], r["D"], r["H"]) == (3, 2, 4, 5)
-        assert r["fastrnn_s"] > 0 and r["reference_s"] > 0
-        assert r["speedup"] == pytest.approx(r["reference_s"] / r["fastrnn_s"])
+        assert r["seconds"]["fastrnn"] > 0 and r["seconds"]["numpy"] > 0
+        assert r["ratio"]["numpy"] == pytest.approx(r["seconds"]["fastrnn"] /
+                                                   r["seconds"]["numpy"])
 
 
 def test_bench_table_output():
     out = run_cli("bench", "--cell", "lstm", "--work", "inference", "--shape", "2,1,3,4",
                   "--repeat", "3", "--budget", "0.01")
-    assert "speed-up" in out and "lstm" in out
+    assert "fr/numpy" in out and "lstm" in out
 
 
 def test_bench_rejects_a_bad_shape():
     proc = subprocess.run([sys.executable, "-m", "fastrnn", "bench", "--shape", "1,2,3"],
                           capture_output=True, text=True, timeout=60, cwd="/")
     assert proc.returncode != 0 and "T,B,D,H" in proc.stderr
+
+
+def test_bench_json_has_ratios_for_every_peer():
+    out = run_cli("bench", "--cell", "gru", "--work", "inference", "--shape", "3,2,4,5",
+                  "--repeat", "3", "--budget", "0.01", "--json")
+    report = json.loads(out)
+    systems = report["machine"]["systems"]
+    assert systems[0] == "fastrnn" and "numpy" in systems
+    assert report["machine"]["sgemm_gflops"] > 0
+    (r,) = report["results"]
+    for peer in systems[1:]:
+        assert r["ratio"][peer] == pytest.approx(r["seconds"]["fastrnn"] / r["seconds"][peer])
+    assert r["gflops"] > 0 and r["sgemm_fraction"] > 0
+
+
+def test_bench_plot_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "speedup.png"
+    run_cli("bench", "--cell", "rnn", "--work", "inference", "--shape", "3,2,4,5",
+            "--repeat", "3", "--budget", "0.01", "--plot", str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_suite_runs_in_quick_mode():
+    # The pytest-benchmark suite under bench/ on tiny shapes, each benchmark
+    # run once: it must not rot.
+    import os
+    import pathlib
+    root = pathlib.Path(__file__).resolve().parent.parent
+    env = dict(os.environ, FASTRNN_BENCH_QUICK="1")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "--benchmark-disable", "-k", "f32", str(root / "bench")],
+                          capture_output=True, text=True, timeout=600, cwd=str(root), env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert " passed" in proc.stdout
