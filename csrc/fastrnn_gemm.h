@@ -15,6 +15,22 @@
 #define FR_PANEL_F32 16
 #define FR_PANEL_F64 8
 
+/* Whether this CPU holds a 64-byte vector in one register (AVX-512), which
+ * picks the GEMM's register tile; asked once. */
+static inline int fr_wide_vectors(void)
+{
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    static int wide = -1;
+    if (wide < 0) {
+        __builtin_cpu_init();
+        wide = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    }
+    return wide;
+#else
+    return 0;
+#endif
+}
+
 typedef float fr_vec_f32 __attribute__((vector_size(64)));
 typedef double fr_vec_f64 __attribute__((vector_size(64)));
 
