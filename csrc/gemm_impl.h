@@ -32,29 +32,41 @@ static inline __attribute__((always_inline)) void FR_FN(vstore)(REAL *p, VEC v)
  * for calls with too few rows (T * B) to repay packing W, such as one step
  * of a stream.  Four rows at a time, each a vector accumulator over k.
  * NumPy: y = (y if accumulate else 0) + W[:N, :K] @ x */
+static inline __attribute__((always_inline)) void FR_FN(rowdot_rows)(
+    const int R, int K, const REAL *W, int ldw, const REAL *x, REAL *y, int accumulate)
+{
+    /* R rows (a compile-time constant at each call, so the R accumulators
+     * stay in registers) dotted with x. */
+    VEC acc[4] = {{0}};
+    REAL tail[4] = {0, 0, 0, 0};
+    int k = 0;
+    for (; k + NR <= K; k += NR) {
+        VEC xv = FR_FN(vload)(x + k);
+        for (int r = 0; r < R; ++r)
+            acc[r] += FR_FN(vload)(W + (size_t)r * ldw + k) * xv;
+    }
+    for (; k < K; ++k)
+        for (int r = 0; r < R; ++r)
+            tail[r] += W[(size_t)r * ldw + k] * x[k];
+    for (int r = 0; r < R; ++r) {
+        REAL sum = tail[r];
+        for (int i = 0; i < NR; ++i)
+            sum += acc[r][i];
+        y[r] = accumulate ? y[r] + sum : sum;
+    }
+}
+
 FR_KERNEL void FR_FN(rowdot)(int N, int K, const REAL *restrict W, int ldw,
                              const REAL *restrict x, REAL *restrict y, int accumulate)
 {
     int n = 0;
-    for (; n < N; n += 4) {
-        int rows = N - n < 4 ? N - n : 4;
-        VEC acc[4] = {{0}};
-        REAL tail[4] = {0, 0, 0, 0};
-        int k = 0;
-        for (; k + NR <= K; k += NR) {
-            VEC xv = FR_FN(vload)(x + k);
-            for (int r = 0; r < rows; ++r)
-                acc[r] += FR_FN(vload)(W + (size_t)(n + r) * ldw + k) * xv;
-        }
-        for (; k < K; ++k)
-            for (int r = 0; r < rows; ++r)
-                tail[r] += W[(size_t)(n + r) * ldw + k] * x[k];
-        for (int r = 0; r < rows; ++r) {
-            REAL sum = tail[r];
-            for (int i = 0; i < NR; ++i)
-                sum += acc[r][i];
-            y[n + r] = accumulate ? y[n + r] + sum : sum;
-        }
+    for (; n + 4 <= N; n += 4)
+        FR_FN(rowdot_rows)(4, K, W + (size_t)n * ldw, ldw, x, y + n, accumulate);
+    switch (N - n) {
+    case 3: FR_FN(rowdot_rows)(3, K, W + (size_t)n * ldw, ldw, x, y + n, accumulate); break;
+    case 2: FR_FN(rowdot_rows)(2, K, W + (size_t)n * ldw, ldw, x, y + n, accumulate); break;
+    case 1: FR_FN(rowdot_rows)(1, K, W + (size_t)n * ldw, ldw, x, y + n, accumulate); break;
+    default: break;
     }
 }
 

@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from fastrnn._elementwise import panel_width
+from fastrnn._elementwise import pack_min_rows, panel_width
 from fastrnn._module import ParamModule
 from fastrnn._threads import get_num_threads
 from fastrnn._validation import (as_real_array, check_float_dtype, check_positive_int,
@@ -30,6 +30,8 @@ _THREADED_MIN_FLOPS = 2_000_000
 # Smallest hidden size at which a single sequence is split over threads by
 # hidden units: below it the per-step barrier costs more than half a step.
 _UNIT_SPLIT_MIN_H = 128
+
+_PACK_MIN_ROWS = pack_min_rows()
 
 
 class ForwardCache:
@@ -155,9 +157,15 @@ class RecurrentLayer(ParamModule):
         return (g["weight_ih" + sfx], g["weight_hh" + sfx],
                 np.zeros(G, self.dtype), np.zeros(G, self.dtype))
 
-    def _packed_weights(self, rows, cols):
+    def _packed_weights(self, rows, cols, calls_rows=None):
         """Work buffer for a (rows x cols) weight matrix packed by the kernels into
-        panels of panel_width output columns (rows rounded up to whole panels)."""
+        panels of panel_width output columns (rows rounded up to whole panels).
+
+        calls_rows is the T * B of a forward call: below pack_min_rows() the
+        kernel uses the weights as they are, so a placeholder will do (a
+        megabyte buffer per call would cost more than one step)."""
+        if calls_rows is not None and calls_rows < _PACK_MIN_ROWS:
+            return np.empty(1, self.dtype)
         nr = panel_width(self.dtype.itemsize)
         return np.empty(-(-rows // nr) * nr * cols, self.dtype)
 

@@ -24,6 +24,14 @@ def simd_target():
     return fr_simd_target().decode()
 
 
+from fastrnn._packed cimport PACK_MIN_ROWS
+
+
+def pack_min_rows():
+    """Fewest rows (T * B) for which the kernels pack the weights (else they use them as they are)."""
+    return PACK_MIN_ROWS
+
+
 def panel_width(itemsize):
     """Output columns per panel of the packed recurrent weights, for 4- or 8-byte reals."""
     return FR_PANEL_F32 if itemsize == 4 else FR_PANEL_F64

@@ -6,6 +6,14 @@ from fastrnn import _docs, _gru
 from fastrnn._base import RecurrentLayer
 
 
+# The float and double instances of the kernels, chosen once per dtype: a
+# fused Cython function called directly re-dispatches on its argument types
+# on every call, which a one-step stream pays each step.
+_FORWARD = {np.dtype(np.float32): _gru.gru_forward["float"],
+            np.dtype(np.float64): _gru.gru_forward["double"]}
+_BACKWARD = {np.dtype(np.float32): _gru.gru_backward["float"],
+             np.dtype(np.float64): _gru.gru_backward["double"]}
+
 class GRU(RecurrentLayer):
     __doc__ = """Multi-layer GRU over a sequence, with torch.nn.GRU's maths and names.
 
@@ -39,9 +47,9 @@ class GRU(RecurrentLayer):
         steps = T if training else self._chunk_steps(T, B, 4 * H)
         gates = np.empty((steps, B, 4 * H), self.dtype)
         gh = np.empty((B, 3 * H), self.dtype)
-        _gru.gru_forward(x, w_ih, w_hh, bias_x, b_hn, states0[0], y, direction * H, gates, gh,
-                         states_n[0], self._packed_weights(3 * H, x.shape[2]),
-                         self._packed_weights(3 * H, H), self._threads(T, B, x.shape[2]),
+        _FORWARD[self.dtype](x, w_ih, w_hh, bias_x, b_hn, states0[0], y, direction * H, gates, gh,
+                         states_n[0], self._packed_weights(3 * H, x.shape[2], T * B),
+                         self._packed_weights(3 * H, H, T * B), self._threads(T, B, x.shape[2]),
                          direction == 1)
         return gates if training else None
 
@@ -53,7 +61,7 @@ class GRU(RecurrentLayer):
         H = self.hidden_size
         dgi = np.empty((T, B, 3 * H), self.dtype)
         dgh = np.empty((T, B, 3 * H), self.dtype)
-        _gru.gru_backward(x, w_ih, w_hh, states0[0], y, dy, direction * H, saved, carries[0],
+        _BACKWARD[self.dtype](x, w_ih, w_hh, states0[0], y, dy, direction * H, saved, carries[0],
                           dgi, dgh, dx, accumulate, dw_ih, dw_hh, db_ih, db_hh,
                           self._packed_weights(H, 3 * H), self._packed_weights(D, 3 * H),
                           self._packed_weights(3 * H, T * B), self._packed_weights(3 * H, T * B),

@@ -6,6 +6,14 @@ from fastrnn import _docs, _lstm
 from fastrnn._base import RecurrentLayer
 
 
+# The float and double instances of the kernels, chosen once per dtype: a
+# fused Cython function called directly re-dispatches on its argument types
+# on every call, which a one-step stream pays each step.
+_FORWARD = {np.dtype(np.float32): _lstm.lstm_forward["float"],
+            np.dtype(np.float64): _lstm.lstm_forward["double"]}
+_BACKWARD = {np.dtype(np.float32): _lstm.lstm_backward["float"],
+             np.dtype(np.float64): _lstm.lstm_backward["double"]}
+
 class LSTM(RecurrentLayer):
     __doc__ = """Multi-layer LSTM over a sequence, with torch.nn.LSTM's maths and names.
 
@@ -40,9 +48,9 @@ class LSTM(RecurrentLayer):
             gates = np.empty((self._chunk_steps(T, B, 4 * H), B, 4 * H), self.dtype)
             cells = np.empty((1, B, H), self.dtype)
         (h0, c0), (h_n, c_n) = states0, states_n
-        _lstm.lstm_forward(x, w_ih, w_hh, bias, h0, c0, y, direction * H, gates, cells,
-                           h_n, c_n, self._packed_weights(4 * H, x.shape[2]),
-                           self._packed_weights(4 * H, H), self._threads(T, B, x.shape[2]),
+        _FORWARD[self.dtype](x, w_ih, w_hh, bias, h0, c0, y, direction * H, gates, cells,
+                           h_n, c_n, self._packed_weights(4 * H, x.shape[2], T * B),
+                           self._packed_weights(4 * H, H, T * B), self._threads(T, B, x.shape[2]),
                            direction == 1)
         return (gates, cells) if training else None
 
@@ -55,7 +63,7 @@ class LSTM(RecurrentLayer):
         T, B, D = x.shape
         H = self.hidden_size
         dgates = np.empty_like(gates)
-        _lstm.lstm_backward(x, w_ih, w_hh, h0, c0, y, dy, direction * H,
+        _BACKWARD[self.dtype](x, w_ih, w_hh, h0, c0, y, dy, direction * H,
                             gates, cells, dh, dc, dgates, dx, accumulate,
                             dw_ih, dw_hh, db_ih, db_hh, self._packed_weights(H, 4 * H),
                             self._packed_weights(D, 4 * H), self._packed_weights(4 * H, T * B),

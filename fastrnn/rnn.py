@@ -8,6 +8,14 @@ from fastrnn._base import RecurrentLayer
 _NONLINEARITIES = ("tanh", "relu")
 
 
+# The float and double instances of the kernels, chosen once per dtype: a
+# fused Cython function called directly re-dispatches on its argument types
+# on every call, which a one-step stream pays each step.
+_FORWARD = {np.dtype(np.float32): _rnn.rnn_forward["float"],
+            np.dtype(np.float64): _rnn.rnn_forward["double"]}
+_BACKWARD = {np.dtype(np.float32): _rnn.rnn_backward["float"],
+             np.dtype(np.float64): _rnn.rnn_backward["double"]}
+
 class RNN(RecurrentLayer):
     __doc__ = """Multi-layer Elman RNN over a sequence, with torch.nn.RNN's maths and names.
 
@@ -38,8 +46,9 @@ class RNN(RecurrentLayer):
         H = self.hidden_size
         bias = b_ih + b_hh if self.bias else np.zeros(H, self.dtype)
         pre = np.empty((self._chunk_steps(T, B, H), B, H), self.dtype)
-        _rnn.rnn_forward(x, w_ih, w_hh, bias, states0[0], y, direction * H, pre, states_n[0],
-                         self._packed_weights(H, x.shape[2]), self._packed_weights(H, H),
+        _FORWARD[self.dtype](x, w_ih, w_hh, bias, states0[0], y, direction * H, pre, states_n[0],
+                         self._packed_weights(H, x.shape[2], T * B),
+                         self._packed_weights(H, H, T * B),
                          self._threads(T, B, x.shape[2]), self.nonlinearity == "relu",
                          direction == 1)
         return None     # backward needs only y
@@ -51,7 +60,7 @@ class RNN(RecurrentLayer):
         T, B, D = x.shape
         H = self.hidden_size
         dpre = np.empty((T, B, H), self.dtype)
-        _rnn.rnn_backward(x, w_ih, w_hh, states0[0], y, dy, direction * H,
+        _BACKWARD[self.dtype](x, w_ih, w_hh, states0[0], y, dy, direction * H,
                           carries[0], dpre, dx, accumulate, dw_ih, dw_hh, db_ih, db_hh,
                           self._packed_weights(H, H), self._packed_weights(D, H),
                           self._packed_weights(H, T * B), self._threads(T, B, D),
