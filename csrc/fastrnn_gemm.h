@@ -20,12 +20,14 @@
 static inline int fr_wide_vectors(void)
 {
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-    static int wide = -1;
-    if (wide < 0) {
+    static int wide = -1;    /* threads racing on the first call store the same value */
+    int w = __atomic_load_n(&wide, __ATOMIC_RELAXED);
+    if (w < 0) {
         __builtin_cpu_init();
-        wide = __builtin_cpu_supports("avx512f") ? 1 : 0;
+        w = __builtin_cpu_supports("avx512f") ? 1 : 0;
+        __atomic_store_n(&wide, w, __ATOMIC_RELAXED);
     }
-    return wide;
+    return w;
 #else
     return 0;
 #endif

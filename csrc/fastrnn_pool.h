@@ -147,14 +147,16 @@ static void fr_pool_after_fork_child(void)
     fr_pool.busy = 0;
 }
 
+static pthread_once_t fr_atfork_once = PTHREAD_ONCE_INIT;
+
+static void fr_register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, fr_pool_after_fork_child);
+}
+
 /* Start workers up to want - 1 (caller is the other one); returns how many run. */
 static int fr_pool_grow(int want)
 {
-    static int atfork_registered = 0;
-    if (!atfork_registered) {
-        pthread_atfork(NULL, NULL, fr_pool_after_fork_child);
-        atfork_registered = 1;
-    }
     if (want > FR_MAX_THREADS)
         want = FR_MAX_THREADS;
     while (fr_pool.started < want - 1) {
@@ -175,6 +177,9 @@ static int fr_pool_grow(int want)
 static int fr_pool_run(int n, fr_task_fn fn, void *ctx, fr_barrier *barrier)
 {
     if (n > 1) {
+        /* Before the lock: a fork between taking the lock and registering
+         * would leave the child a locked pool it could never use. */
+        pthread_once(&fr_atfork_once, fr_register_atfork);
         pthread_mutex_lock(&fr_pool.lock);
         if (fr_pool.busy) {
             n = 1;             /* another caller owns the workers: run alone */

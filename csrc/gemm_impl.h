@@ -219,6 +219,11 @@ FR_KERNEL void FR_FN(packed_gemm)(int M, int n0, int n1, int K, const REAL *rest
                                   long sam, long sak, const REAL *restrict Wp, int kpanel,
                                   REAL *restrict C, long scm, long scn, int accumulate)
 {
+    if (K <= 0) {    /* an empty sum: C = 0 (or unchanged when accumulating) */
+        FR_FN(packed_gemm_block)(M, n0, n1, 0, A, sam, sak, Wp, kpanel, C, scm, scn,
+                                 accumulate);
+        return;
+    }
     for (int k0 = 0; k0 < K; k0 += FR_KC) {
         int kb = K - k0 < FR_KC ? K - k0 : FR_KC;
         FR_FN(packed_gemm_block)(M, n0, n1, kb, A + k0 * sak, sam, sak, Wp + (size_t)k0 * NR,
