@@ -90,18 +90,6 @@ def _onnx_graph(model_bytes):
     return onnx.load_from_string(model_bytes).graph.node
 
 
-def limit_fastrnn_threads(n):
-    """Set fastrnn's own kernel threads (in versions that have them); return the old value."""
-    for where in ("fastrnn", "fastrnn._threads"):
-        try:
-            setter = getattr(importlib.import_module(where), "set_num_threads", None)
-        except ImportError:
-            setter = None
-        if setter is not None:
-            return setter(n)
-    return None
-
-
 def time_round_robin(systems, calls, rounds):
     """{name: median seconds per call}; each round times every system once, in turn."""
     samples = {name: [] for name in systems}
@@ -203,7 +191,7 @@ def main(argv=None):
               f"{'in kernel us':>12}  {'python us':>9}  onnx ops")
     print(header)
     print("-" * len(header))
-    previous = limit_fastrnn_threads(1)
+    previous = fastrnn.set_num_threads(1)
     with threadpool_limits(1):
         for cell in args.cells:
             for H in args.hidden:
@@ -222,7 +210,7 @@ def main(argv=None):
             layer, _, (x, state), _, _ = build(cell, args.input, args.hidden[0], seed=0)
             profile(cell, layer, x, state, args.calls)
     if previous is not None:
-        limit_fastrnn_threads(previous)
+        fastrnn.set_num_threads(previous)
     print("\nratio = fastrnn / onnxruntime (below 1: fastrnn is faster).  'in kernel' and "
           "'python' split a separate timed pass of the fastrnn call: the time inside the "
           "compiled kernel calls (their argument unpacking included) and the rest.")

@@ -89,20 +89,6 @@ def measure(cell, shape, mode, thread_counts, rounds, seconds):
             for n, v in samples.items()}
 
 
-def limit_fastrnn_threads(n):
-    """Set fastrnn's own kernel threads (in versions that have them); return the old value."""
-    import importlib
-
-    for where in ("fastrnn", "fastrnn._threads"):
-        try:
-            setter = getattr(importlib.import_module(where), "set_num_threads", None)
-        except ImportError:
-            setter = None
-        if setter is not None:
-            return setter(n)
-    return None
-
-
 def parse_shape(text):
     try:
         T, B, D, H = (int(v) for v in text.split(","))
@@ -136,7 +122,7 @@ def main(argv=None):
     header = f"{'cell':<5} {'mode':<9} {'T,B,D,H':<14}  {cols}  {ratios}  {cpus}  load"
     print(header)
     print("-" * len(header))
-    previous = limit_fastrnn_threads(1)     # threads of the caller are the only parallelism
+    previous = fastrnn.set_num_threads(1)     # threads of the caller are the only parallelism
     with threadpool_limits(1):
         blas = sorted({(i['internal_api'], i['num_threads']) for i in threadpool_info()
                        if i['user_api'] == 'blas'})
@@ -151,7 +137,7 @@ def main(argv=None):
                     print(f"{cell:<5} {mode:<9} {','.join(map(str, shape)):<14}  {cols}  "
                           f"{ratios}  {cpus}  {os.getloadavg()[0]:4.2f}")
     if previous is not None:
-        limit_fastrnn_threads(previous)
+        fastrnn.set_num_threads(previous)
     own = "fastrnn's kernel threads set to 1" if previous is not None else \
         "no kernel threads of fastrnn's own in this version"
     print(f"\nBLAS libraries while timing (api, threads): {blas}; {own}.  Inference: all "

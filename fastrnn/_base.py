@@ -269,12 +269,7 @@ class RecurrentLayer(ParamModule):
         dx : ndarray shaped like x
         dstate0 : ndarray (a pair for LSTM) shaped like state0
         """
-        if not isinstance(cache, ForwardCache):
-            raise TypeError(f"cache: expected the cache returned by this layer's forward(), "
-                            f"got {type(cache).__name__}")
-        if cache.owner is not self:
-            raise ValueError("cache: this cache was returned by another layer's forward(); "
-                             "pass the cache of this layer")
+        self._owned_cache(cache, ForwardCache)
         H, dirs = self.hidden_size, self.num_directions
         y_top = cache.outputs[-1]
         T, B = y_top.shape[:2]

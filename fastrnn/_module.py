@@ -52,11 +52,15 @@ class ParamModule:
         for g in self.grads.values():
             g.fill(0)
 
-    def _check_cache(self, cache):
-        if not isinstance(cache, LayerCache):
+    def _owned_cache(self, cache, cache_type):
+        """cache, after checking it is a cache_type made by this layer's forward()."""
+        if not isinstance(cache, cache_type):
             raise TypeError(f"cache: expected the cache returned by this layer's forward(), "
                             f"got {type(cache).__name__}")
         if cache.owner is not self:
             raise ValueError("cache: this cache was returned by another layer's forward(); "
                              "pass the cache of this layer")
-        return cache.data
+        return cache
+
+    def _check_cache(self, cache):
+        return self._owned_cache(cache, LayerCache).data

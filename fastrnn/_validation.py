@@ -114,12 +114,21 @@ def check_state(state, name, shape, has_cell, unbatched, dtype):
     return out
 
 
+def check_real(value, name, expected, valid):
+    """Return value as a float x with valid(x), or raise naming the argument.
+
+    A bool or a non-number is a TypeError; a number outside the range
+    (valid(x) false, NaN included) a ValueError.  expected describes the
+    range in the message, e.g. "a number in [0, 1)".
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected {expected}, got {type(value).__name__} {value!r}")
+    x = float(value)
+    if not valid(x):
+        raise ValueError(f"{name}: expected {expected}, got {value!r}")
+    return x
+
+
 def check_probability(value, name):
     """Return value as a float p with 0 <= p < 1, or raise naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a number in [0, 1), got {type(value).__name__} "
-                        f"{value!r}")
-    p = float(value)
-    if not 0.0 <= p < 1.0:     # also rejects NaN
-        raise ValueError(f"{name}: expected a number in [0, 1), got {value!r}")
-    return p
+    return check_real(value, name, "a number in [0, 1)", lambda p: 0.0 <= p < 1.0)

@@ -8,9 +8,10 @@ the gradients of several layers are clipped together::
 """
 
 import math
-import numbers
 
 import numpy as np
+
+from fastrnn._validation import check_real
 
 __all__ = ["clip_grad_norm", "clip_grad_value"]
 
@@ -48,23 +49,11 @@ def _gradient_arrays(grads):
 
 
 def _check_bound(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a non-negative number, got "
-                        f"{type(value).__name__} {value!r}")
-    value = float(value)
-    if not value >= 0:         # also rejects NaN
-        raise ValueError(f"{name}: expected a non-negative number, got {value!r}")
-    return value
+    return check_real(value, name, "a non-negative number", lambda x: x >= 0)
 
 
 def _check_norm_type(norm_type):
-    if isinstance(norm_type, bool) or not isinstance(norm_type, numbers.Real):
-        raise TypeError(f"norm_type: expected a number >= 1 or inf, got "
-                        f"{type(norm_type).__name__} {norm_type!r}")
-    p = float(norm_type)
-    if not p >= 1:             # also rejects NaN
-        raise ValueError(f"norm_type: expected a number >= 1 or inf, got {norm_type!r}")
-    return p
+    return check_real(norm_type, "norm_type", "a number >= 1 or inf", lambda p: p >= 1)
 
 
 def _total_norm(arrays, p):

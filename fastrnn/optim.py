@@ -11,22 +11,19 @@ between steps is seen; the optimizer's buffers stay.
 """
 
 import math
-import numbers
 
 import numpy as np
+
+from fastrnn._validation import check_real
 
 __all__ = ["SGD", "Adam"]
 
 
 def _check_number(value, name, *, minimum=0.0, below=None):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    ok = math.isfinite(value) and value >= minimum and (below is None or value < below)
-    if not ok:
-        bound = f"in [{minimum}, {below})" if below is not None else f">= {minimum}"
-        raise ValueError(f"{name}: expected a finite number {bound}, got {value!r}")
-    return value
+    bound = f"in [{minimum}, {below})" if below is not None else f">= {minimum}"
+    return check_real(value, name, f"a finite number {bound}",
+                      lambda x: math.isfinite(x) and x >= minimum
+                      and (below is None or x < below))
 
 
 def _layer_list(layers):
