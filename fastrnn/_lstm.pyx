@@ -15,8 +15,8 @@ from cython cimport floating
 from fastrnn._cells cimport lstm_step_bwd, lstm_step_fwd
 from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemm_ex,
                               panel_width, worth_packing)
-from fastrnn._seq cimport (GradArgs, chunk_bounds, copy_rows, param_grads_task,
-                           project_task)
+from fastrnn._seq cimport (GradArgs, chunk_bounds, copy_rows, forward_threads,
+                           param_grads_task, project_task)
 from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel, split_range
 
 
@@ -152,14 +152,8 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.y, a.gates, a.cells = &y[0, 0, y_off], &gates[0, 0, 0], &cells[0, 0, 0]
     a.h_n, a.c_n = &h_n[0, 0], &c_n[0, 0]
     cdef fr_task_fn task = forward_task_f32 if floating is float else forward_task_f64
-    cdef int nr = panel_width(&wih_packed[0])
-    # One sequence can only be shared by hidden units, in whole panels.
-    a.split_units = (a.B == 1 and nthreads > 1 and H % nr == 0 and H >= 2 * nr
-                     and a.packed)
-    if a.split_units:
-        nthreads = min(nthreads, H // nr)
-    else:   # more threads than batch rows would idle through the time loop
-        nthreads = min(nthreads, a.B)
+    nthreads = forward_threads(a.B, H, nthreads, a.packed, panel_width(&wih_packed[0]),
+                               &a.split_units)
     with nogil:
         if a.packed:
             pack_panels(4 * H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])

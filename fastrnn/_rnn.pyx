@@ -13,8 +13,8 @@ from cython cimport floating
 from fastrnn._cells cimport rnn_step_bwd, rnn_step_fwd
 from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemm_ex,
                               panel_width, worth_packing)
-from fastrnn._seq cimport (GradArgs, chunk_bounds, copy_rows, param_grads_task,
-                           project_task)
+from fastrnn._seq cimport (GradArgs, chunk_bounds, copy_rows, forward_threads,
+                           param_grads_task, project_task)
 from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel, split_range
 
 
@@ -122,14 +122,8 @@ def rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.w_ih, a.w_hh, a.packed = &w_ih[0, 0], &w_hh[0, 0], worth_packing(a.T * a.B)
     a.y, a.pre, a.h_n = &y[0, 0, y_off], &pre[0, 0, 0], &h_n[0, 0]
     cdef fr_task_fn task = forward_task_f32 if floating is float else forward_task_f64
-    cdef int nr = panel_width(&wih_packed[0])
-    # One sequence can only be shared by hidden units, in whole panels.
-    a.split_units = (a.B == 1 and nthreads > 1 and H % nr == 0 and H >= 2 * nr
-                     and a.packed)
-    if a.split_units:
-        nthreads = min(nthreads, H // nr)
-    else:   # more threads than batch rows would idle through the time loop
-        nthreads = min(nthreads, a.B)
+    nthreads = forward_threads(a.B, H, nthreads, a.packed, panel_width(&wih_packed[0]),
+                               &a.split_units)
     with nogil:
         if a.packed:
             pack_panels(H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])

@@ -30,6 +30,20 @@ cdef inline void chunk_bounds(int k, int chunk, int T, bint reverse,
         t1[0] = t0[0] + chunk if t0[0] + chunk < T else T
 
 
+cdef inline int forward_threads(int B, int H, int nthreads, bint packed, int nr,
+                                bint* split_units) noexcept nogil:
+    """Threads for a forward time loop, and whether they share hidden units.
+
+    Sequences are split by batch rows (more threads than rows would idle);
+    a single sequence can only be shared by hidden units, in whole panels
+    of nr columns, and only from packed weights.
+    """
+    split_units[0] = B == 1 and nthreads > 1 and H % nr == 0 and H >= 2 * nr and packed
+    if split_units[0]:
+        return nthreads if nthreads < H // nr else H // nr
+    return nthreads if nthreads < B else B
+
+
 cdef inline void project_task(int rows, int G, int D, const floating* x, bint packed,
                               const floating* w_ih, const floating* wih_packed,
                               const floating* bias, floating* out, int ldo, int tid,
