@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 
 from fastrnn._elementwise import pack_min_rows, panel_width
+from fastrnn._lengths import NO_LENGTHS, SortedBatch, check_lengths
 from fastrnn._module import ParamModule
 from fastrnn._threads import get_num_threads
 from fastrnn._validation import (as_real_array, check_float_dtype, check_positive_int,
@@ -43,10 +44,12 @@ class ForwardCache:
     """
 
     __slots__ = ("owner", "unbatched", "x_shape", "inputs", "outputs", "states0", "saved",
-                 "masks")
+                 "masks", "batch")
 
-    def __init__(self, owner, unbatched, x_shape, inputs, outputs, states0, saved, masks=()):
+    def __init__(self, owner, unbatched, x_shape, inputs, outputs, states0, saved, masks=(),
+                 batch=None):
         self.owner = owner
+        self.batch = batch     # SortedBatch of a call with lengths, else None
         self.masks = masks     # masks[l]: dropout mask on layer l's output, or None
         self.unbatched = unbatched
         self.x_shape = x_shape
@@ -189,20 +192,21 @@ class RecurrentLayer(ParamModule):
 
     # --------------------------------------------------------------- running
 
-    def __call__(self, x, state0=None):
+    def __call__(self, x, state0=None, lengths=None):
         """Inference: run the stack over x, keeping nothing for backward.
 
-        Returns (y, state_n); see the class docstring for shapes.
+        Returns (y, state_n); see the class docstring for shapes and lengths.
         """
-        return self._forward(x, state0, training=False)
+        return self._forward(x, state0, lengths, training=False)
 
-    def forward(self, x, state0=None):
+    def forward(self, x, state0=None, lengths=None):
         """Training forward: like calling the layer, plus a cache for backward().
 
         Returns (y, state_n, cache).  The cache keeps the saved activations
-        (see the class docstring for their size) and references x and y.
+        (see the class docstring for their size) and references x and y;
+        backward() honours the lengths given here.
         """
-        return self._forward(x, state0, training=True)
+        return self._forward(x, state0, lengths, training=True)
 
     def _state_shape(self, B):
         return (self.num_layers * self.num_directions, B, self.hidden_size)
@@ -219,12 +223,19 @@ class RecurrentLayer(ParamModule):
             return np.ascontiguousarray(seq.transpose(1, 0, 2))
         return seq
 
-    def _forward(self, x, state0, training):
+    def _forward(self, x, state0, lengths, training):
         x3, unbatched = check_sequence(x, "x", self.input_size, self.batch_first, self.dtype)
         T, B = x3.shape[:2]
         H, dirs = self.hidden_size, self.num_directions
         states0 = check_state(state0, "state0", self._state_shape(B), self._has_cell,
                               unbatched, self.dtype)
+        batch = SortedBatch.from_lengths(check_lengths(lengths, T, B, unbatched), T)
+        active = NO_LENGTHS
+        if batch is not None:
+            active = batch.active
+            states0 = [batch.to_kernel(s) for s in states0]
+            # training zeroes the padding: weight gradients sum over every step
+            x3 = batch.to_kernel_zero_padded(x3) if training else batch.to_kernel(x3)
         states_n = [np.empty(self._state_shape(B), self.dtype) for _ in states0]
         inputs, outputs, saved, masks = [], [], {}, []
         layer_in = x3
@@ -235,7 +246,7 @@ class RecurrentLayer(ParamModule):
                 i = layer * dirs + direction
                 saved[i] = self._run_direction(
                     layer, direction, layer_in, [s[i] for s in states0], y,
-                    [s[i] for s in states_n], training)
+                    [s[i] for s in states_n], training, active)
             if training:
                 inputs.append(layer_in)
                 outputs.append(y)
@@ -244,12 +255,16 @@ class RecurrentLayer(ParamModule):
                 masks.append(self._dropout_mask(y.shape))
                 if masks[-1] is not None:
                     layer_in = y * masks[-1]
-        y_user = self._to_user_sequence(layer_in, unbatched)
-        state_user = self._to_user_state(states_n, unbatched)
+        if batch is not None:
+            y_user = self._to_user_sequence(batch.to_caller(layer_in), unbatched)
+            state_user = self._to_user_state([batch.to_caller(s) for s in states_n], unbatched)
+        else:
+            y_user = self._to_user_sequence(layer_in, unbatched)
+            state_user = self._to_user_state(states_n, unbatched)
         if not training:
             return y_user, state_user
         cache = ForwardCache(self, unbatched, np.shape(x), inputs, outputs, states0, saved,
-                             masks)
+                             masks, batch)
         return y_user, state_user, cache
 
     def backward(self, dy, cache, dstate_n=None):
@@ -288,6 +303,11 @@ class RecurrentLayer(ParamModule):
         grad_out = np.ascontiguousarray(dy_arr, dtype=self.dtype)
         dstates_n = check_state(dstate_n, "dstate_n", self._state_shape(B), self._has_cell,
                                 cache.unbatched, self.dtype)
+        batch, active = cache.batch, NO_LENGTHS
+        if batch is not None:
+            active = batch.active
+            grad_out = batch.to_kernel(grad_out)
+            dstates_n = [batch.to_kernel(s) for s in dstates_n]
         dstates0 = [np.zeros_like(s) for s in dstates_n]
         for layer in reversed(range(self.num_layers)):
             layer_in, layer_out = cache.inputs[layer], cache.outputs[layer]
@@ -297,23 +317,27 @@ class RecurrentLayer(ParamModule):
                 carries = [s[i].copy() for s in dstates_n]   # in: dstate_n, out: dstate0
                 self._backprop_direction(
                     layer, direction, layer_in, layer_out, grad_out, cache.saved[i],
-                    [s[i] for s in cache.states0], carries, dx, direction == 1)
+                    [s[i] for s in cache.states0], carries, dx, direction == 1, active)
                 for dst, carry in zip(dstates0, carries):
                     dst[i] = carry
             if layer > 0 and cache.masks and cache.masks[layer - 1] is not None:
                 dx *= cache.masks[layer - 1]     # through the dropout on layer - 1's output
             grad_out = dx
+        if batch is not None:
+            grad_out = batch.to_caller(grad_out)
+            dstates0 = [batch.to_caller(s) for s in dstates0]
         dx_user = self._to_user_sequence(grad_out, cache.unbatched)
         return dx_user, self._to_user_state(dstates0, cache.unbatched)
 
     # ------------------------------------------------------------ cell hooks
 
-    def _run_direction(self, layer, direction, x, states0, y, states_n, training):
-        """Run one direction over x, write its columns of y and states_n; return what backward needs."""
+    def _run_direction(self, layer, direction, x, states0, y, states_n, training, active):
+        """Run one direction over x, write its columns of y and states_n; return what backward
+        needs.  active: the kernels' variable-length argument (fastrnn._lengths)."""
         raise NotImplementedError
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,
-                            accumulate):
+                            accumulate, active):
         """Backward of one direction: write (or add, if accumulate) dx, add weight grads,
         turn carries from dstate_n into dstate0 in place."""
         raise NotImplementedError

@@ -39,6 +39,14 @@ SHAPES = """
     state : {state} each (num_layers * num_dirs, B, H), or (num_layers * num_dirs, H)
         unbatched; layer l, direction d is row l * num_dirs + d.  A missing state0
         or dstate_n means zeros.
+    lengths : optional (B,) ints in 1..T, for a batch of sequences padded at the end.
+        Sequence b covers steps 0..lengths[b]-1: y is zero past it, its state_n is
+        taken at its own last step, a reverse direction starts there, and nothing
+        past it (x or dy) reaches any result or gradient.  Same results as
+        torch.nn on pack_padded_sequence(x, lengths, enforce_sorted=False); the
+        cost is at most that of the padded call (steps past a row's end are
+        skipped).  A batch sorted longest first is used as it is; another is
+        reordered (a copy) and the results put back in the caller's order.
 
     Attributes
     ----------
@@ -48,10 +56,10 @@ SHAPES = """
 
     Methods
     -------
-    layer(x, state0=None) -> (y, state_n)
+    layer(x, state0=None, lengths=None) -> (y, state_n)
         Inference; keeps nothing for backward.
-    forward(x, state0=None) -> (y, state_n, cache)
-        Training forward.
+    forward(x, state0=None, lengths=None) -> (y, state_n, cache)
+        Training forward; backward honours its lengths.
     backward(dy, cache, dstate_n=None) -> (dx, dstate0)
         Backpropagation through time; adds parameter gradients into grads.
     state_dict(), load_state_dict(mapping), zero_grad(), reset_parameters(seed)

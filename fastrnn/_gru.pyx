@@ -15,8 +15,8 @@ from cython cimport floating
 from fastrnn._cells cimport gru_step_bwd, gru_step_fwd
 from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemm_ex,
                               panel_width, worth_packing)
-from fastrnn._seq cimport (GradArgs, chunk_bounds, copy_rows, forward_threads,
-                           param_grads_task, project_task)
+from fastrnn._seq cimport (GradArgs, StepRows, chunk_bounds, copy_rows, forward_threads,
+                           param_grads_task, project_task, step_rows, zero_rows)
 from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel, split_range
 
 
@@ -24,6 +24,7 @@ cdef struct Forward:
     int T, B, D, H, ldy, chunk
     bint reverse, split_units
     bint packed            # weights packed (else used as they are: short calls)
+    const int* active      # rows covering each step (fastrnn/_seq.pxd StepRows), or NULL
     const void* w_ih
     const void* w_hh
     const void* x          # (T, B, D)
@@ -58,6 +59,9 @@ cdef inline void forward_units_task(Forward* a, floating* _, int tid, int nt) no
         barrier_wait(&a.barrier)
         for s in range(t1 - t0):
             t = t1 - 1 - s if a.reverse else t0 + s
+            if a.active != NULL and a.active[t] == 0:    # past the sequence's end
+                zero_rows(1, j1 - j0, y + <size_t>t * ldy + j0, ldy)
+                continue
             g = gates + <size_t>(t - t0) * 4 * H
             for q in range(3):       # this task's columns of each gate block
                 packed_gemm_ex(1, q * H + j0, q * H + j1, H, h_prev, H, 1,
@@ -69,37 +73,45 @@ cdef inline void forward_units_task(Forward* a, floating* _, int tid, int nt) no
     copy_rows(1, j1 - j0, h_prev + j0, H, <floating*>a.h_n + j0, H)
 
 
+cdef inline void forward_rows(Forward* a, floating* _, int t, int t0, int lo, int hi,
+                              const floating* h_prev, int ld_prev) noexcept nogil:
+    """Step t for batch rows [lo, hi), from states whose row 0 is at h_prev."""
+    cdef int B = a.B, H = a.H
+    cdef floating* gh = <floating*>a.gh + <size_t>lo * 3 * H
+    h_prev += <size_t>lo * ld_prev
+    matmul_nt(a.packed, hi - lo, 3 * H, H, h_prev, ld_prev, <const floating*>a.w_hh,
+              <const floating*>a.whh_p, gh, 3 * H, False)
+    gru_step_fwd(hi - lo, H, 0, H, <floating*>a.gates + (<size_t>(t - t0) * B + lo) * 4 * H,
+                 gh, <const floating*>a.b_hn, h_prev, ld_prev,
+                 <floating*>a.y + (<size_t>t * B + lo) * a.ldy, a.ldy)
+
+
 cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept nogil:
     if a.split_units:
         forward_units_task(a, _, tid, nt)
         return
     cdef int T = a.T, B = a.B, D = a.D, H = a.H, ldy = a.ldy
     cdef floating* y = <floating*>a.y
-    cdef floating* gates = <floating*>a.gates
-    cdef floating* g
-    cdef int b0, b1, k, s, t, t0, t1, ld_prev = H
+    cdef int b0, b1, k, s, t, t0, t1
+    cdef StepRows r
     split_range(B, tid, nt, &b0, &b1)
-    cdef int rows = b1 - b0
-    cdef floating* gh = <floating*>a.gh + <size_t>b0 * 3 * H
-    cdef const floating* h_prev = <const floating*>a.h0 + <size_t>b0 * H
     for k in range((T + a.chunk - 1) // a.chunk):
         chunk_bounds(k, a.chunk, T, a.reverse, &t0, &t1)
         project_task((t1 - t0) * B, 3 * H, D, <const floating*>a.x + <size_t>t0 * B * D,
                      a.packed, <const floating*>a.w_ih, <const floating*>a.wih_p,
-                     <const floating*>a.bias_x, gates, 4 * H, tid, nt)
+                     <const floating*>a.bias_x, <floating*>a.gates, 4 * H, tid, nt)
         barrier_wait(&a.barrier)
-        if rows > 0:
-            for s in range(t1 - t0):
-                t = t1 - 1 - s if a.reverse else t0 + s
-                g = gates + (<size_t>(t - t0) * B + b0) * 4 * H
-                matmul_nt(a.packed, rows, 3 * H, H, h_prev, ld_prev,
-                          <const floating*>a.w_hh, <const floating*>a.whh_p, gh, 3 * H, False)
-                gru_step_fwd(rows, H, 0, H, g, gh, <const floating*>a.b_hn, h_prev, ld_prev,
-                             y + (<size_t>t * B + b0) * ldy, ldy)
-                h_prev = y + (<size_t>t * B + b0) * ldy
-                ld_prev = ldy
+        for s in range(t1 - t0 if b1 > b0 else 0):
+            t = t1 - 1 - s if a.reverse else t0 + s
+            step_rows(a.active, T, B, a.reverse, t, b0, b1, &r)
+            if r.cont > b0:      # from step t_prev's h
+                forward_rows(a, _, t, t0, b0, r.cont, y + <size_t>r.t_prev * B * ldy, ldy)
+            if r.end > r.cont:   # first steps: from h0
+                forward_rows(a, _, t, t0, r.cont, r.end, <const floating*>a.h0, H)
+            copy_rows(r.end - r.fin, H, y + (<size_t>t * B + r.fin) * ldy, ldy,
+                      <floating*>a.h_n + <size_t>r.fin * H, H)
+            zero_rows(b1 - r.end, H, y + (<size_t>t * B + r.end) * ldy, ldy)
         barrier_wait(&a.barrier)   # the next chunk's projection overwrites gates
-    copy_rows(rows, H, h_prev, ld_prev, <floating*>a.h_n + <size_t>b0 * H, H)
 
 
 cdef void forward_task_f32(void* a, int tid, int nt) noexcept nogil:
@@ -116,10 +128,11 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                 floating[:, :, ::1] y, int y_off, floating[:, :, ::1] gates,
                 floating[:, ::1] gh, floating[:, ::1] h_n,
                 floating[::1] wih_packed, floating[::1] whh_packed, int nthreads,
-                bint reverse):
+                bint reverse, const int[::1] active):
     """Run one direction of a GRU layer over x (T, B, D) on up to nthreads threads.
 
     Writes h_t into y[t, :, y_off:y_off+H] and the last state into h_n.
+    active: variable lengths, as in fastrnn._lstm.lstm_forward.
     gates (Tc, B, 4H) is the work buffer for Tc time steps; with Tc == T
     (training) it keeps the activations [r z n hn] of every step.  gh (B, 3H)
     is work, as are wih_packed, whh_packed (packed_size(3H, D), packed_size(3H, H)).
@@ -133,6 +146,7 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.wih_p, a.whh_p = &wih_packed[0], &whh_packed[0]
     a.w_ih, a.w_hh, a.packed = &w_ih[0, 0], &w_hh[0, 0], worth_packing(a.T * a.B)
     a.y, a.gates, a.gh, a.h_n = &y[0, 0, y_off], &gates[0, 0, 0], &gh[0, 0], &h_n[0, 0]
+    a.active = &active[0] if active.shape[0] > 0 else NULL
     cdef fr_task_fn task = forward_task_f32 if floating is float else forward_task_f64
     nthreads = forward_threads(a.B, H, nthreads, a.packed, panel_width(&wih_packed[0]),
                                &a.split_units)
@@ -158,34 +172,39 @@ cdef struct Backward:
     fr_barrier barrier
 
 
+cdef inline void backward_rows(Backward* a, floating* _, int t, int lo, int hi,
+                               const floating* h_prev, int ld_prev) noexcept nogil:
+    """Element-wise backward of step t for batch rows [lo, hi), whose h_{t-1}
+    has its row 0 at h_prev."""
+    cdef int H = a.H
+    cdef size_t row = <size_t>t * a.B + lo
+    gru_step_bwd(hi - lo, H, <const floating*>a.gates + row * 4 * H,
+                 h_prev + <size_t>lo * ld_prev, ld_prev, <const floating*>a.dy + row * a.ldy,
+                 a.ldy, <floating*>a.dh + <size_t>lo * H, <floating*>a.dgi + row * 3 * H,
+                 <floating*>a.dgh + row * 3 * H)
+
+
 cdef inline void backward_task(Backward* a, floating* _, int tid, int nt) noexcept nogil:
     cdef int T = a.T, B = a.B, H = a.H, ldy = a.ldy
-    cdef int step = -1 if a.reverse else 1     # time runs t - step -> t in forward
-    cdef int first = T - 1 if a.reverse else 0 # the step that started from h0
-    cdef const floating* y = <const floating*>a.y
     cdef floating* dgh = <floating*>a.dgh
-    cdef const floating* h_prev
-    cdef int b0, b1, s, t, ld_prev
+    cdef int b0, b1, s, t
+    cdef StepRows r
     split_range(B, tid, nt, &b0, &b1)
-    cdef int rows = b1 - b0
-    cdef floating* dh = <floating*>a.dh + <size_t>b0 * H
-    cdef size_t row
-    if rows > 0:
-        for s in range(T):
-            t = s if a.reverse else T - 1 - s   # backward visits time against the forward order
-            row = <size_t>t * B + b0
-            if t == first:
-                h_prev = <const floating*>a.h0 + <size_t>b0 * H
-                ld_prev = H
-            else:
-                h_prev = y + (<size_t>(t - step) * B + b0) * ldy
-                ld_prev = ldy
-            gru_step_bwd(rows, H, <const floating*>a.gates + row * 4 * H, h_prev, ld_prev,
-                         <const floating*>a.dy + row * ldy, ldy, dh,
-                         <floating*>a.dgi + row * 3 * H, dgh + row * 3 * H)
-            # dh_{t-1} = dh_t * z + dGh_t W_hh
-            packed_gemm(rows, H, 3 * H, dgh + row * 3 * H, 3 * H, <const floating*>a.whhT_p,
-                        3 * H, dh, H, True)
+    for s in range(T if b1 > b0 else 0):
+        t = s if a.reverse else T - 1 - s   # backward visits time against the forward order
+        step_rows(a.grads.active, T, B, a.reverse, t, b0, b1, &r)
+        if r.cont > b0:      # h_{t-1} from step t_prev
+            backward_rows(a, _, t, b0, r.cont,
+                          <const floating*>a.y + <size_t>r.t_prev * B * ldy, ldy)
+        if r.end > r.cont:   # first steps: from h0
+            backward_rows(a, _, t, r.cont, r.end, <const floating*>a.h0, H)
+        if r.end > b0:       # dh_{t-1} = dh_t * z + dGh_t W_hh
+            packed_gemm(r.end - b0, H, 3 * H, dgh + (<size_t>t * B + b0) * 3 * H, 3 * H,
+                        <const floating*>a.whhT_p, 3 * H, <floating*>a.dh + <size_t>b0 * H, H,
+                        True)
+        # rows past their sequence's end have no gradient (weight gradients sum all rows)
+        zero_rows(b1 - r.end, 3 * H, <floating*>a.dgi + (<size_t>t * B + r.end) * 3 * H, 3 * H)
+        zero_rows(b1 - r.end, 3 * H, dgh + (<size_t>t * B + r.end) * 3 * H, 3 * H)
     barrier_wait(&a.barrier)    # every row of dGi, dGh is needed below
     param_grads_task(&a.grads, _, tid, nt, &a.barrier)
 
@@ -208,8 +227,9 @@ def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                  floating[::1] db_ih, floating[::1] db_hh,
                  floating[::1] whhT_packed, floating[::1] wihT_packed,
                  floating[::1] dgi_packed, floating[::1] dgh_packed, int nthreads,
-                 bint reverse):
-    """Backward through time of gru_forward (saved gates of a training run).
+                 bint reverse, const int[::1] active):
+    """Backward through time of gru_forward (saved gates of a training run),
+    with the same active (variable lengths) as the forward call.
 
     dy[:, :, y_off:y_off+H] is the gradient of this direction's output;
     dh (B, H) holds dh_n on entry and dh0 on return.  dgi, dgh (T, B, 3H) are
@@ -227,6 +247,7 @@ def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.grads.T, a.grads.B, a.grads.D, a.grads.H, a.grads.G = T, B, D, H, 3 * H
     a.grads.ldy, a.grads.reverse, a.grads.dx_accumulate = y.shape[2], reverse, dx_accumulate
     a.grads.x, a.grads.h0, a.grads.y = &x[0, 0, 0], &h0[0, 0], &y[0, 0, y_off]
+    a.grads.active = &active[0] if active.shape[0] > 0 else NULL
     a.grads.dgi, a.grads.dgh = &dgi[0, 0, 0], &dgh[0, 0, 0]
     a.grads.wihT = &wihT_packed[0]
     a.grads.dgi_packed, a.grads.dgh_packed = &dgi_packed[0], &dgh_packed[0]

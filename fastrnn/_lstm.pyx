@@ -15,8 +15,8 @@ from cython cimport floating
 from fastrnn._cells cimport lstm_step_bwd, lstm_step_fwd
 from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemm_ex,
                               panel_width, worth_packing)
-from fastrnn._seq cimport (GradArgs, chunk_bounds, copy_rows, forward_threads,
-                           param_grads_task, project_task)
+from fastrnn._seq cimport (GradArgs, StepRows, chunk_bounds, copy_rows, forward_threads,
+                           param_grads_task, project_task, step_rows, zero_rows)
 from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel, split_range
 
 
@@ -24,6 +24,7 @@ cdef struct Forward:
     int T, B, D, H, ldy, chunk
     bint reverse, keep_cells, split_units
     bint packed            # weights packed (else used as they are: short calls)
+    const int* active      # rows covering each step (fastrnn/_seq.pxd StepRows), or NULL
     const void* w_ih
     const void* w_hh
     const void* x          # (T, B, D)
@@ -62,6 +63,9 @@ cdef inline void forward_units_task(Forward* a, floating* _, int tid, int nt) no
         barrier_wait(&a.barrier)
         for s in range(t1 - t0):
             t = t1 - 1 - s if a.reverse else t0 + s
+            if a.active != NULL and a.active[t] == 0:    # past the sequence's end
+                zero_rows(1, j1 - j0, y + <size_t>t * ldy + j0, ldy)
+                continue
             g = gates + <size_t>(t - t0) * G
             for q in range(4):       # this task's columns of each gate block
                 packed_gemm_ex(1, q * H + j0, q * H + j1, H, h_prev, H, 1, whh_p, H, g, G, 1,
@@ -75,6 +79,23 @@ cdef inline void forward_units_task(Forward* a, floating* _, int tid, int nt) no
     copy_rows(1, j1 - j0, c_prev + j0, H, <floating*>a.c_n + j0, H)
 
 
+cdef inline void forward_rows(Forward* a, floating* _, int t, int t0, int lo, int hi,
+                              const floating* h_prev, int ld_prev,
+                              const floating* c_prev) noexcept nogil:
+    """Step t for batch rows [lo, hi), from states whose row 0 is at h_prev, c_prev."""
+    cdef int B = a.B, H = a.H, G = 4 * a.H
+    cdef floating* g = <floating*>a.gates + (<size_t>(t - t0) * B + lo) * G
+    cdef floating* c
+    matmul_nt(a.packed, hi - lo, G, H, h_prev + <size_t>lo * ld_prev, ld_prev,
+              <const floating*>a.w_hh, <const floating*>a.whh_p, g, G, True)
+    if a.keep_cells:
+        c = <floating*>a.cells + (<size_t>t * B + lo) * H
+    else:
+        c = <floating*>a.cells + <size_t>lo * H
+    lstm_step_fwd(hi - lo, H, 0, H, g, c_prev + <size_t>lo * H, c,
+                  <floating*>a.y + (<size_t>t * B + lo) * a.ldy, a.ldy)
+
+
 cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept nogil:
     if a.split_units:
         forward_units_task(a, _, tid, nt)
@@ -82,39 +103,33 @@ cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept
     cdef int T = a.T, B = a.B, D = a.D, H = a.H, G = 4 * a.H, ldy = a.ldy
     cdef const floating* x = <const floating*>a.x
     cdef floating* y = <floating*>a.y
-    cdef floating* gates = <floating*>a.gates
     cdef floating* cells = <floating*>a.cells
-    cdef int b0, b1, k, s, t, t0, t1, ld_prev = H
+    cdef int b0, b1, k, s, t, t0, t1
+    cdef StepRows r
+    cdef size_t t_cells
     split_range(B, tid, nt, &b0, &b1)
-    cdef int rows = b1 - b0
-    cdef const floating* h_prev = <const floating*>a.h0 + <size_t>b0 * H
-    cdef const floating* c_prev = <const floating*>a.c0 + <size_t>b0 * H
-    cdef floating* g
-    cdef floating* c
     for k in range((T + a.chunk - 1) // a.chunk):
         chunk_bounds(k, a.chunk, T, a.reverse, &t0, &t1)
         project_task((t1 - t0) * B, G, D, x + <size_t>t0 * B * D, a.packed,
                      <const floating*>a.w_ih, <const floating*>a.wih_p,
-                     <const floating*>a.bias, gates, G, tid, nt)
+                     <const floating*>a.bias, <floating*>a.gates, G, tid, nt)
         barrier_wait(&a.barrier)
-        if rows > 0:
-            for s in range(t1 - t0):
-                t = t1 - 1 - s if a.reverse else t0 + s
-                g = gates + (<size_t>(t - t0) * B + b0) * G
-                matmul_nt(a.packed, rows, G, H, h_prev, ld_prev, <const floating*>a.w_hh,
-                          <const floating*>a.whh_p, g, G, True)
-                if a.keep_cells:
-                    c = cells + (<size_t>t * B + b0) * H
-                else:
-                    c = cells + <size_t>b0 * H
-                lstm_step_fwd(rows, H, 0, H, g, c_prev, c, y + (<size_t>t * B + b0) * ldy,
-                              ldy)
-                h_prev = y + (<size_t>t * B + b0) * ldy
-                ld_prev = ldy
-                c_prev = c
+        for s in range(t1 - t0 if b1 > b0 else 0):
+            t = t1 - 1 - s if a.reverse else t0 + s
+            step_rows(a.active, T, B, a.reverse, t, b0, b1, &r)
+            if r.cont > b0:      # from step t_prev's h and c
+                forward_rows(a, _, t, t0, b0, r.cont, y + <size_t>r.t_prev * B * ldy, ldy,
+                             cells + <size_t>r.t_prev * B * H if a.keep_cells else cells)
+            if r.end > r.cont:   # first steps: from h0, c0
+                forward_rows(a, _, t, t0, r.cont, r.end, <const floating*>a.h0, H,
+                             <const floating*>a.c0)
+            t_cells = <size_t>t * B if a.keep_cells else 0
+            copy_rows(r.end - r.fin, H, y + (<size_t>t * B + r.fin) * ldy, ldy,
+                      <floating*>a.h_n + <size_t>r.fin * H, H)
+            copy_rows(r.end - r.fin, H, cells + (t_cells + r.fin) * H, H,
+                      <floating*>a.c_n + <size_t>r.fin * H, H)
+            zero_rows(b1 - r.end, H, y + (<size_t>t * B + r.end) * ldy, ldy)
         barrier_wait(&a.barrier)   # the next chunk's projection overwrites gates
-    copy_rows(rows, H, h_prev, ld_prev, <floating*>a.h_n + <size_t>b0 * H, H)
-    copy_rows(rows, H, c_prev, H, <floating*>a.c_n + <size_t>b0 * H, H)
 
 
 cdef void forward_task_f32(void* a, int tid, int nt) noexcept nogil:
@@ -131,10 +146,13 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                  floating[:, :, ::1] y, int y_off, floating[:, :, ::1] gates,
                  floating[:, :, ::1] cells, floating[:, ::1] h_n, floating[:, ::1] c_n,
                  floating[::1] wih_packed, floating[::1] whh_packed, int nthreads,
-                 bint reverse):
+                 bint reverse, const int[::1] active):
     """Run one direction of an LSTM layer over x (T, B, D) on up to nthreads threads.
 
     Writes h_t into y[t, :, y_off:y_off+H], the last state into h_n, c_n.
+    active (T) is empty when every sequence has T steps; else the batch is
+    sorted by length, longest first, active[t] rows cover step t, each row
+    ends (or, reverse, starts) at its own last step and y is zero past it.
     gates (Tc, B, 4H) is the work buffer of Tc time steps; cells is (T, B, H)
     to keep every c_t (training: then Tc == T and gates keeps the
     activations [i f g o]) or (1, B, H) to update c in place (inference).
@@ -151,6 +169,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.w_ih, a.w_hh, a.packed = &w_ih[0, 0], &w_hh[0, 0], worth_packing(a.T * a.B)
     a.y, a.gates, a.cells = &y[0, 0, y_off], &gates[0, 0, 0], &cells[0, 0, 0]
     a.h_n, a.c_n = &h_n[0, 0], &c_n[0, 0]
+    a.active = &active[0] if active.shape[0] > 0 else NULL
     cdef fr_task_fn task = forward_task_f32 if floating is float else forward_task_f64
     nthreads = forward_threads(a.B, H, nthreads, a.packed, panel_width(&wih_packed[0]),
                                &a.split_units)
@@ -176,34 +195,38 @@ cdef struct Backward:
     fr_barrier barrier
 
 
+cdef inline void backward_rows(Backward* a, floating* _, int t, int lo, int hi,
+                               const floating* c_prev) noexcept nogil:
+    """Element-wise backward of step t for batch rows [lo, hi), whose c_{t-1}
+    has its row 0 at c_prev."""
+    cdef int B = a.B, H = a.H, G = 4 * a.H
+    cdef size_t row = <size_t>t * B + lo
+    lstm_step_bwd(hi - lo, H, <const floating*>a.gates + row * G,
+                  <const floating*>a.cells + row * H, c_prev + <size_t>lo * H,
+                  <const floating*>a.dy + row * a.ldy, a.ldy, <floating*>a.dh + <size_t>lo * H,
+                  <floating*>a.dc + <size_t>lo * H, <floating*>a.dgates + row * G)
+
+
 cdef inline void backward_task(Backward* a, floating* _, int tid, int nt) noexcept nogil:
-    cdef int T = a.T, B = a.B, H = a.H, G = 4 * a.H, ldy = a.ldy
-    cdef int step = -1 if a.reverse else 1     # time runs t - step -> t in forward
-    cdef int first = T - 1 if a.reverse else 0 # the step that started from c0
-    cdef const floating* gates = <const floating*>a.gates
-    cdef const floating* cells = <const floating*>a.cells
-    cdef const floating* dy = <const floating*>a.dy
+    cdef int T = a.T, B = a.B, H = a.H, G = 4 * a.H
     cdef floating* dgates = <floating*>a.dgates
-    cdef floating* dh
-    cdef const floating* c_prev
     cdef int b0, b1, s, t
+    cdef StepRows r
     split_range(B, tid, nt, &b0, &b1)
-    cdef int rows = b1 - b0
-    dh = <floating*>a.dh + <size_t>b0 * H
-    if rows > 0:
-        for s in range(T):
-            t = s if a.reverse else T - 1 - s   # backward visits time against the forward order
-            if t == first:
-                c_prev = <const floating*>a.c0 + <size_t>b0 * H
-            else:
-                c_prev = cells + (<size_t>(t - step) * B + b0) * H
-            lstm_step_bwd(rows, H, gates + (<size_t>t * B + b0) * G,
-                          cells + (<size_t>t * B + b0) * H, c_prev,
-                          dy + (<size_t>t * B + b0) * ldy, ldy, dh,
-                          <floating*>a.dc + <size_t>b0 * H, dgates + (<size_t>t * B + b0) * G)
-            # dh_{t-1} = dG_t W_hh
-            packed_gemm(rows, H, G, dgates + (<size_t>t * B + b0) * G, G,
-                        <const floating*>a.whhT_p, G, dh, H, False)
+    for s in range(T if b1 > b0 else 0):
+        t = s if a.reverse else T - 1 - s   # backward visits time against the forward order
+        step_rows(a.grads.active, T, B, a.reverse, t, b0, b1, &r)
+        if r.cont > b0:      # c_{t-1} from step t_prev
+            backward_rows(a, _, t, b0, r.cont,
+                          <const floating*>a.cells + <size_t>r.t_prev * B * H)
+        if r.end > r.cont:   # first steps: from c0
+            backward_rows(a, _, t, r.cont, r.end, <const floating*>a.c0)
+        if r.end > b0:       # dh_{t-1} = dG_t W_hh
+            packed_gemm(r.end - b0, H, G, dgates + (<size_t>t * B + b0) * G, G,
+                        <const floating*>a.whhT_p, G, <floating*>a.dh + <size_t>b0 * H, H,
+                        False)
+        # rows past their sequence's end have no gradient (weight gradients sum all rows)
+        zero_rows(b1 - r.end, G, dgates + (<size_t>t * B + r.end) * G, G)
     barrier_wait(&a.barrier)    # every row of dG is needed below
     param_grads_task(&a.grads, _, tid, nt, &a.barrier)
 
@@ -226,8 +249,10 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                   floating[:, ::1] dw_ih, floating[:, ::1] dw_hh,
                   floating[::1] db_ih, floating[::1] db_hh,
                   floating[::1] whhT_packed, floating[::1] wihT_packed,
-                  floating[::1] dg_packed, int nthreads, bint reverse):
-    """Backward through time of lstm_forward (saved gates and cells of a training run).
+                  floating[::1] dg_packed, int nthreads, bint reverse,
+                  const int[::1] active):
+    """Backward through time of lstm_forward (saved gates and cells of a training run),
+    with the same active (variable lengths) as the forward call.
 
     dy[:, :, y_off:y_off+H] is the gradient of this direction's output.
     dh, dc (B, H) hold dh_n, dc_n on entry and dh0, dc0 on return.  dx is
@@ -244,6 +269,7 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.grads.T, a.grads.B, a.grads.D, a.grads.H, a.grads.G = T, B, D, H, 4 * H
     a.grads.ldy, a.grads.reverse, a.grads.dx_accumulate = y.shape[2], reverse, dx_accumulate
     a.grads.x, a.grads.h0, a.grads.y = &x[0, 0, 0], &h0[0, 0], &y[0, 0, y_off]
+    a.grads.active = &active[0] if active.shape[0] > 0 else NULL
     a.grads.dgi = a.grads.dgh = &dgates[0, 0, 0]
     a.grads.wihT = &wihT_packed[0]
     a.grads.dgi_packed = a.grads.dgh_packed = &dg_packed[0]

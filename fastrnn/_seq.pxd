@@ -19,6 +19,52 @@ cdef inline void copy_rows(int rows, int cols, const floating* src, int lds,
             dst[<size_t>b * ldd + j] = src[<size_t>b * lds + j]
 
 
+cdef inline void zero_rows(int rows, int cols, floating* dst, int ldd) noexcept nogil:
+    """dst[:rows, :cols] = 0."""
+    cdef int b, j
+    for b in range(rows):
+        for j in range(cols):
+            dst[<size_t>b * ldd + j] = 0
+
+
+cdef inline int clamp(int v, int lo, int hi) noexcept nogil:
+    return lo if v < lo else (hi if v > hi else v)
+
+
+# Variable-length batches.  The Python layer sorts the batch by length,
+# longest first, so the rows whose sequence covers step t are a prefix:
+# active[t] of them (active is NULL when every sequence has all T steps).
+# A time loop then runs each step on a prefix of its rows and splits that
+# prefix by where each row's previous state comes from.
+cdef struct StepRows:
+    int end       # rows [b0, end) run this step; [end, b1) are past their sequence's end
+    int cont      # rows [b0, cont) continue from step t_prev; [cont, end) start from state0
+    int fin       # rows [fin, end) take their last step here: their state is final
+    int t_prev    # the step before t in the direction of time
+
+
+cdef inline int rows_at(const int* active, int T, int B, int t) noexcept nogil:
+    """Rows whose sequence covers step t (0 outside [0, T))."""
+    if t < 0 or t >= T:
+        return 0
+    return B if active == NULL else active[t]
+
+
+cdef inline void step_rows(const int* active, int T, int B, bint reverse, int t, int b0,
+                           int b1, StepRows* r) noexcept nogil:
+    """How the rows [b0, b1) of one task take part in step t (see StepRows)."""
+    cdef int n = rows_at(active, T, B, t)
+    cdef int t_next = t - 1 if reverse else t + 1
+    cdef int n_prev, n_next
+    r.t_prev = t + 1 if reverse else t - 1
+    # a row runs at both steps when it covers both (prefixes: the smaller count)
+    n_prev = rows_at(active, T, B, r.t_prev)
+    n_next = rows_at(active, T, B, t_next)
+    r.end = clamp(n, b0, b1)
+    r.cont = clamp(n_prev if n_prev < n else n, b0, r.end)
+    r.fin = clamp(n_next if n_next < n else n, b0, r.end)
+
+
 cdef inline void chunk_bounds(int k, int chunk, int T, bint reverse,
                               int* t0, int* t1) noexcept nogil:
     """Time steps [t0, t1) of the k-th chunk in processing order (from the end when reverse)."""
@@ -75,6 +121,7 @@ cdef struct GradArgs:
     # one struct serves float and double; see param_grads_task).
     int T, B, D, H, G, ldy
     bint reverse, dx_accumulate
+    const int* active     # rows covering each step (see StepRows), or NULL
     const void* x         # (T*B, D) layer input
     const void* h0        # (B, H)
     const void* y         # this direction's outputs, row stride ldy
@@ -109,7 +156,7 @@ cdef inline void param_grads_task(GradArgs* a, floating* _, int tid, int nthread
     cdef floating* ph = <floating*>a.dgh_packed if dgh != dgi else pi
     cdef const floating* y = <const floating*>a.y
     cdef int nr = panel_width(pi)
-    cdef int q0, q1, n0, n1, r0, r1, first_rows
+    cdef int q0, q1, n0, n1, r0, r1, first_rows, t, b_lo, b_hi
     pack_task(G, TB, dgi, 1, G, pi, tid, nthreads)
     if dgh != dgi:
         pack_task(G, TB, dgh, 1, G, ph, tid, nthreads)
@@ -135,6 +182,16 @@ cdef inline void param_grads_task(GradArgs* a, floating* _, int tid, int nthread
         first_rows = TB - B if a.reverse else 0
         packed_gemm_ex(H, n0, n1, B, <const floating*>a.h0, 1, H,
                        ph + <size_t>first_rows * nr, TB, <floating*>a.dw_hh, 1, H, True)
+        if a.reverse and a.active != NULL:
+            # Reverse time over sequences shorter than T: the rows that start
+            # at step t < T-1 saw h0, not y[t+1] (which is padding, zero).
+            for t in range(a.T - 1):
+                b_lo, b_hi = a.active[t + 1], a.active[t]
+                if b_hi > b_lo:
+                    packed_gemm_ex(H, n0, n1, b_hi - b_lo,
+                                   <const floating*>a.h0 + <size_t>b_lo * H, 1, H,
+                                   ph + (<size_t>t * B + b_lo) * nr, TB,
+                                   <floating*>a.dw_hh, 1, H, True)
         colsum_add(TB, n1 - n0, dgi + n0, G, <floating*>a.db_ih + n0)
         colsum_add(TB, n1 - n0, dgh + n0, G, <floating*>a.db_hh + n0)
 

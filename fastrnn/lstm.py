@@ -36,7 +36,7 @@ class LSTM(RecurrentLayer):
     _gate_count = 4
     _has_cell = True
 
-    def _run_direction(self, layer, direction, x, states0, y, states_n, training):
+    def _run_direction(self, layer, direction, x, states0, y, states_n, training, active):
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
         T, B = x.shape[:2]
         H = self.hidden_size
@@ -51,11 +51,11 @@ class LSTM(RecurrentLayer):
         _FORWARD[self.dtype](x, w_ih, w_hh, bias, h0, c0, y, direction * H, gates, cells,
                            h_n, c_n, self._packed_weights(4 * H, x.shape[2], T * B),
                            self._packed_weights(4 * H, H, T * B), self._threads(T, B, x.shape[2]),
-                           direction == 1)
+                           direction == 1, active)
         return (gates, cells) if training else None
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,
-                            accumulate):
+                            accumulate, active):
         w_ih, w_hh, _, _ = self._weights(layer, direction)
         dw_ih, dw_hh, db_ih, db_hh = self._weight_grads(layer, direction)
         gates, cells = saved
@@ -67,4 +67,4 @@ class LSTM(RecurrentLayer):
                             gates, cells, dh, dc, dgates, dx, accumulate,
                             dw_ih, dw_hh, db_ih, db_hh, self._packed_weights(H, 4 * H),
                             self._packed_weights(D, 4 * H), self._packed_weights(4 * H, T * B),
-                            self._threads(T, B, D), direction == 1)
+                            self._threads(T, B, D), direction == 1, active)

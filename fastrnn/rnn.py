@@ -40,7 +40,7 @@ class RNN(RecurrentLayer):
                          batch_first=batch_first, dropout=dropout, bidirectional=bidirectional,
                          dtype=dtype, seed=seed)
 
-    def _run_direction(self, layer, direction, x, states0, y, states_n, training):
+    def _run_direction(self, layer, direction, x, states0, y, states_n, training, active):
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
         T, B = x.shape[:2]
         H = self.hidden_size
@@ -50,11 +50,11 @@ class RNN(RecurrentLayer):
                          self._packed_weights(H, x.shape[2], T * B),
                          self._packed_weights(H, H, T * B),
                          self._threads(T, B, x.shape[2]), self.nonlinearity == "relu",
-                         direction == 1)
+                         direction == 1, active)
         return None     # backward needs only y
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,
-                            accumulate):
+                            accumulate, active):
         w_ih, w_hh, _, _ = self._weights(layer, direction)
         dw_ih, dw_hh, db_ih, db_hh = self._weight_grads(layer, direction)
         T, B, D = x.shape
@@ -64,7 +64,7 @@ class RNN(RecurrentLayer):
                           carries[0], dpre, dx, accumulate, dw_ih, dw_hh, db_ih, db_hh,
                           self._packed_weights(H, H), self._packed_weights(D, H),
                           self._packed_weights(H, T * B), self._threads(T, B, D),
-                          self.nonlinearity == "relu", direction == 1)
+                          self.nonlinearity == "relu", direction == 1, active)
 
     def _config_repr(self):
         args = super()._config_repr()
