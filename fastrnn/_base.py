@@ -66,8 +66,8 @@ class RecurrentLayer(ParamModule):
     _has_cell = False    # LSTM carries (h, c); the others carry h
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32,
-                 seed=None):
+                 batch_first=False, dropout=0.0, bidirectional=False, reverse=False,
+                 dtype=np.float32, seed=None):
         self.input_size = check_positive_int(input_size, "input_size")
         self.hidden_size = check_positive_int(hidden_size, "hidden_size")
         self.num_layers = check_positive_int(num_layers, "num_layers")
@@ -75,6 +75,10 @@ class RecurrentLayer(ParamModule):
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
         self.bidirectional = bool(bidirectional)
+        self.reverse = bool(reverse)
+        if self.reverse and self.bidirectional:
+            raise ValueError("reverse: a bidirectional layer already runs both ways; "
+                             "reverse=True needs bidirectional=False")
         self.dtype = check_float_dtype(dtype)
         self.params = {}
         self.grads = {}
@@ -118,6 +122,12 @@ class RecurrentLayer(ParamModule):
                 if self.bias:
                     yield "bias_ih" + sfx, (G,)
                     yield "bias_hh" + sfx, (G,)
+
+    def _backwards_in_time(self, direction):
+        """Whether this direction runs from the last time step to the first (the kernels'
+        reverse flag): the _reverse direction of a bidirectional layer, or every layer of a
+        reverse=True one."""
+        return direction == 1 or self.reverse
 
     @staticmethod
     def _suffix(layer, direction):
@@ -324,7 +334,7 @@ class RecurrentLayer(ParamModule):
         args = [f"{self.input_size}", f"{self.hidden_size}"]
         if self.num_layers != 1:
             args.append(f"num_layers={self.num_layers}")
-        for flag in ("bidirectional", "batch_first"):
+        for flag in ("bidirectional", "reverse", "batch_first"):
             if getattr(self, flag):
                 args.append(f"{flag}=True")
         if not self.bias:

@@ -50,7 +50,7 @@ class GRU(RecurrentLayer):
         _FORWARD[self.dtype](x, w_ih, w_hh, bias_x, b_hn, states0[0], y, direction * H, gates, gh,
                          states_n[0], self._packed_weights(3 * H, x.shape[2], T * B),
                          self._packed_weights(3 * H, H, T * B), self._threads(T, B, x.shape[2]),
-                         direction == 1)
+                         self._backwards_in_time(direction))
         return gates if training else None
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,
@@ -65,4 +65,4 @@ class GRU(RecurrentLayer):
                           dgi, dgh, dx, accumulate, dw_ih, dw_hh, db_ih, db_hh,
                           self._packed_weights(H, 3 * H), self._packed_weights(D, 3 * H),
                           self._packed_weights(3 * H, T * B), self._packed_weights(3 * H, T * B),
-                          self._threads(T, B, D), direction == 1)
+                          self._threads(T, B, D), self._backwards_in_time(direction))

@@ -260,7 +260,8 @@ def reference_run(layer, x, state0=None, dy=None, dstate_n=None, *, backward=Tru
     y, state_n, cache = reference.forward(
         mode_of(cell), reference_params(layer), _to_time_major(x, layer, unbatched),
         _state_in(state0, unbatched), num_layers=layer.num_layers,
-        bidirectional=layer.bidirectional, nonlinearity=nonlinearity_of(cell))
+        bidirectional=layer.bidirectional, reverse=layer.reverse,
+        nonlinearity=nonlinearity_of(cell))
     out = dict(y=_from_time_major(y, layer, unbatched), state_n=_state_out(state_n, unbatched))
     if not backward:
         return out
