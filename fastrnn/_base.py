@@ -346,3 +346,49 @@ class RecurrentLayer(ParamModule):
 
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(self._config_repr())})"
+
+    # ---------------------------------------------------- other frameworks
+
+    @classmethod
+    def from_keras(cls, weights, **config):
+        """The layer equivalent to a Keras 3 layer of the same kind, from its weights.
+
+        Parameters
+        ----------
+        weights : list of array_like
+            What the Keras layer's ``get_weights()`` returns: ``[kernel, recurrent_kernel,
+            bias]``, or ``[kernel, recurrent_kernel]`` with ``use_bias=False``.
+        **config
+            Other constructor arguments (``dtype``, ``nonlinearity`` for RNN, ...).  The
+            default ``batch_first=True`` is Keras's layout; input_size, hidden_size and
+            bias come from the weights.
+
+        Returns
+        -------
+        layer : a single-layer, unidirectional layer of this class
+
+        Raises
+        ------
+        ValueError, TypeError
+            If weights is not such a list, or an array has the wrong shape.
+        """
+        from fastrnn import keras
+        return keras.from_keras(cls, weights, config)
+
+    def to_keras_weights(self):
+        """The ``get_weights()`` list of the equivalent Keras 3 layer, for ``set_weights``.
+
+        Returns
+        -------
+        weights : list of ndarray
+            ``[kernel, recurrent_kernel, bias]`` (no bias without bias), in this layer's
+            dtype; Keras's gate order and shapes (see fastrnn.keras).
+
+        Raises
+        ------
+        ValueError
+            If the layer has several layers, two directions or reverse=True: a Keras layer
+            is one forward layer.
+        """
+        from fastrnn import keras
+        return keras.to_keras_weights(self)
