@@ -392,3 +392,28 @@ class RecurrentLayer(ParamModule):
         """
         from fastrnn import keras
         return keras.to_keras_weights(self)
+
+    def to_onnx(self, path, *, initial_state=False):
+        """Write an ONNX model that runs this layer (needs the onnx package).
+
+        One RNN, LSTM or GRU node per stacked layer (time-major, layout 0, which ONNX
+        Runtime runs), with a Transpose and a Reshape between nodes turning ONNX's
+        (T, dirs, B, H) output into the next node's (T, B, dirs*H) input; a batch-first
+        layer's model transposes its input and output.  Opset 17.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Where to write the .onnx file.
+        initial_state : bool, default False
+            Whether the model takes the initial state as inputs ``h0`` (and ``c0``),
+            shaped like this layer's state0; without, it starts from zeros.
+
+        Notes
+        -----
+        The model's input is ``x`` (shaped like this layer's x, batched), its outputs
+        ``y``, ``h_n`` (and ``c_n``) shaped like the layer's y and state_n.  ONNX Runtime's
+        CPU kernels run float32 models only; a float64 layer writes a valid float64 model.
+        """
+        from fastrnn import onnx
+        onnx.export(self, path, initial_state=bool(initial_state))

@@ -293,3 +293,18 @@ def reference_run(layer, x, state0=None, dy=None, dstate_n=None, *, backward=Tru
     out.update(dx=_from_time_major(dx, layer, unbatched),
                dstate0=_state_out(dstate0, unbatched), grads=grads)
     return out
+
+
+# ------------------------------------------------------------------------------------------
+# ONNX Runtime, the peer of the ONNX tests
+
+
+def ort_run(model, feed):
+    """Outputs of ONNX Runtime (CPU, one thread) on a model given as bytes or a path."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), opts,
+                                   providers=["CPUExecutionProvider"])
+    return session.run(None, feed)
