@@ -201,7 +201,10 @@ def _layer_from_node(node, initializers, where, onnx):
     peephole = P is not None and np.any(P)
     if peephole:
         config["peephole"] = True
-    layer = _classes()[op](W.shape[2], H, **config)
+    try:
+        layer = _classes()[op](W.shape[2], H, **config)
+    except TypeError as exc:     # a variant (reset_after, peephole) this fastrnn lacks
+        raise ValueError(f"{where}: this fastrnn cannot build the layer: {exc}") from exc
 
     params = {}
     for d in range(dirs):
@@ -293,8 +296,9 @@ def export(layer, path, initial_state=False):
         inputs += [helper.make_tensor_value_info(f"{s}0", elem, state_dims) for s in state_names]
     # ONNX Runtime's kernels run time-major nodes only (layout 0), so batch-first layers
     # transpose around the chain.
-    seq = b.node("Transpose", ["x"], ["x_time_major"], perm=[1, 0, 2]) \
-        if layer.batch_first else "x"
+    seq = "x"
+    if layer.batch_first:
+        seq = b.node("Transpose", ["x"], ["x_time_major"], perm=[1, 0, 2])
     flat = b.constant("flat_shape", [0, 0, -1], np.int64)
     axis0 = b.constant("axis_0", [0], np.int64)
     finals = {s: [] for s in state_names}
@@ -319,8 +323,10 @@ def export(layer, path, initial_state=False):
         # (T, dirs, B, H) -> (T, B, dirs*H): the next layer's input, as in fastrnn
         seq = b.node("Reshape", [b.node("Transpose", [outs[0]], [f"Y_l{index}_t"],
                                         perm=[0, 2, 1, 3]), flat], [f"y_l{index}"])
-    b.node("Transpose", [seq], ["y"], perm=[1, 0, 2]) if layer.batch_first \
-        else b.node("Identity", [seq], ["y"])
+    if layer.batch_first:
+        b.node("Transpose", [seq], ["y"], perm=[1, 0, 2])
+    else:
+        b.node("Identity", [seq], ["y"])
     outputs = [helper.make_tensor_value_info("y", elem, y_dims)]
     for s in state_names:
         b.node("Concat", finals[s], [f"{s}_n"], axis=0)
