@@ -25,6 +25,7 @@ from fastrnn.linear import Linear
 from fastrnn.loss import log_softmax, softmax_cross_entropy
 from fastrnn.optim import SGD, Adam
 from fastrnn.sampling import sample
+from fastrnn import onnx     # fastrnn.onnx.load; the onnx package itself is imported on use
 
 __version__ = "0.1.0"
 

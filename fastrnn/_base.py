@@ -69,8 +69,8 @@ class RecurrentLayer(ParamModule):
     _has_cell = False    # LSTM carries (h, c); the others carry h
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32,
-                 seed=None):
+                 batch_first=False, dropout=0.0, bidirectional=False, reverse=False,
+                 dtype=np.float32, seed=None):
         self.input_size = check_positive_int(input_size, "input_size")
         self.hidden_size = check_positive_int(hidden_size, "hidden_size")
         self.num_layers = check_positive_int(num_layers, "num_layers")
@@ -78,6 +78,10 @@ class RecurrentLayer(ParamModule):
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
         self.bidirectional = bool(bidirectional)
+        self.reverse = bool(reverse)
+        if self.reverse and self.bidirectional:
+            raise ValueError("reverse: a bidirectional layer already runs both ways; "
+                             "reverse=True needs bidirectional=False")
         self.dtype = check_float_dtype(dtype)
         self.params = {}
         self.grads = {}
@@ -121,6 +125,12 @@ class RecurrentLayer(ParamModule):
                 if self.bias:
                     yield "bias_ih" + sfx, (G,)
                     yield "bias_hh" + sfx, (G,)
+
+    def _backwards_in_time(self, direction):
+        """Whether this direction runs from the last time step to the first (the kernels'
+        reverse flag): the _reverse direction of a bidirectional layer, or every layer of a
+        reverse=True one."""
+        return direction == 1 or self.reverse
 
     @staticmethod
     def _suffix(layer, direction):
@@ -348,7 +358,7 @@ class RecurrentLayer(ParamModule):
         args = [f"{self.input_size}", f"{self.hidden_size}"]
         if self.num_layers != 1:
             args.append(f"num_layers={self.num_layers}")
-        for flag in ("bidirectional", "batch_first"):
+        for flag in ("bidirectional", "reverse", "batch_first"):
             if getattr(self, flag):
                 args.append(f"{flag}=True")
         if not self.bias:
@@ -360,3 +370,74 @@ class RecurrentLayer(ParamModule):
 
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(self._config_repr())})"
+
+    # ---------------------------------------------------- other frameworks
+
+    @classmethod
+    def from_keras(cls, weights, **config):
+        """The layer equivalent to a Keras 3 layer of the same kind, from its weights.
+
+        Parameters
+        ----------
+        weights : list of array_like
+            What the Keras layer's ``get_weights()`` returns: ``[kernel, recurrent_kernel,
+            bias]``, or ``[kernel, recurrent_kernel]`` with ``use_bias=False``.
+        **config
+            Other constructor arguments (``dtype``, ``nonlinearity`` for RNN, ...).  The
+            default ``batch_first=True`` is Keras's layout; input_size, hidden_size and
+            bias come from the weights.
+
+        Returns
+        -------
+        layer : a single-layer, unidirectional layer of this class
+
+        Raises
+        ------
+        ValueError, TypeError
+            If weights is not such a list, or an array has the wrong shape.
+        """
+        from fastrnn import keras
+        return keras.from_keras(cls, weights, config)
+
+    def to_keras_weights(self):
+        """The ``get_weights()`` list of the equivalent Keras 3 layer, for ``set_weights``.
+
+        Returns
+        -------
+        weights : list of ndarray
+            ``[kernel, recurrent_kernel, bias]`` (no bias without bias), in this layer's
+            dtype; Keras's gate order and shapes (see fastrnn.keras).
+
+        Raises
+        ------
+        ValueError
+            If the layer has several layers, two directions or reverse=True: a Keras layer
+            is one forward layer.
+        """
+        from fastrnn import keras
+        return keras.to_keras_weights(self)
+
+    def to_onnx(self, path, *, initial_state=False):
+        """Write an ONNX model that runs this layer (needs the onnx package).
+
+        One RNN, LSTM or GRU node per stacked layer (time-major, layout 0, which ONNX
+        Runtime runs), with a Transpose and a Reshape between nodes turning ONNX's
+        (T, dirs, B, H) output into the next node's (T, B, dirs*H) input; a batch-first
+        layer's model transposes its input and output.  Opset 17.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Where to write the .onnx file.
+        initial_state : bool, default False
+            Whether the model takes the initial state as inputs ``h0`` (and ``c0``),
+            shaped like this layer's state0; without, it starts from zeros.
+
+        Notes
+        -----
+        The model's input is ``x`` (shaped like this layer's x, batched), its outputs
+        ``y``, ``h_n`` (and ``c_n``) shaped like the layer's y and state_n.  ONNX Runtime's
+        CPU kernels run float32 models only; a float64 layer writes a valid float64 model.
+        """
+        from fastrnn import onnx
+        onnx.export(self, path, initial_state=bool(initial_state))

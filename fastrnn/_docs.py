@@ -24,6 +24,11 @@ PARAMETERS = """
         construction (``layer.dropout = p``); p > 0 with num_layers = 1 warns.
     bidirectional : bool, default False
         Add a reverse direction; outputs concatenate [forward, reverse].
+    reverse : bool, default False
+        Run each layer's single direction from the last time step to the first
+        (ONNX's direction="reverse"); y[t] is still the output at time t.
+        Parameter names keep the forward ones (weight_ih_l0, ...).  Cannot be
+        combined with bidirectional.
     dtype : float32 or float64, default float32
         Dtype of parameters, computation and results; inputs of another
         real dtype are converted.

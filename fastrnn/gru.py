@@ -32,6 +32,27 @@ class GRU(RecurrentLayer):
 
     _gate_count = 3
 
+    @classmethod
+    def from_keras(cls, weights, reset_after=True, **config):
+        """The GRU equivalent to a Keras 3 GRU layer, from its ``get_weights()`` list.
+
+        Parameters
+        ----------
+        weights : list of array_like
+            ``[kernel, recurrent_kernel, bias]`` or ``[kernel, recurrent_kernel]``; the
+            bias is (2, 3H) with reset_after=True and (3H,) with reset_after=False.
+        reset_after : bool, default True
+            The Keras layer's ``reset_after`` (Keras's default is True, torch's maths).
+        **config
+            Other constructor arguments, as for RecurrentLayer.from_keras.
+
+        Returns
+        -------
+        layer : fastrnn.GRU, single-layer, unidirectional, batch_first=True by default
+        """
+        from fastrnn import keras
+        return keras.from_keras(cls, weights, config, reset_after=bool(reset_after))
+
     def _run_direction(self, layer, direction, x, states0, y, states_n, training, active):
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
         T, B = x.shape[:2]
@@ -50,7 +71,7 @@ class GRU(RecurrentLayer):
         _FORWARD[self.dtype](x, w_ih, w_hh, bias_x, b_hn, states0[0], y, direction * H, gates, gh,
                          states_n[0], self._packed_weights(3 * H, x.shape[2], T * B),
                          self._packed_weights(3 * H, H, T * B), self._threads(T, B, x.shape[2]),
-                         direction == 1, active)
+                         self._backwards_in_time(direction), active)
         return gates if training else None
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,
@@ -65,4 +86,4 @@ class GRU(RecurrentLayer):
                           dgi, dgh, dx, accumulate, dw_ih, dw_hh, db_ih, db_hh,
                           self._packed_weights(H, 3 * H), self._packed_weights(D, 3 * H),
                           self._packed_weights(3 * H, T * B), self._packed_weights(3 * H, T * B),
-                          self._threads(T, B, D), direction == 1, active)
+                          self._threads(T, B, D), self._backwards_in_time(direction), active)

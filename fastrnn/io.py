@@ -212,7 +212,7 @@ def _check_config(entry, where, path, file_version):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{path}: {where} configuration {key}={value!r}; expected an "
                              f"integer >= 1")
-    for key in ("bias", "bidirectional", "batch_first"):
+    for key in ("bias", "bidirectional", "reverse", "batch_first"):
         if not isinstance(kwargs.get(key, False), bool):
             raise ValueError(f"{path}: {where} configuration {key}={kwargs[key]!r}; "
                              f"expected true or false")

@@ -51,7 +51,7 @@ class LSTM(RecurrentLayer):
         _FORWARD[self.dtype](x, w_ih, w_hh, bias, h0, c0, y, direction * H, gates, cells,
                            h_n, c_n, self._packed_weights(4 * H, x.shape[2], T * B),
                            self._packed_weights(4 * H, H, T * B), self._threads(T, B, x.shape[2]),
-                           direction == 1, active)
+                           self._backwards_in_time(direction), active)
         return (gates, cells) if training else None
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,
@@ -67,4 +67,4 @@ class LSTM(RecurrentLayer):
                             gates, cells, dh, dc, dgates, dx, accumulate,
                             dw_ih, dw_hh, db_ih, db_hh, self._packed_weights(H, 4 * H),
                             self._packed_weights(D, 4 * H), self._packed_weights(4 * H, T * B),
-                            self._threads(T, B, D), direction == 1, active)
+                            self._threads(T, B, D), self._backwards_in_time(direction), active)

@@ -557,7 +557,7 @@ def _layer_param_names(layer, direction):
 
 
 def forward(mode, params, x, state0=None, *, num_layers=1, bidirectional=False,
-            nonlinearity="tanh"):
+            reverse=False, nonlinearity="tanh"):
     """Stacked, optionally bidirectional network, like ``torch.nn.RNN/LSTM/GRU``.
 
     Layer ``k`` runs :func:`layer_forward` forwards in time and, when
@@ -584,6 +584,10 @@ def forward(mode, params, x, state0=None, *, num_layers=1, bidirectional=False,
         ``layer * num_dirs + direction`` as in torch. None means zeros.
     num_layers : int
     bidirectional : bool
+    reverse : bool
+        Run every layer's single direction backwards in time (ONNX's
+        direction="reverse"), with the forward parameter names; cannot be
+        combined with ``bidirectional``.
     nonlinearity : {"tanh", "relu"}
         Activation of the rnn cell; ignored by lstm and gru.
 
@@ -599,6 +603,8 @@ def forward(mode, params, x, state0=None, *, num_layers=1, bidirectional=False,
     _check_mode(mode, nonlinearity)
     if num_layers < 1:
         raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+    if reverse and bidirectional:
+        raise ValueError("reverse=True needs bidirectional=False")
     num_dirs = 2 if bidirectional else 1
 
     # Gather every layer's parameters and fix one compute dtype for all of them.
@@ -637,7 +643,7 @@ def forward(mode, params, x, state0=None, *, num_layers=1, bidirectional=False,
             y_d, s_n, cache_d = layer_forward(
                 mode, layer_input, s0, p["weight_ih"], p["weight_hh"],
                 p.get("bias_ih"), p.get("bias_hh"),
-                reverse=(d == 1), nonlinearity=nonlinearity)
+                reverse=(d == 1 or reverse), nonlinearity=nonlinearity)
             if mode == "lstm":
                 h_n[idx], c_n[idx] = s_n
             else:

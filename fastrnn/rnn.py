@@ -32,13 +32,13 @@ class RNN(RecurrentLayer):
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, nonlinearity="tanh",
                  bias=True, batch_first=False, dropout=0.0, bidirectional=False,
-                 dtype=np.float32, seed=None):
+                 reverse=False, dtype=np.float32, seed=None):
         if nonlinearity not in _NONLINEARITIES:
             raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, num_layers, bias=bias,
                          batch_first=batch_first, dropout=dropout, bidirectional=bidirectional,
-                         dtype=dtype, seed=seed)
+                         reverse=reverse, dtype=dtype, seed=seed)
 
     def _run_direction(self, layer, direction, x, states0, y, states_n, training, active):
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
@@ -50,7 +50,7 @@ class RNN(RecurrentLayer):
                          self._packed_weights(H, x.shape[2], T * B),
                          self._packed_weights(H, H, T * B),
                          self._threads(T, B, x.shape[2]), self.nonlinearity == "relu",
-                         direction == 1, active)
+                         self._backwards_in_time(direction), active)
         return None     # backward needs only y
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,
@@ -64,7 +64,7 @@ class RNN(RecurrentLayer):
                           carries[0], dpre, dx, accumulate, dw_ih, dw_hh, db_ih, db_hh,
                           self._packed_weights(H, H), self._packed_weights(D, H),
                           self._packed_weights(H, T * B), self._threads(T, B, D),
-                          self.nonlinearity == "relu", direction == 1, active)
+                          self.nonlinearity == "relu", self._backwards_in_time(direction), active)
 
     def _config_repr(self):
         args = super()._config_repr()

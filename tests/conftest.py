@@ -6,7 +6,10 @@ forms (time-major, batch-first, unbatched) and the reference's single time-major
 and a gold-standard run of ``fastrnn.reference`` in float64.
 """
 
+import inspect
+
 import numpy as np
+import pytest
 
 # Tolerances against the float64 reference (or torch), one entry per layer dtype.  Sizes in the
 # tests are small (D, H <= 8, T <= 6, B <= 4) and inputs ~N(0, 1), so float32 results agree with
@@ -23,6 +26,22 @@ DTYPES = [np.float32, np.float64]
 CELLS = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
 
 GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+
+
+def _has_variants():
+    """Whether this fastrnn has the variants branch's GRU(reset_after=) and LSTM(peephole=)."""
+    import fastrnn
+
+    return ("reset_after" in inspect.signature(fastrnn.GRU.__init__).parameters
+            and "peephole" in inspect.signature(fastrnn.LSTM.__init__).parameters)
+
+
+# The one marker for tests of the reset-before GRU and the peephole LSTM: they run as soon as
+# those constructors exist (branch "variants" merged), and are skipped before.
+requires_variants = pytest.mark.skipif(
+    not _has_variants(),
+    reason="needs fastrnn.GRU(reset_after=False) and fastrnn.LSTM(peephole=True) "
+           "(branch variants)")
 
 
 def tol(dtype):
@@ -260,7 +279,8 @@ def reference_run(layer, x, state0=None, dy=None, dstate_n=None, *, backward=Tru
     y, state_n, cache = reference.forward(
         mode_of(cell), reference_params(layer), _to_time_major(x, layer, unbatched),
         _state_in(state0, unbatched), num_layers=layer.num_layers,
-        bidirectional=layer.bidirectional, nonlinearity=nonlinearity_of(cell))
+        bidirectional=layer.bidirectional, reverse=layer.reverse,
+        nonlinearity=nonlinearity_of(cell))
     out = dict(y=_from_time_major(y, layer, unbatched), state_n=_state_out(state_n, unbatched))
     if not backward:
         return out
@@ -273,3 +293,18 @@ def reference_run(layer, x, state0=None, dy=None, dstate_n=None, *, backward=Tru
     out.update(dx=_from_time_major(dx, layer, unbatched),
                dstate0=_state_out(dstate0, unbatched), grads=grads)
     return out
+
+
+# ------------------------------------------------------------------------------------------
+# ONNX Runtime, the peer of the ONNX tests
+
+
+def ort_run(model, feed):
+    """Outputs of ONNX Runtime (CPU, one thread) on a model given as bytes or a path."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), opts,
+                                   providers=["CPUExecutionProvider"])
+    return session.run(None, feed)

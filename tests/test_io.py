@@ -16,7 +16,8 @@ from conftest import CELLS, DTYPES, assert_close, cell_of, make_layer, make_stat
 D, H = 5, 4
 CONFIGS = [dict(num_layers=1), dict(num_layers=2, bidirectional=True),
            dict(num_layers=3, bias=False, batch_first=True),
-           dict(num_layers=2, bidirectional=True, bias=False, batch_first=True)]
+           dict(num_layers=2, bidirectional=True, bias=False, batch_first=True),
+           dict(num_layers=2, reverse=True)]
 HEADER = "__fastrnn__"
 
 

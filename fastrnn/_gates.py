@@ -1,0 +1,23 @@
+"""Gate orders of the frameworks fastrnn converts from, and the one helper that reorders them.
+
+fastrnn stores gates in torch's order: LSTM i, f, g, o and GRU r, z, n (one block for RNN).
+Keras uses i, f, c, o and z, r, h; ONNX uses i, o, f, c and z, r, h.  Each table below gives,
+for every fastrnn gate in turn, the index of that gate's block in the other framework, so that
+``reorder(theirs, TABLE)`` is in fastrnn's order and ``reorder(ours, inverse(TABLE))`` in theirs.
+"""
+
+import numpy as np
+
+KERAS = {"RNN": (0,), "LSTM": (0, 1, 2, 3), "GRU": (1, 0, 2)}
+ONNX = {"RNN": (0,), "LSTM": (0, 2, 3, 1), "GRU": (1, 0, 2)}
+
+
+def reorder(a, order, axis=0):
+    """a with its len(order) equal gate blocks along axis taken in the given order."""
+    blocks = np.split(np.asarray(a), len(order), axis=axis)
+    return np.concatenate([blocks[k] for k in order], axis=axis)
+
+
+def inverse(order):
+    """The order that undoes reorder(., order)."""
+    return tuple(int(k) for k in np.argsort(order))
