@@ -16,7 +16,8 @@ from fastrnn._cells cimport lstm_step_bwd, lstm_step_fwd
 from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemm_ex,
                               panel_width, worth_packing)
 from fastrnn._seq cimport (GradArgs, StepRows, chunk_bounds, copy_rows, forward_threads,
-                           param_grads_task, project_task, step_rows, zero_rows)
+                           param_grads_task, project_task, split_batch, step_rows,
+                           zero_rows)
 from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel, split_range
 
 
@@ -107,7 +108,7 @@ cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept
     cdef int b0, b1, k, s, t, t0, t1
     cdef StepRows r
     cdef size_t t_cells
-    split_range(B, tid, nt, &b0, &b1)
+    split_batch(a.active, T, B, tid, nt, &b0, &b1)
     for k in range((T + a.chunk - 1) // a.chunk):
         chunk_bounds(k, a.chunk, T, a.reverse, &t0, &t1)
         project_task((t1 - t0) * B, G, D, x + <size_t>t0 * B * D, a.packed,
@@ -212,7 +213,7 @@ cdef inline void backward_task(Backward* a, floating* _, int tid, int nt) noexce
     cdef floating* dgates = <floating*>a.dgates
     cdef int b0, b1, s, t
     cdef StepRows r
-    split_range(B, tid, nt, &b0, &b1)
+    split_batch(a.grads.active, T, B, tid, nt, &b0, &b1)
     for s in range(T if b1 > b0 else 0):
         t = s if a.reverse else T - 1 - s   # backward visits time against the forward order
         step_rows(a.grads.active, T, B, a.reverse, t, b0, b1, &r)

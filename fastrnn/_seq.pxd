@@ -65,6 +65,40 @@ cdef inline void step_rows(const int* active, int T, int B, bint reverse, int t,
     r.fin = clamp(n_next if n_next < n else n, b0, r.end)
 
 
+cdef inline long long rows_work(const int* active, int T, int b) noexcept nogil:
+    """Row-steps that rows [0, b) of a sorted batch run (see StepRows)."""
+    cdef long long w = 0
+    cdef int t
+    for t in range(T):
+        w += active[t] if active[t] < b else b
+    return w
+
+
+cdef inline int work_bound(const int* active, int T, int B, int k, int nt) noexcept nogil:
+    """Smallest b such that rows [0, b) run at least k/nt of all the row-steps."""
+    cdef long long target = (rows_work(active, T, B) * k + nt - 1) // nt
+    cdef int lo = 0, hi = B, mid
+    while lo < hi:      # rows_work grows with b: every row runs at least one step
+        mid = (lo + hi) // 2
+        if rows_work(active, T, mid) >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+cdef inline void split_batch(const int* active, int T, int B, int tid, int nt, int* b0,
+                             int* b1) noexcept nogil:
+    """Task tid's rows [b0, b1) of a time loop over the batch.  With lengths the
+    longest rows come first, so equal row counts would load the first task
+    most: the rows are split so that each task runs as many row-steps."""
+    if active == NULL:
+        split_range(B, tid, nt, b0, b1)
+        return
+    b0[0] = work_bound(active, T, B, tid, nt)
+    b1[0] = work_bound(active, T, B, tid + 1, nt)
+
+
 cdef inline void chunk_bounds(int k, int chunk, int T, bint reverse,
                               int* t0, int* t1) noexcept nogil:
     """Time steps [t0, t1) of the k-th chunk in processing order (from the end when reverse)."""
