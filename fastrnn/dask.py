@@ -46,14 +46,34 @@ def _import_dask():
     return dask, da
 
 
-def _infer_block(block, layer):
+def _infer_block(block, layer, lengths=None):
     """y of one batch chunk (runs on a worker)."""
-    return layer(block)[0]
+    return layer(block, lengths=lengths)[0]
 
 
-def _infer_block_with_state(block, layer):
+def _infer_block_with_state(block, layer, lengths=None):
     """(y, state_n) of one batch chunk (runs on a worker)."""
-    return layer(block)
+    return layer(block, lengths=lengths)
+
+
+def _lengths_by_chunk(lengths, x, b_axis, da):
+    """lengths as a dask array with x's batch chunks (None stays None).
+
+    The values are checked on the workers, by the layer, chunk by chunk."""
+    if lengths is None:
+        return None
+    if not isinstance(lengths, da.Array):
+        lengths = np.asarray(lengths)
+        if lengths.dtype == np.bool_ or not np.issubdtype(lengths.dtype, np.integer):
+            raise TypeError(f"lengths: expected integers, got an array of dtype {lengths.dtype}")
+        lengths = da.from_array(lengths, chunks=-1)
+    elif lengths.dtype == np.bool_ or not np.issubdtype(lengths.dtype, np.integer):
+        raise TypeError(f"lengths: expected integers, got a dask array of dtype "
+                        f"{lengths.dtype}")
+    if lengths.shape != (x.shape[b_axis],):
+        raise ValueError(f"lengths: expected shape ({x.shape[b_axis]},), one length per "
+                         f"sequence of x, got {lengths.shape}")
+    return lengths.rechunk((x.chunks[b_axis],))
 
 
 def _check(layer, x, da):
@@ -79,7 +99,7 @@ def _check(layer, x, da):
         raise TypeError(f"x: expected real numbers, got a dask array of dtype {x.dtype}")
 
 
-def run(layer, x, *, return_state=False):
+def run(layer, x, *, lengths=None, return_state=False):
     """Run layer's inference over a dask array of sequences, chunk by chunk along the batch.
 
     Every batch chunk of x is one task: ``layer(chunk)`` on a NumPy array.
@@ -95,6 +115,9 @@ def run(layer, x, *, return_state=False):
         The sequences, (T, B, D), or (B, T, D) when ``layer.batch_first``;
         chunked along B.  Chunks along T and D are merged first (a sequence
         must be whole in its task).
+    lengths : None, or array_like or dask array of B ints in 1..T
+        Each sequence's length when x holds sequences padded at the end to a
+        common T; as ``layer(x, lengths=...)``, chunk by chunk.
     return_state : bool, default False
         Also return the final state of every sequence.
 
@@ -112,7 +135,9 @@ def run(layer, x, *, return_state=False):
     TypeError
         If layer is not a fastrnn layer, or x is not a dask array of real numbers.
     ValueError
-        If x is not 3-D, has the wrong feature size, or unknown chunk sizes.
+        If x is not 3-D, has the wrong feature size, or unknown chunk sizes;
+        if lengths has the wrong shape (its values are checked when the
+        chunks run).
 
     Examples
     --------
@@ -128,21 +153,30 @@ def run(layer, x, *, return_state=False):
     b_axis = 0 if layer.batch_first else 1
     t_axis = 1 - b_axis
     x = x.rechunk({t_axis: -1, 2: -1})
+    lengths = _lengths_by_chunk(lengths, x, b_axis, da)
     width = layer.num_directions * layer.hidden_size
     # One graph key holding a snapshot of the layer, sent once to each worker.
     shipped = dask.delayed(copy.deepcopy(layer), pure=False)
     out_chunks = list(x.chunks)
     out_chunks[2] = (width,)
     if not return_state:
-        return x.map_blocks(_infer_block, shipped, dtype=layer.dtype, chunks=tuple(out_chunks),
+        if lengths is None:
+            return x.map_blocks(_infer_block, shipped, dtype=layer.dtype,
+                                chunks=tuple(out_chunks), meta=np.empty((0, 0, 0), layer.dtype))
+        # x and lengths block by block along the batch ("b"); "f" changes size
+        x_index = "btf" if layer.batch_first else "tbf"
+        return da.blockwise(_infer_block, x_index, x, x_index, shipped, None, lengths, "b",
+                            dtype=layer.dtype, adjust_chunks={"f": width},
                             meta=np.empty((0, 0, 0), layer.dtype))
     # Several outputs per task: one delayed call per chunk, its parts as dask arrays.
     T = x.shape[t_axis]
     rows = layer.num_layers * layer.num_directions
     call = dask.delayed(_infer_block_with_state, pure=True, nout=2)
     ys, states = [], []
-    for block, B in zip(x.to_delayed().ravel(), x.chunks[b_axis]):
-        y, state = call(block, shipped)
+    length_blocks = [None] * len(x.chunks[b_axis]) if lengths is None \
+        else lengths.to_delayed().ravel()
+    for block, B, block_lengths in zip(x.to_delayed().ravel(), x.chunks[b_axis], length_blocks):
+        y, state = call(block, shipped, block_lengths)
         y_shape = (B, T, width) if layer.batch_first else (T, B, width)
         ys.append(da.from_delayed(y, y_shape, dtype=layer.dtype,
                                   meta=np.empty((0, 0, 0), layer.dtype)))

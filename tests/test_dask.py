@@ -100,3 +100,39 @@ def test_bad_arguments():
         fastrnn.dask.run(layer, da.zeros((3, 2, 5)))
     with pytest.raises(TypeError, match="real numbers"):
         fastrnn.dask.run(layer, da.zeros((3, 2, 6), dtype=complex))
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_cluster_with_lengths(client, cell, batch_first):
+    """Sequences of different lengths padded to one T: each chunk passes its own lengths,
+    and results match one single-process call with the whole batch's lengths."""
+    layer = trained_layer(cell, batch_first=batch_first, bidirectional=True)
+    B, T = 50, 9
+    rng = rng_for("lengths", cell, batch_first)
+    x_np = rng.standard_normal((B, T, 6) if batch_first else (T, B, 6))
+    lengths = rng.integers(1, T + 1, size=B)
+    chunks = (15, T, 6) if batch_first else (T, 15, 6)
+    x = da.from_array(x_np, chunks=chunks)
+    y, state = fastrnn.dask.run(layer, x, lengths=da.from_array(lengths, chunks=20),
+                                return_state=True)
+    y_only = fastrnn.dask.run(layer, x, lengths=lengths)        # a NumPy lengths works too
+    parts = state if cell == "lstm" else (state,)
+    y_cluster, y_only_cluster, *parts_cluster = client.gather(client.compute([y, y_only,
+                                                                              *parts]))
+    y_single, state_single = layer(x_np, lengths=lengths)
+    assert_close(y_cluster, y_single, layer.dtype, "y", rtol=0, atol=1e-6)
+    assert_close(y_only_cluster, y_single, layer.dtype, "y", rtol=0, atol=1e-6)
+    state_cluster = tuple(parts_cluster) if cell == "lstm" else parts_cluster[0]
+    assert_close(state_cluster, state_single, layer.dtype, "state_n", rtol=0, atol=1e-6)
+
+
+def test_bad_lengths():
+    layer = fastrnn.GRU(6, 8)
+    x = da.zeros((3, 4, 6), chunks=(3, 2, 6))
+    with pytest.raises(ValueError, match=r"lengths: expected shape \(4,\)"):
+        fastrnn.dask.run(layer, x, lengths=[3, 3, 3])
+    with pytest.raises(TypeError, match="lengths: expected integers"):
+        fastrnn.dask.run(layer, x, lengths=[3.0, 3.0, 3.0, 3.0])
+    with pytest.raises(ValueError, match=r"lengths: each length must be in 1\.\.T"):
+        fastrnn.dask.run(layer, x, lengths=[3, 4, 3, 3]).compute(scheduler="sync")
