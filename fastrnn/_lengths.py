@@ -77,6 +77,11 @@ class SortedBatch:
         return a if self._inverse is None else np.take(a, self._inverse, axis=1)
 
     def to_kernel_zero_padded(self, x):
-        """A copy of x (T, B, F) in kernel order, the steps past each sequence's end zeroed."""
-        keep = np.arange(x.shape[0])[:, None] < self.lengths[None, :]
-        return np.where(keep[:, :, None], self.to_kernel(x), 0).astype(x.dtype, copy=False)
+        """A copy of x (T, B, F) in kernel order, the steps past each sequence's end zeroed
+        (so that not even a nan there can reach a weight gradient, 0 * nan being nan)."""
+        out = self.to_kernel(x)
+        if out is x:
+            out = x.copy()
+        for b in range(int(self.active[-1]), len(self.lengths)):    # the rows shorter than T
+            out[self.lengths[b]:, b] = 0
+        return out
