@@ -118,6 +118,11 @@ class RecurrentLayer(ParamModule):
                 if self.bias:
                     yield "bias_ih" + sfx, (G,)
                     yield "bias_hh" + sfx, (G,)
+                yield from self._extra_param_shapes(sfx)
+
+    def _extra_param_shapes(self, sfx):
+        """(name, shape) of a cell variant's parameters after the torch-named four."""
+        return ()
 
     @staticmethod
     def _suffix(layer, direction):

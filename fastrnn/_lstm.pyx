@@ -9,10 +9,15 @@ fastrnn's threads: the projection by rows, the time loop by batch rows
 (sequences are independent, so the loop needs no barrier per step), or for
 a single sequence by hidden units (each thread computes all four gates of
 its units and updates their cells; a barrier per step publishes h_t).
+
+Peepholes (ONNX's P, Gers & Schmidhuber) are element-wise: the fused passes
+take [p_i p_f p_o] (3, H) and add p_i * c_{t-1}, p_f * c_{t-1} to the i, f
+pre-activations and p_o * c_t to o's; their gradients are sums over all
+steps, taken after backward's time loop by hidden units.
 """
 
 from cython cimport floating
-from fastrnn._cells cimport lstm_step_bwd, lstm_step_fwd
+from fastrnn._cells cimport lstm_peep_grads, lstm_step_bwd, lstm_step_fwd
 from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemm_ex,
                               panel_width, worth_packing)
 from fastrnn._seq cimport (GradArgs, chunk_bounds, copy_rows, forward_threads,
@@ -30,6 +35,7 @@ cdef struct Forward:
     const void* wih_p      # W_ih packed (N = 4H, K = D)
     const void* whh_p      # W_hh packed (N = 4H, K = H)
     const void* bias       # b_ih + b_hh
+    const void* peep       # [p_i p_f p_o] (3, H), or NULL: no peepholes
     const void* h0
     const void* c0
     void* y                # &y[0, 0, y_off], row stride ldy
@@ -67,7 +73,8 @@ cdef inline void forward_units_task(Forward* a, floating* _, int tid, int nt) no
                 packed_gemm_ex(1, q * H + j0, q * H + j1, H, h_prev, H, 1, whh_p, H, g, G, 1,
                                True)
             c = cells + <size_t>t * H if a.keep_cells else cells
-            lstm_step_fwd(1, H, j0, j1, g, c_prev, c, y + <size_t>t * ldy, ldy)
+            lstm_step_fwd(1, H, j0, j1, g, c_prev, c, y + <size_t>t * ldy, ldy,
+                          <const floating*>a.peep)
             h_prev = y + <size_t>t * ldy
             c_prev = c
             barrier_wait(&a.barrier)   # all of h_t before any task starts step t+1
@@ -108,7 +115,7 @@ cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept
                 else:
                     c = cells + <size_t>b0 * H
                 lstm_step_fwd(rows, H, 0, H, g, c_prev, c, y + (<size_t>t * B + b0) * ldy,
-                              ldy)
+                              ldy, <const floating*>a.peep)
                 h_prev = y + (<size_t>t * B + b0) * ldy
                 ld_prev = ldy
                 c_prev = c
@@ -131,7 +138,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                  floating[:, :, ::1] y, int y_off, floating[:, :, ::1] gates,
                  floating[:, :, ::1] cells, floating[:, ::1] h_n, floating[:, ::1] c_n,
                  floating[::1] wih_packed, floating[::1] whh_packed, int nthreads,
-                 bint reverse):
+                 bint reverse, const floating[:, ::1] peephole=None):
     """Run one direction of an LSTM layer over x (T, B, D) on up to nthreads threads.
 
     Writes h_t into y[t, :, y_off:y_off+H], the last state into h_n, c_n.
@@ -139,9 +146,13 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     to keep every c_t (training: then Tc == T and gates keeps the
     activations [i f g o]) or (1, B, H) to update c in place (inference).
     bias is b_ih + b_hh.  wih_packed, whh_packed are work for the packed
-    weights (packed_size(4H, D) and packed_size(4H, H)).
+    weights (packed_size(4H, D) and packed_size(4H, H)).  peephole is
+    [p_i p_f p_o] (3, H), or None for none.
     """
     cdef Forward a
+    a.peep = NULL
+    if peephole is not None:
+        a.peep = &peephole[0, 0]
     cdef int H = w_hh.shape[1]
     a.T, a.B, a.D, a.H = x.shape[0], x.shape[1], x.shape[2], H
     a.ldy, a.chunk, a.reverse = y.shape[2], gates.shape[0], reverse
@@ -166,6 +177,8 @@ cdef struct Backward:
     bint reverse
     const void* whhT_p     # W_hh^T packed (N = H, K = 4H)
     const void* c0
+    const void* peep       # [p_i p_f p_o] (3, H), or NULL
+    void* dpeep            # (3, H), added to; with peep
     const void* dy         # &dy[0, 0, y_off], row stride ldy
     const void* gates      # saved activations (T, B, 4H)
     const void* cells      # saved cells (T, B, H)
@@ -200,12 +213,34 @@ cdef inline void backward_task(Backward* a, floating* _, int tid, int nt) noexce
             lstm_step_bwd(rows, H, gates + (<size_t>t * B + b0) * G,
                           cells + (<size_t>t * B + b0) * H, c_prev,
                           dy + (<size_t>t * B + b0) * ldy, ldy, dh,
-                          <floating*>a.dc + <size_t>b0 * H, dgates + (<size_t>t * B + b0) * G)
+                          <floating*>a.dc + <size_t>b0 * H, dgates + (<size_t>t * B + b0) * G,
+                          <const floating*>a.peep)
             # dh_{t-1} = dG_t W_hh
             packed_gemm(rows, H, G, dgates + (<size_t>t * B + b0) * G, G,
                         <const floating*>a.whhT_p, G, dh, H, False)
     barrier_wait(&a.barrier)    # every row of dG is needed below
     param_grads_task(&a.grads, _, tid, nt, &a.barrier)
+    if a.peep != NULL:
+        peep_grads_task(a, _, tid, nt)
+
+
+cdef inline void peep_grads_task(Backward* a, floating* _, int tid, int nt) noexcept nogil:
+    """This task's hidden units of the peephole gradients, summed over steps in
+    time order (so the result does not depend on the split):
+    dp_i += sum d_i c_{t-1},  dp_f += sum d_f c_{t-1},  dp_o += sum d_o c_t."""
+    cdef int T = a.T, B = a.B, H = a.H, j0, j1, t
+    cdef const floating* cells = <const floating*>a.cells
+    cdef const floating* c_prev
+    split_range(H, tid, nt, &j0, &j1)
+    if j1 <= j0:
+        return
+    for t in range(T):
+        if t == (T - 1 if a.reverse else 0):    # the step that started from c0
+            c_prev = <const floating*>a.c0
+        else:
+            c_prev = cells + <size_t>(t + 1 if a.reverse else t - 1) * B * H
+        lstm_peep_grads(B, H, j0, j1, <const floating*>a.dgates + <size_t>t * B * 4 * H,
+                        c_prev, cells + <size_t>t * B * H, <floating*>a.dpeep)
 
 
 cdef void backward_task_f32(void* a, int tid, int nt) noexcept nogil:
@@ -226,16 +261,22 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                   floating[:, ::1] dw_ih, floating[:, ::1] dw_hh,
                   floating[::1] db_ih, floating[::1] db_hh,
                   floating[::1] whhT_packed, floating[::1] wihT_packed,
-                  floating[::1] dg_packed, int nthreads, bint reverse):
+                  floating[::1] dg_packed, int nthreads, bint reverse,
+                  const floating[:, ::1] peephole=None, floating[:, ::1] dpeephole=None):
     """Backward through time of lstm_forward (saved gates and cells of a training run).
 
     dy[:, :, y_off:y_off+H] is the gradient of this direction's output.
     dh, dc (B, H) hold dh_n, dc_n on entry and dh0, dc0 on return.  dx is
     written (or added to, when dx_accumulate); dw_*, db_* are added to.
     Work: dgates (T, B, 4H); whhT_packed (packed_size(H, 4H)); wihT_packed
-    (packed_size(D, 4H)); dg_packed (packed_size(4H, T*B)).
+    (packed_size(D, 4H)); dg_packed (packed_size(4H, T*B)).  peephole (3, H)
+    or None as in lstm_forward; with it dpeephole (3, H) is added to.
     """
     cdef Backward a
+    a.peep = a.dpeep = NULL
+    if peephole is not None:
+        a.peep = &peephole[0, 0]
+        a.dpeep = &dpeephole[0, 0]
     cdef int T = x.shape[0], B = x.shape[1], D = x.shape[2], H = w_hh.shape[1]
     a.T, a.B, a.H, a.ldy, a.reverse = T, B, H, y.shape[2], reverse
     a.whhT_p, a.c0, a.dy = &whhT_packed[0], &c0[0, 0], &dy[0, 0, y_off]
@@ -249,6 +290,7 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.grads.dgi_packed = a.grads.dgh_packed = &dg_packed[0]
     a.grads.dx, a.grads.dw_ih, a.grads.dw_hh = &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0]
     a.grads.db_ih, a.grads.db_hh = &db_ih[0], &db_hh[0]
+    a.grads.G_prev = 4 * H     # every column of dW_hh pairs with h_{t-1}
     cdef fr_task_fn task = backward_task_f32 if floating is float else backward_task_f64
     with nogil:
         pack_panels(H, 4 * H, &w_hh[0, 0], 1, H, &whhT_packed[0])

@@ -179,6 +179,8 @@ def _expected_shapes(cls, config):
             if config.get("bias", True):
                 shapes["bias_ih" + sfx] = (G,)
                 shapes["bias_hh" + sfx] = (G,)
+            if config.get("peephole", False):      # LSTM only
+                shapes["weight_peephole" + sfx] = (3, H)
     return shapes
 
 
@@ -212,7 +214,7 @@ def _check_config(entry, where, path, file_version):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{path}: {where} configuration {key}={value!r}; expected an "
                              f"integer >= 1")
-    for key in ("bias", "bidirectional", "batch_first"):
+    for key in ("bias", "bidirectional", "batch_first", "peephole", "reset_after"):
         if not isinstance(kwargs.get(key, False), bool):
             raise ValueError(f"{path}: {where} configuration {key}={kwargs[key]!r}; "
                              f"expected true or false")
