@@ -16,8 +16,10 @@ import pytest
 
 import fastrnn
 from fastrnn import _threads, reference
-from conftest import (DTYPES, as_parts, assert_close, assert_dtype, assert_grads_close,
-                      make_dy, make_state, make_x, reference_run, rng_for, seed_for, tol)
+from conftest import (DTYPES, as_parts, assert_close, assert_grads_close, make_dy, make_state,
+                      make_x, reference_run, rng_for, seed_for, tol)
+from test_layers import check_against_reference
+from test_threads import flat, restore_threads, run  # noqa: F401  (restore_threads: fixture)
 
 D, H = 5, 6
 
@@ -61,33 +63,24 @@ def test_variant_matches_reference(name, dtype, T, B, L, bidir, bf, with_state, 
                                    with_dsn):
     key = ("variant", name, np.dtype(dtype).name, T, B, L, bidir, bf, with_state, bias,
            with_dsn)
-    rng = rng_for(*key)
     layer = make_variant(name, D, H, L, bias=bias, batch_first=bf, bidirectional=bidir,
                          dtype=dtype, seed=seed_for(*key))
-    x = make_x(rng, layer, T, B)
-    state0 = make_state(rng, layer, B) if with_state else None
-    dy = make_dy(rng, layer, T, B)
-    dstate_n = make_state(rng, layer, B) if with_dsn else None
-    ref = reference_run(layer, x, state0, dy, dstate_n)
-
-    y, state_n = layer(x, state0)
-    assert_close(y, ref["y"], dtype, "call y")
-    assert_close(state_n, ref["state_n"], dtype, "call state_n")
-    y, state_n, cache = layer.forward(x, state0)
-    assert_close(y, ref["y"], dtype, "forward y")
-    assert_close(state_n, ref["state_n"], dtype, "forward state_n")
-    dx, dstate0 = layer.backward(dy, cache, dstate_n)
-    assert_close(dx, ref["dx"], dtype, "dx")
-    assert_close(dstate0, ref["dstate0"], dtype, "dstate0")
-    assert_dtype(dx, dtype, "dx")
-    assert_dtype(dstate0, dtype, "dstate0")
-    assert_grads_close(layer.grads, ref["grads"], dtype)
+    ref = check_against_reference(layer, T, B, with_state, with_dsn, key)
     if name == "lstm_peephole":
         assert sum("peephole" in k for k in ref["grads"]) == L * (2 if bidir else 1)
-    # grads accumulate over backward calls
-    _, _, cache = layer.forward(x, state0)
-    layer.backward(dy, cache, dstate_n)
-    assert_grads_close(layer.grads, ref["grads"], dtype, scale=2.0)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_variant_grads_accumulate(name):
+    layer = make_variant(name, D, H, 2, bidirectional=True, dtype=np.float64, seed=3)
+    rng = rng_for("accumulate", name)
+    x = make_x(rng, layer, 4, 2)
+    dy = make_dy(rng, layer, 4, 2)
+    ref = reference_run(layer, x, None, dy)
+    for _ in range(2):
+        _, _, cache = layer.forward(x)
+        layer.backward(dy, cache)
+    assert_grads_close(layer.grads, ref["grads"], np.float64, scale=2.0)
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -199,20 +192,30 @@ def test_reference_rejects_variant_options_of_other_cells():
 # ------------------------------------------------------------------------------------ threads
 
 
-@pytest.fixture
-def restore_threads():
-    previous = _threads.get_num_threads()
-    yield
-    _threads.set_num_threads(previous)
-
-
-def _run_all(layer, x, dy, dsn):
-    layer.zero_grad()
-    out = list(as_parts(layer(x)[1])) + [layer(x)[0]]
-    y, state_n, cache = layer.forward(x)
-    dx, ds0 = layer.backward(dy, cache, dsn)
-    out += [y, *as_parts(state_n), dx, *as_parts(ds0)]
-    return out + [layer.grads[k].copy() for k in sorted(layer.grads)]
+def _equal_over_threads_and_right(layer, x, dy, dsn):
+    """Everything (inference, training forward, backward, grads) bitwise equal with 1, 2 and
+    3 threads, and the 2-thread result equal to the reference within tolerance."""
+    results = {}
+    for n in (1, 2, 3):
+        _threads.set_num_threads(n)
+        results[n] = flat(run(layer, x, dy, dsn))
+    for n in (2, 3):
+        for a, b in zip(results[1], results[n]):
+            np.testing.assert_array_equal(a, b)
+    ref = reference_run(layer, x, None, dy, dsn)
+    _threads.set_num_threads(2)
+    y, state_n, _, _, dx, dstate0, grads = run(layer, x, dy, dsn)
+    dtype = layer.dtype
+    np.testing.assert_allclose(y, ref["y"], **tol(dtype))
+    for a, e in zip(as_parts(state_n), as_parts(ref["state_n"])):
+        np.testing.assert_allclose(a, e, **tol(dtype))
+    np.testing.assert_allclose(dx, ref["dx"], **tol(dtype))
+    for a, e in zip(as_parts(dstate0), as_parts(ref["dstate0"])):
+        np.testing.assert_allclose(a, e, **tol(dtype))
+    # sums over T*B*H terms: a looser relative term, as in test_threads.py
+    loose = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-9)
+    for k in ref["grads"]:
+        np.testing.assert_allclose(grads[k], ref["grads"][k], err_msg=k, **loose)
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -226,23 +229,7 @@ def test_thread_count_does_not_change_results(name, B, dtype, restore_threads):
     x = rng.standard_normal((T, B, Dx))
     dy = rng.standard_normal((T, B, 2 * Hx))
     dsn = make_state(rng, layer, B, np.float64)
-    results = {}
-    for n in (1, 2, 3):
-        _threads.set_num_threads(n)
-        results[n] = _run_all(layer, x, dy, dsn)
-    for n in (2, 3):
-        for a, b in zip(results[1], results[n]):
-            np.testing.assert_array_equal(a, b)
-    ref = reference_run(layer, x, None, dy, dsn)
-    _threads.set_num_threads(2)
-    layer.zero_grad()
-    y, _, cache = layer.forward(x)
-    dx, _ = layer.backward(dy, cache, dsn)
-    np.testing.assert_allclose(y, ref["y"], **tol(dtype))
-    np.testing.assert_allclose(dx, ref["dx"], **tol(dtype))
-    loose = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-9)
-    for k in ref["grads"]:
-        np.testing.assert_allclose(layer.grads[k], ref["grads"][k], err_msg=k, **loose)
+    _equal_over_threads_and_right(layer, x, dy, dsn)
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -258,26 +245,7 @@ def test_single_sequence_split_by_hidden_units(name, Hx, dtype, restore_threads,
     rng = np.random.default_rng(1)
     x = rng.standard_normal((40, 1, 12))
     dy = rng.standard_normal((40, 1, 2 * Hx))
-    out = {}
-    for n in (1, 2, 3):
-        _threads.set_num_threads(n)
-        out[n] = _run_all(layer, x, dy, None)
-    for n in (2, 3):
-        for a, b in zip(out[1], out[n]):
-            np.testing.assert_array_equal(a, b)
-    ref = reference_run(layer, x, None, dy, None)
-    np.testing.assert_allclose(out[2][len(as_parts(ref["state_n"]))], ref["y"], **tol(dtype))
-    _threads.set_num_threads(2)
-    layer.zero_grad()
-    y, state_n, cache = layer.forward(x)
-    dx, _ = layer.backward(dy, cache)
-    np.testing.assert_allclose(y, ref["y"], **tol(dtype))
-    for a, e in zip(as_parts(state_n), as_parts(ref["state_n"])):
-        np.testing.assert_allclose(a, e, **tol(dtype))
-    np.testing.assert_allclose(dx, ref["dx"], **tol(dtype))
-    loose = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-9)
-    for k in ref["grads"]:
-        np.testing.assert_allclose(layer.grads[k], ref["grads"][k], err_msg=k, **loose)
+    _equal_over_threads_and_right(layer, x, dy, None)
 
 
 # ------------------------------------------------------------- parameters, repr, arguments
