@@ -109,16 +109,14 @@ cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept
             for s in range(t1 - t0):
                 t = t1 - 1 - s if a.reverse else t0 + s
                 g = gates + (<size_t>(t - t0) * B + b0) * 4 * H
+                # reset-before: the r, z blocks only, W_hn's product needs r first
+                matmul_nt(a.packed, rows, 3 * H if a.reset_after else 2 * H, H, h_prev,
+                          ld_prev, <const floating*>a.w_hh, <const floating*>a.whh_p, gh,
+                          3 * H, False)
                 if a.reset_after:
-                    matmul_nt(a.packed, rows, 3 * H, H, h_prev, ld_prev,
-                              <const floating*>a.w_hh, <const floating*>a.whh_p, gh, 3 * H,
-                              False)
                     gru_step_fwd(rows, H, 0, H, g, gh, <const floating*>a.b_hn, h_prev,
                                  ld_prev, y + (<size_t>t * B + b0) * ldy, ldy)
                 else:
-                    matmul_nt(a.packed, rows, 2 * H, H, h_prev, ld_prev,
-                              <const floating*>a.w_hh, <const floating*>a.whh_p, gh, 3 * H,
-                              False)
                     gru_rb_step_reset(rows, H, 0, H, g, gh, h_prev, ld_prev)
                     matmul_nt(a.packed, rows, H, H, g + 3 * H, 4 * H,
                               <const floating*>a.w_hh + <size_t>2 * H * H,
@@ -173,13 +171,11 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     cdef fr_task_fn task = forward_task_f32 if floating is float else forward_task_f64
     nthreads = forward_threads(a.B, H, nthreads, a.packed, nr, &a.split_units)
     with nogil:
-        if a.packed and reset_after:
+        if a.packed:
             pack_panels(3 * H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
-            pack_panels(3 * H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
-        elif a.packed:
-            pack_panels(3 * H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
-            pack_panels(2 * H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
-            pack_panels(H, H, &w_hh[2 * H, 0], H, 1, <floating*>a.whn_p)
+            pack_panels(3 * H if reset_after else 2 * H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
+            if not reset_after:
+                pack_panels(H, H, &w_hh[2 * H, 0], H, 1, <floating*>a.whn_p)
         run_parallel(nthreads, task, &a, &a.barrier)
 
 
