@@ -12,8 +12,8 @@ A fastrnn file is an ordinary NumPy .npz archive (a zip of .npy arrays):
                               "bidirectional": false, "dtype": "float32"}}, ...]}
 
 - ``<i>.<parameter>``: the parameter arrays of the i-th layer, under torch's
-  state_dict names (``0.weight_ih_l0``, ``0.bias_hh_l1_reverse``, ...), in the
-  layer's dtype.
+  state_dict names (``0.weight_ih_l0``, ``0.bias_hh_l1_reverse``, ...; a
+  peephole LSTM adds ``0.weight_peephole_l0``, ...), in the layer's dtype.
 
 The configuration holds every constructor argument except ``seed`` (the
 weights are stored instead).  Loading reads with ``allow_pickle=False``, takes
