@@ -202,6 +202,7 @@ cdef inline void backward_task(Backward* a, floating* _, int tid, int nt) noexce
     cdef floating* dgh = <floating*>a.dgh
     cdef const floating* h_prev
     cdef int b0, b1, s, t, ld_prev, nr = panel_width(_)
+    cdef bint reset_after = a.reset_after
     split_range(B, tid, nt, &b0, &b1)
     cdef int rows = b1 - b0
     cdef floating* dh = <floating*>a.dh + <size_t>b0 * H
@@ -216,7 +217,7 @@ cdef inline void backward_task(Backward* a, floating* _, int tid, int nt) noexce
             else:
                 h_prev = y + (<size_t>(t - step) * B + b0) * ldy
                 ld_prev = ldy
-            if a.reset_after:
+            if reset_after:
                 gru_step_bwd(rows, H, <const floating*>a.gates + row * 4 * H, h_prev, ld_prev,
                              <const floating*>a.dy + row * ldy, ldy, dh,
                              <floating*>a.dgi + row * 3 * H, dgh + row * 3 * H)
@@ -230,7 +231,7 @@ cdef inline void backward_task(Backward* a, floating* _, int tid, int nt) noexce
                 gru_rb_step_bwd_r(rows, H, <const floating*>a.gates + row * 4 * H, h_prev,
                                   ld_prev, dh, dgh + row * 3 * H)
             # dh_{t-1} = dh_t * z (+ d(r h) * r) + dGh_t W_hh (only W_h{r,z} for reset-before)
-            packed_gemm(rows, H, 3 * H if a.reset_after else 2 * H, dgh + row * 3 * H, 3 * H,
+            packed_gemm(rows, H, 3 * H if reset_after else 2 * H, dgh + row * 3 * H, 3 * H,
                         <const floating*>a.whhT_p, 3 * H, dh, H, True)
     barrier_wait(&a.barrier)    # every row of dGi, dGh is needed below
     param_grads_task(&a.grads, _, tid, nt, &a.barrier)

@@ -85,14 +85,14 @@ class GRU(RecurrentLayer):
         T, B, D = x.shape
         H = self.hidden_size
         dgi = np.empty((T, B, 3 * H), self.dtype)
-        if self.reset_after:
-            dgh, dgh_packed = np.empty_like(dgi), self._packed_weights(3 * H, T * B)
-        else:   # both sides' gradients are equal; the n block is packed apart for dW_hn
-            dgh, dgh_packed = dgi, self._packed_weights(H, T * B)
+        # reset-before: both sides' gradients are equal, and only the n block is packed
+        # apart (for dW_hn)
+        dgh = np.empty_like(dgi) if self.reset_after else dgi
         _BACKWARD[self.dtype](x, w_ih, w_hh, states0[0], y, dy, direction * H, saved, carries[0],
                           dgi, dgh, dx, accumulate, dw_ih, dw_hh, db_ih, db_hh,
                           self._packed_weights(H, 3 * H), self._packed_weights(D, 3 * H),
-                          self._packed_weights(3 * H, T * B), dgh_packed,
+                          self._packed_weights(3 * H, T * B),
+                          self._packed_weights(3 * H if self.reset_after else H, T * B),
                           self._threads(T, B, D), direction == 1, self.reset_after)
 
     def _config_repr(self):
