@@ -388,3 +388,22 @@ def test_load_rejects_non_bool_variant_flag(tmp_path):
     np.savez(path, **arrays)
     with pytest.raises(ValueError, match="reset_after"):
         fastrnn.load(path)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_long_inference_crosses_chunks(name, restore_threads, monkeypatch):
+    # Many projection chunks on the batch-row path: r * h and the cells live in the chunk's
+    # buffers, which the next chunk's projection overwrites.
+    import fastrnn._base as base
+    monkeypatch.setattr(base, "_CHUNK_ELEMENTS", 4 * 24 * 6 * 3)
+    layer = make_variant(name, 10, 24, 2, bidirectional=True, dtype=np.float64, seed=0)
+    x = np.random.default_rng(0).standard_normal((50, 6, 10))
+    _threads.set_num_threads(1)
+    y1, s1 = layer(x)
+    _threads.set_num_threads(2)
+    y2, s2 = layer(x)
+    np.testing.assert_array_equal(y1, y2)
+    ref = reference_run(layer, x, None, backward=False)
+    np.testing.assert_allclose(y2, ref["y"], **tol(np.float64))
+    for a, e in zip(as_parts(s2), as_parts(ref["state_n"])):
+        np.testing.assert_allclose(a, e, **tol(np.float64))
