@@ -2,6 +2,9 @@
 
     python bench/variants.py [--threads N] [--dtype float32|float64] [--repeats R]
 
+(prefix PYTHONPATH=. when the fastrnn installed in the environment is another
+checkout's: a script's own folder, not the working directory, heads sys.path.)
+
 For each (T, B, D, H) and work (inference: the call; training: forward plus
 backward), GRU(reset_after=False) is timed in turns with GRU() and
 LSTM(peephole=True) with LSTM(), by fastrnn.bench.time_round_robin (medians
