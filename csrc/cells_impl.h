@@ -66,18 +66,31 @@ FR_KERNEL void FR_FN(rnn_step_bwd)(int B, int H, const REAL *restrict h, int ldh
 /* gates: B x 4H pre-activations [i f g o], overwritten with activations.
  * c = f * c_prev + i * g;  h = o * tanh(c), for hidden units j0 <= j < j1
  * (all of them, 0..H, unless threads share one sequence's units).
+ * With peepholes (peep = [p_i p_f p_o], 3 x H; NULL for none) the gates also
+ * see the cell: i, f read p_i * c_prev, p_f * c_prev and o reads p_o * c.
  * c_prev and c may be the same buffer (inference updates the cell in place),
- * so neither is restrict: each element is read before it is written. */
-FR_KERNEL void FR_FN(lstm_step_fwd)(int B, int H, int j0, int j1, REAL *restrict gates,
-                                    const REAL *c_prev, REAL *c, REAL *restrict h, int ldh)
+ * so neither is restrict: each element is read before it is written.
+ * One body, inlined with peep a constant (0 or 1) so the plain cell keeps
+ * its loop without the peephole terms. */
+static inline __attribute__((always_inline)) void FR_FN(lstm_fwd_body)(
+    const int peep, int B, int H, int j0, int j1, REAL *restrict gates, const REAL *c_prev,
+    REAL *c, REAL *restrict h, int ldh, const REAL *restrict pw)
 {
     for (int b = 0; b < B; ++b) {
         REAL *gi = gates + (size_t)b * 4 * H, *gf = gi + H, *gg = gf + H, *go = gg + H;
         const REAL *cp = c_prev + (size_t)b * H;
         REAL *cb = c + (size_t)b * H, *hb = h + (size_t)b * ldh;
         for (int j = j0; j < j1; ++j) {
-            REAL i = SIGMOID(gi[j]), f = SIGMOID(gf[j]), g = TANH(gg[j]), o = SIGMOID(go[j]);
-            REAL cn = f * cp[j] + i * g;
+            REAL ai = gi[j], af = gf[j], ao = go[j], cpj = cp[j];
+            if (peep) {
+                ai += pw[j] * cpj;
+                af += pw[H + j] * cpj;
+            }
+            REAL i = SIGMOID(ai), f = SIGMOID(af), g = TANH(gg[j]);
+            REAL cn = f * cpj + i * g;
+            if (peep)
+                ao += pw[2 * H + j] * cn;
+            REAL o = SIGMOID(ao);
             gi[j] = i; gf[j] = f; gg[j] = g; go[j] = o;
             cb[j] = cn;
             hb[j] = o * TANH(cn);
@@ -85,16 +98,29 @@ FR_KERNEL void FR_FN(lstm_step_fwd)(int B, int H, int j0, int j1, REAL *restrict
     }
 }
 
+FR_KERNEL void FR_FN(lstm_step_fwd)(int B, int H, int j0, int j1, REAL *restrict gates,
+                                    const REAL *c_prev, REAL *c, REAL *restrict h, int ldh,
+                                    const REAL *restrict peep)
+{
+    if (peep)
+        FR_FN(lstm_fwd_body)(1, B, H, j0, j1, gates, c_prev, c, h, ldh, peep);
+    else
+        FR_FN(lstm_fwd_body)(0, B, H, j0, j1, gates, c_prev, c, h, ldh, peep);
+}
+
 /* From dh = dy + dh_rec and the carried dc, the gate pre-activation
  * gradients dgates (B x 4H) and the new carry dc <- dc * f.
  *   tc = tanh(c)                       (recomputed, not stored)
- *   dc = dc + dh * o * (1 - tc^2)
- *   d_i = dc*g*i(1-i)   d_f = dc*c_prev*f(1-f)   d_g = dc*i*(1-g^2)   d_o = dh*tc*o(1-o) */
-FR_KERNEL void FR_FN(lstm_step_bwd)(int B, int H, const REAL *restrict act,
-                                           const REAL *restrict c, const REAL *restrict c_prev,
-                                           const REAL *restrict dy, int ldy,
-                                           const REAL *restrict dh_rec, REAL *restrict dc,
-                                           REAL *restrict dgates)
+ *   d_o = dh*tc*o(1-o)
+ *   dc = dc + dh * o * (1 - tc^2) (+ d_o * p_o with peepholes: o reads c)
+ *   d_i = dc*g*i(1-i)   d_f = dc*c_prev*f(1-f)   d_g = dc*i*(1-g^2)
+ *   carry: dc * f (+ d_i * p_i + d_f * p_f with peepholes)
+ * peep as in lstm_step_fwd (NULL: none). */
+static inline __attribute__((always_inline)) void FR_FN(lstm_bwd_body)(
+    const int peep, int B, int H, const REAL *restrict act, const REAL *restrict c,
+    const REAL *restrict c_prev, const REAL *restrict dy, int ldy,
+    const REAL *restrict dh_rec, REAL *restrict dc, REAL *restrict dgates,
+    const REAL *restrict pw)
 {
     for (int b = 0; b < B; ++b) {
         const REAL *ai = act + (size_t)b * 4 * H, *af = ai + H, *ag = af + H, *ao = ag + H;
@@ -106,12 +132,48 @@ FR_KERNEL void FR_FN(lstm_step_bwd)(int B, int H, const REAL *restrict act,
             REAL i = ai[j], f = af[j], g = ag[j], o = ao[j];
             REAL dh = dyb[j] + dhb[j];
             REAL tc = TANH(cb[j]);
+            REAL dol = dh * tc * o * (1 - o);
             REAL dcj = dcb[j] + dh * o * (1 - tc * tc);
-            di[j] = dcj * g * i * (1 - i);
-            df[j] = dcj * cp[j] * f * (1 - f);
+            if (peep)
+                dcj += dol * pw[2 * H + j];
+            REAL dil = dcj * g * i * (1 - i), dfl = dcj * cp[j] * f * (1 - f);
+            di[j] = dil;
+            df[j] = dfl;
             dg[j] = dcj * i * (1 - g * g);
-            dout[j] = dh * tc * o * (1 - o);
-            dcb[j] = dcj * f;
+            dout[j] = dol;
+            dcb[j] = peep ? dcj * f + dil * pw[j] + dfl * pw[H + j] : dcj * f;
+        }
+    }
+}
+
+FR_KERNEL void FR_FN(lstm_step_bwd)(int B, int H, const REAL *restrict act,
+                                    const REAL *restrict c, const REAL *restrict c_prev,
+                                    const REAL *restrict dy, int ldy,
+                                    const REAL *restrict dh_rec, REAL *restrict dc,
+                                    REAL *restrict dgates, const REAL *restrict peep)
+{
+    if (peep)
+        FR_FN(lstm_bwd_body)(1, B, H, act, c, c_prev, dy, ldy, dh_rec, dc, dgates, peep);
+    else
+        FR_FN(lstm_bwd_body)(0, B, H, act, c, c_prev, dy, ldy, dh_rec, dc, dgates, peep);
+}
+
+/* Peephole gradients of B rows of one step, for hidden units j0 <= j < j1:
+ *   dp_i += d_i * c_prev   dp_f += d_f * c_prev   dp_o += d_o * c
+ * summed row by row in order.  dp is [dp_i dp_f dp_o], 3 x H.
+ * NumPy: dp += [(dg_i * c_prev).sum(0), (dg_f * c_prev).sum(0), (dg_o * c).sum(0)] */
+FR_KERNEL void FR_FN(lstm_peep_grads)(int B, int H, int j0, int j1,
+                                      const REAL *restrict dgates,
+                                      const REAL *restrict c_prev,
+                                      const REAL *restrict c, REAL *restrict dp)
+{
+    for (int b = 0; b < B; ++b) {
+        const REAL *di = dgates + (size_t)b * 4 * H, *df = di + H, *dout = df + 2 * H;
+        const REAL *cp = c_prev + (size_t)b * H, *cb = c + (size_t)b * H;
+        for (int j = j0; j < j1; ++j) {
+            dp[j] += di[j] * cp[j];
+            dp[H + j] += df[j] * cp[j];
+            dp[2 * H + j] += dout[j] * cb[j];
         }
     }
 }
@@ -172,6 +234,94 @@ FR_KERNEL void FR_FN(gru_step_bwd)(int B, int H, const REAL *restrict act,
             ir[j] = dr; iz[j] = dz; in[j] = dn;
             hr[j] = dr; hz[j] = dz; hn[j] = dn * r;
             dhb[j] = d * z;
+        }
+    }
+}
+
+/* -------------------------------------------- GRU, reset before (ONNX's
+ * linear_before_reset = 0, Keras' reset_after = False) --- */
+
+/* First half of a reset-before step.  gates rows (stride 4H) hold the input
+ * side [x_r x_z x_n] with every bias folded in (b_hn too: it is outside the
+ * reset product here); gh[:, :2H] = W_h{r,z} h_prev.  For units j0 <= j < j1:
+ *   r = sigmoid(x_r + gh_r) -> the r block;  r * h_prev -> the 4th block,
+ * the operand of the n block's product, which backward also needs. */
+FR_KERNEL void FR_FN(gru_rb_step_reset)(int B, int H, int j0, int j1, REAL *restrict gates,
+                                        const REAL *restrict gh,
+                                        const REAL *restrict h_prev, int ldhp)
+{
+    for (int b = 0; b < B; ++b) {
+        REAL *xr = gates + (size_t)b * 4 * H, *rh = xr + 3 * H;
+        const REAL *hr = gh + (size_t)b * 3 * H, *hp = h_prev + (size_t)b * ldhp;
+        for (int j = j0; j < j1; ++j) {
+            REAL r = SIGMOID(xr[j] + hr[j]);
+            xr[j] = r;
+            rh[j] = r * hp[j];
+        }
+    }
+}
+
+/* Second half, once gh[:, 2H:] = W_hn (r * h_prev):
+ *   z = sigmoid(x_z + gh_z)   n = tanh(x_n + gh_n)   h = (1 - z) * n + z * h_prev
+ * leaving the row as [r z n r*h_prev]. */
+FR_KERNEL void FR_FN(gru_rb_step_fwd)(int B, int H, int j0, int j1, REAL *restrict gates,
+                                      const REAL *restrict gh, const REAL *restrict h_prev,
+                                      int ldhp, REAL *restrict h, int ldh)
+{
+    for (int b = 0; b < B; ++b) {
+        REAL *xz = gates + (size_t)b * 4 * H + H, *xn = xz + H;
+        const REAL *hz = gh + (size_t)b * 3 * H + H, *hn = hz + H;
+        const REAL *hp = h_prev + (size_t)b * ldhp;
+        REAL *hb = h + (size_t)b * ldh;
+        for (int j = j0; j < j1; ++j) {
+            REAL z = SIGMOID(xz[j] + hz[j]);
+            REAL n = TANH(xn[j] + hn[j]);
+            xz[j] = z; xn[j] = n;
+            hb[j] = (1 - z) * n + z * hp[j];
+        }
+    }
+}
+
+/* Backward of a reset-before step, first half.  From d = dy + dh (dh the
+ * carried gradient) and the saved [r z n r*h_prev]:
+ *   d_n = d (1-z)(1-n^2)   d_z = d (h_prev - n) z(1-z)   dh <- d z
+ * into dg[:, H:2H] and dg[:, 2H:] (B x 3H rows).  The caller then writes
+ * q = d(r*h_prev) = d_n W_hn into dg[:, :H] for the second half. */
+FR_KERNEL void FR_FN(gru_rb_step_bwd_zn)(int B, int H, const REAL *restrict act,
+                                         const REAL *restrict h_prev, int ldhp,
+                                         const REAL *restrict dy, int ldy, REAL *restrict dh,
+                                         REAL *restrict dg)
+{
+    for (int b = 0; b < B; ++b) {
+        const REAL *az = act + (size_t)b * 4 * H + H, *an = az + H;
+        const REAL *hp = h_prev + (size_t)b * ldhp, *dyb = dy + (size_t)b * ldy;
+        REAL *dhb = dh + (size_t)b * H;
+        REAL *dz = dg + (size_t)b * 3 * H + H, *dn = dz + H;
+        for (int j = 0; j < H; ++j) {
+            REAL z = az[j], n = an[j];
+            REAL d = dyb[j] + dhb[j];
+            dn[j] = d * (1 - z) * (1 - n * n);
+            dz[j] = d * (hp[j] - n) * z * (1 - z);
+            dhb[j] = d * z;
+        }
+    }
+}
+
+/* Second half: with q = dg[:, :H] = d(r*h_prev),
+ *   d_r = q h_prev r(1-r) -> dg[:, :H]     dh += q r
+ * (the caller then adds [d_r d_z] W_h{r,z} into dh). */
+FR_KERNEL void FR_FN(gru_rb_step_bwd_r)(int B, int H, const REAL *restrict act,
+                                        const REAL *restrict h_prev, int ldhp,
+                                        REAL *restrict dh, REAL *restrict dg)
+{
+    for (int b = 0; b < B; ++b) {
+        const REAL *ar = act + (size_t)b * 4 * H;
+        const REAL *hp = h_prev + (size_t)b * ldhp;
+        REAL *dhb = dh + (size_t)b * H, *dr = dg + (size_t)b * 3 * H;
+        for (int j = 0; j < H; ++j) {
+            REAL r = ar[j], q = dr[j];
+            dr[j] = q * hp[j] * r * (1 - r);
+            dhb[j] += q * r;
         }
     }
 }

@@ -29,7 +29,7 @@ from fastrnn import onnx     # fastrnn.onnx.load; the onnx package itself is imp
 
 __version__ = "0.1.0"
 
-__all__ = ["RNN", "LSTM", "GRU", "get_num_threads", "set_num_threads", "save", "load", "__version__",
+__all__ = ["RNN", "LSTM", "GRU", "onnx", "get_num_threads", "set_num_threads", "save", "load", "__version__",
            "Embedding", "Linear", "softmax_cross_entropy", "log_softmax",
            "SGD", "Adam", "clip_grad_norm", "clip_grad_value",
            "sample", "greedy_decode", "beam_search"]

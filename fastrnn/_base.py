@@ -125,6 +125,11 @@ class RecurrentLayer(ParamModule):
                 if self.bias:
                     yield "bias_ih" + sfx, (G,)
                     yield "bias_hh" + sfx, (G,)
+                yield from self._extra_param_shapes(sfx)
+
+    def _extra_param_shapes(self, sfx):
+        """(name, shape) of a cell variant's parameters after the torch-named four."""
+        return ()
 
     def _backwards_in_time(self, direction):
         """Whether this direction runs from the last time step to the first (the kernels'

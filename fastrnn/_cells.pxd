@@ -16,15 +16,21 @@ cdef extern from "fastrnn_cells.h" nogil:
     void fr_rnn_step_bwd_f64(int B, int H, const double* h, int ldh, const double* dy, int ldy,
                              const double* dh, double* dpre, int relu)
     void fr_lstm_step_fwd_f32(int B, int H, int j0, int j1, float* gates, const float* c_prev,
-                              float* c, float* h, int ldh)
+                              float* c, float* h, int ldh, const float* peep)
     void fr_lstm_step_fwd_f64(int B, int H, int j0, int j1, double* gates,
-                              const double* c_prev, double* c, double* h, int ldh)
+                              const double* c_prev, double* c, double* h, int ldh,
+                              const double* peep)
     void fr_lstm_step_bwd_f32(int B, int H, const float* act, const float* c, const float* c_prev,
                               const float* dy, int ldy, const float* dh_rec, float* dc,
-                              float* dgates)
+                              float* dgates, const float* peep)
     void fr_lstm_step_bwd_f64(int B, int H, const double* act, const double* c,
                               const double* c_prev, const double* dy, int ldy,
-                              const double* dh_rec, double* dc, double* dgates)
+                              const double* dh_rec, double* dc, double* dgates,
+                              const double* peep)
+    void fr_lstm_peep_grads_f32(int B, int H, int j0, int j1, const float* dgates,
+                                const float* c_prev, const float* c, float* dp)
+    void fr_lstm_peep_grads_f64(int B, int H, int j0, int j1, const double* dgates,
+                                const double* c_prev, const double* c, double* dp)
     void fr_gru_step_fwd_f32(int B, int H, int j0, int j1, float* gates, const float* gh,
                              const float* b_hn, const float* h_prev, int ldhp, float* h, int ldh)
     void fr_gru_step_fwd_f64(int B, int H, int j0, int j1, double* gates, const double* gh,
@@ -34,6 +40,22 @@ cdef extern from "fastrnn_cells.h" nogil:
                              const float* dy, int ldy, float* dh, float* dgi, float* dgh)
     void fr_gru_step_bwd_f64(int B, int H, const double* act, const double* h_prev, int ldhp,
                              const double* dy, int ldy, double* dh, double* dgi, double* dgh)
+    void fr_gru_rb_step_reset_f32(int B, int H, int j0, int j1, float* gates, const float* gh,
+                                  const float* h_prev, int ldhp)
+    void fr_gru_rb_step_reset_f64(int B, int H, int j0, int j1, double* gates,
+                                  const double* gh, const double* h_prev, int ldhp)
+    void fr_gru_rb_step_fwd_f32(int B, int H, int j0, int j1, float* gates, const float* gh,
+                                const float* h_prev, int ldhp, float* h, int ldh)
+    void fr_gru_rb_step_fwd_f64(int B, int H, int j0, int j1, double* gates, const double* gh,
+                                const double* h_prev, int ldhp, double* h, int ldh)
+    void fr_gru_rb_step_bwd_zn_f32(int B, int H, const float* act, const float* h_prev,
+                                   int ldhp, const float* dy, int ldy, float* dh, float* dg)
+    void fr_gru_rb_step_bwd_zn_f64(int B, int H, const double* act, const double* h_prev,
+                                   int ldhp, const double* dy, int ldy, double* dh, double* dg)
+    void fr_gru_rb_step_bwd_r_f32(int B, int H, const float* act, const float* h_prev,
+                                  int ldhp, float* dh, float* dg)
+    void fr_gru_rb_step_bwd_r_f64(int B, int H, const double* act, const double* h_prev,
+                                  int ldhp, double* dh, double* dg)
 
 
 cdef inline void fill_rows(int rows, int cols, const floating* v, floating* a,
@@ -71,21 +93,30 @@ cdef inline void rnn_step_bwd(int B, int H, const floating* h, int ldh, const fl
 
 cdef inline void lstm_step_fwd(int B, int H, int j0, int j1, floating* gates,
                                const floating* c_prev, floating* c, floating* h,
-                               int ldh) noexcept nogil:
+                               int ldh, const floating* peep) noexcept nogil:
     if floating is float:
-        fr_lstm_step_fwd_f32(B, H, j0, j1, gates, c_prev, c, h, ldh)
+        fr_lstm_step_fwd_f32(B, H, j0, j1, gates, c_prev, c, h, ldh, peep)
     else:
-        fr_lstm_step_fwd_f64(B, H, j0, j1, gates, c_prev, c, h, ldh)
+        fr_lstm_step_fwd_f64(B, H, j0, j1, gates, c_prev, c, h, ldh, peep)
 
 
 cdef inline void lstm_step_bwd(int B, int H, const floating* act, const floating* c,
                                const floating* c_prev, const floating* dy, int ldy,
                                const floating* dh_rec, floating* dc,
-                               floating* dgates) noexcept nogil:
+                               floating* dgates, const floating* peep) noexcept nogil:
     if floating is float:
-        fr_lstm_step_bwd_f32(B, H, act, c, c_prev, dy, ldy, dh_rec, dc, dgates)
+        fr_lstm_step_bwd_f32(B, H, act, c, c_prev, dy, ldy, dh_rec, dc, dgates, peep)
     else:
-        fr_lstm_step_bwd_f64(B, H, act, c, c_prev, dy, ldy, dh_rec, dc, dgates)
+        fr_lstm_step_bwd_f64(B, H, act, c, c_prev, dy, ldy, dh_rec, dc, dgates, peep)
+
+
+cdef inline void lstm_peep_grads(int B, int H, int j0, int j1, const floating* dgates,
+                                 const floating* c_prev, const floating* c,
+                                 floating* dp) noexcept nogil:
+    if floating is float:
+        fr_lstm_peep_grads_f32(B, H, j0, j1, dgates, c_prev, c, dp)
+    else:
+        fr_lstm_peep_grads_f64(B, H, j0, j1, dgates, c_prev, c, dp)
 
 
 cdef inline void gru_step_fwd(int B, int H, int j0, int j1, floating* gates,
@@ -104,3 +135,38 @@ cdef inline void gru_step_bwd(int B, int H, const floating* act, const floating*
         fr_gru_step_bwd_f32(B, H, act, h_prev, ldhp, dy, ldy, dh, dgi, dgh)
     else:
         fr_gru_step_bwd_f64(B, H, act, h_prev, ldhp, dy, ldy, dh, dgi, dgh)
+
+
+cdef inline void gru_rb_step_reset(int B, int H, int j0, int j1, floating* gates,
+                                   const floating* gh, const floating* h_prev,
+                                   int ldhp) noexcept nogil:
+    if floating is float:
+        fr_gru_rb_step_reset_f32(B, H, j0, j1, gates, gh, h_prev, ldhp)
+    else:
+        fr_gru_rb_step_reset_f64(B, H, j0, j1, gates, gh, h_prev, ldhp)
+
+
+cdef inline void gru_rb_step_fwd(int B, int H, int j0, int j1, floating* gates,
+                                 const floating* gh, const floating* h_prev, int ldhp,
+                                 floating* h, int ldh) noexcept nogil:
+    if floating is float:
+        fr_gru_rb_step_fwd_f32(B, H, j0, j1, gates, gh, h_prev, ldhp, h, ldh)
+    else:
+        fr_gru_rb_step_fwd_f64(B, H, j0, j1, gates, gh, h_prev, ldhp, h, ldh)
+
+
+cdef inline void gru_rb_step_bwd_zn(int B, int H, const floating* act, const floating* h_prev,
+                                    int ldhp, const floating* dy, int ldy, floating* dh,
+                                    floating* dg) noexcept nogil:
+    if floating is float:
+        fr_gru_rb_step_bwd_zn_f32(B, H, act, h_prev, ldhp, dy, ldy, dh, dg)
+    else:
+        fr_gru_rb_step_bwd_zn_f64(B, H, act, h_prev, ldhp, dy, ldy, dh, dg)
+
+
+cdef inline void gru_rb_step_bwd_r(int B, int H, const floating* act, const floating* h_prev,
+                                   int ldhp, floating* dh, floating* dg) noexcept nogil:
+    if floating is float:
+        fr_gru_rb_step_bwd_r_f32(B, H, act, h_prev, ldhp, dh, dg)
+    else:
+        fr_gru_rb_step_bwd_r_f64(B, H, act, h_prev, ldhp, dh, dg)

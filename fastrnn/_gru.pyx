@@ -1,4 +1,5 @@
-"""GRU kernels (torch's formulation, reset gate applied to W_hn h + b_hn):
+"""GRU kernels (torch's formulation, reset gate applied to W_hn h + b_hn, or
+with reset_after false the original one, n = tanh(W_in x + W_hn (r * h) + b)):
 one layer and one direction per call, forward over the whole sequence and
 backward through time.  The Python layer (fastrnn/gru.py) validates and
 allocates; these trust their arguments.
@@ -9,10 +10,17 @@ one product with the packed weights; one fused C pass forms r, z, n and h.
 b_hn stays apart because r multiplies it.  Threads split the projection by
 rows and the time loop by batch rows, or a single sequence by hidden units,
 as in fastrnn/_lstm.pyx.
+
+Reset-before: every bias folds into the input side, and a step is the
+product for the r, z blocks, a pass that forms r and r * h_{t-1}, the
+product (r * h_{t-1}) W_hn^T, then the pass for z, n and h (a single
+sequence split by units waits at a barrier in between, for all of r * h).
+The 4th block of a gates row keeps r * h_{t-1}, which dW_hn pairs with.
 """
 
 from cython cimport floating
-from fastrnn._cells cimport gru_step_bwd, gru_step_fwd
+from fastrnn._cells cimport (gru_rb_step_bwd_r, gru_rb_step_bwd_zn, gru_rb_step_fwd,
+                             gru_rb_step_reset, gru_step_bwd, gru_step_fwd)
 from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemm_ex,
                               panel_width, worth_packing)
 from fastrnn._seq cimport (GradArgs, StepRows, chunk_bounds, copy_rows, forward_threads,
@@ -26,11 +34,13 @@ cdef struct Forward:
     bint reverse, split_units
     bint packed            # weights packed (else used as they are: short calls)
     const int* active      # rows covering each step (fastrnn/_seq.pxd StepRows), or NULL
+    bint reset_after       # torch's GRU; else reset-before
     const void* w_ih
     const void* w_hh
     const void* x          # (T, B, D)
     const void* wih_p      # W_ih packed (N = 3H, K = D)
-    const void* whh_p      # W_hh packed (N = 3H, K = H)
+    const void* whh_p      # W_hh packed (N = 3H, K = H); reset-before: rows [0, 2H) only
+    const void* whn_p      # reset-before: W_hn (rows [2H, 3H)) packed on its own
     const void* bias_x     # (3H) bias folded into the input side
     const void* b_hn       # (H)
     const void* h0
@@ -64,11 +74,18 @@ cdef inline void forward_units_task(Forward* a, floating* _, int tid, int nt) no
                 zero_rows(1, j1 - j0, y + <size_t>t * ldy + j0, ldy)
                 continue
             g = gates + <size_t>(t - t0) * 4 * H
-            for q in range(3):       # this task's columns of each gate block
+            for q in range(3 if a.reset_after else 2):   # this task's columns of each block
                 packed_gemm_ex(1, q * H + j0, q * H + j1, H, h_prev, H, 1,
                                <const floating*>a.whh_p, H, gh, 3 * H, 1, False)
-            gru_step_fwd(1, H, j0, j1, g, gh, <const floating*>a.b_hn, h_prev, H,
-                         y + <size_t>t * ldy, ldy)
+            if a.reset_after:
+                gru_step_fwd(1, H, j0, j1, g, gh, <const floating*>a.b_hn, h_prev, H,
+                             y + <size_t>t * ldy, ldy)
+            else:
+                gru_rb_step_reset(1, H, j0, j1, g, gh, h_prev, H)
+                barrier_wait(&a.barrier)   # all of r * h_{t-1} before the n product
+                packed_gemm_ex(1, j0, j1, H, g + 3 * H, 4 * H, 1, <const floating*>a.whn_p,
+                               H, gh + 2 * H, 3 * H, 1, False)
+                gru_rb_step_fwd(1, H, j0, j1, g, gh, h_prev, H, y + <size_t>t * ldy, ldy)
             h_prev = y + <size_t>t * ldy
             barrier_wait(&a.barrier)   # all of h_t before any task starts step t+1
     copy_rows(1, j1 - j0, h_prev + j0, H, <floating*>a.h_n + j0, H)
@@ -77,14 +94,22 @@ cdef inline void forward_units_task(Forward* a, floating* _, int tid, int nt) no
 cdef inline void forward_rows(Forward* a, floating* _, int t, int t0, int lo, int hi,
                               const floating* h_prev, int ld_prev) noexcept nogil:
     """Step t for batch rows [lo, hi), from states whose row 0 is at h_prev."""
-    cdef int B = a.B, H = a.H
+    cdef int B = a.B, H = a.H, n = hi - lo
     cdef floating* gh = <floating*>a.gh + <size_t>lo * 3 * H
+    cdef floating* g = <floating*>a.gates + (<size_t>(t - t0) * B + lo) * 4 * H
+    cdef floating* h = <floating*>a.y + (<size_t>t * B + lo) * a.ldy
     h_prev += <size_t>lo * ld_prev
-    matmul_nt(a.packed, hi - lo, 3 * H, H, h_prev, ld_prev, <const floating*>a.w_hh,
-              <const floating*>a.whh_p, gh, 3 * H, False)
-    gru_step_fwd(hi - lo, H, 0, H, <floating*>a.gates + (<size_t>(t - t0) * B + lo) * 4 * H,
-                 gh, <const floating*>a.b_hn, h_prev, ld_prev,
-                 <floating*>a.y + (<size_t>t * B + lo) * a.ldy, a.ldy)
+    # reset-before: the r, z blocks only, W_hn's product needs r first
+    matmul_nt(a.packed, n, 3 * H if a.reset_after else 2 * H, H, h_prev, ld_prev,
+              <const floating*>a.w_hh, <const floating*>a.whh_p, gh, 3 * H, False)
+    if a.reset_after:
+        gru_step_fwd(n, H, 0, H, g, gh, <const floating*>a.b_hn, h_prev, ld_prev, h, a.ldy)
+    else:
+        gru_rb_step_reset(n, H, 0, H, g, gh, h_prev, ld_prev)
+        matmul_nt(a.packed, n, H, H, g + 3 * H, 4 * H,
+                  <const floating*>a.w_hh + <size_t>2 * H * H, <const floating*>a.whn_p,
+                  gh + 2 * H, 3 * H, False)
+        gru_rb_step_fwd(n, H, 0, H, g, gh, h_prev, ld_prev, h, a.ldy)
 
 
 cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept nogil:
@@ -112,6 +137,10 @@ cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept
             copy_rows(r.end - r.fin, H, y + (<size_t>t * B + r.fin) * ldy, ldy,
                       <floating*>a.h_n + <size_t>r.fin * H, H)
             zero_rows(b1 - r.end, H, y + (<size_t>t * B + r.end) * ldy, ldy)
+            if not a.reset_after:   # saved r * h_{t-1}, which dW_hn sums over every row
+                zero_rows(b1 - r.end, H,
+                          <floating*>a.gates + (<size_t>(t - t0) * B + r.end) * 4 * H + 3 * H,
+                          4 * H)
         barrier_wait(&a.barrier)   # the next chunk's projection overwrites gates
 
 
@@ -129,15 +158,18 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                 floating[:, :, ::1] y, int y_off, floating[:, :, ::1] gates,
                 floating[:, ::1] gh, floating[:, ::1] h_n,
                 floating[::1] wih_packed, floating[::1] whh_packed, int nthreads,
-                bint reverse, const int[::1] active):
+                bint reverse, const int[::1] active, bint reset_after=True):
     """Run one direction of a GRU layer over x (T, B, D) on up to nthreads threads.
 
     Writes h_t into y[t, :, y_off:y_off+H] and the last state into h_n.
     active: variable lengths, as in fastrnn._lstm.lstm_forward.
     gates (Tc, B, 4H) is the work buffer for Tc time steps; with Tc == T
-    (training) it keeps the activations [r z n hn] of every step.  gh (B, 3H)
-    is work, as are wih_packed, whh_packed (packed_size(3H, D), packed_size(3H, H)).
-    bias_x (3H) is the bias folded into the input side.
+    (training) it keeps the activations [r z n hn] of every step
+    ([r z n r*h_prev] when not reset_after).  gh (B, 3H) is work, as are
+    wih_packed, whh_packed (packed_size(3H, D), packed_size(3H, H); when not
+    reset_after packed_size(2H, H) + packed_size(H, H)).  bias_x (3H) is the
+    bias folded into the input side (every bias when not reset_after, and
+    b_hn is then unused).
     """
     cdef Forward a
     cdef int H = w_hh.shape[1]
@@ -148,19 +180,25 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.w_ih, a.w_hh, a.packed = &w_ih[0, 0], &w_hh[0, 0], worth_packing(a.T * a.B)
     a.y, a.gates, a.gh, a.h_n = &y[0, 0, y_off], &gates[0, 0, 0], &gh[0, 0], &h_n[0, 0]
     a.active = &active[0] if active.shape[0] > 0 else NULL
+    a.reset_after = reset_after
+    cdef int nr = panel_width(&wih_packed[0])
+    a.whn_p = NULL
+    if a.packed and not reset_after:   # after the r, z blocks' whole panels
+        a.whn_p = &whh_packed[0] + <size_t>((2 * H + nr - 1) // nr) * nr * H
     cdef fr_task_fn task = forward_task_f32 if floating is float else forward_task_f64
-    nthreads = forward_threads(a.B, H, nthreads, a.packed, panel_width(&wih_packed[0]),
-                               &a.split_units)
+    nthreads = forward_threads(a.B, H, nthreads, a.packed, nr, &a.split_units)
     with nogil:
         if a.packed:
             pack_panels(3 * H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
-            pack_panels(3 * H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
+            pack_panels(3 * H if reset_after else 2 * H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
+            if not reset_after:
+                pack_panels(H, H, &w_hh[2 * H, 0], H, 1, <floating*>a.whn_p)
         run_parallel(nthreads, task, &a, &a.barrier)
 
 
 cdef struct Backward:
     int T, B, H, ldy
-    bint reverse
+    bint reverse, reset_after
     const void* whhT_p     # W_hh^T packed (N = H, K = 3H)
     const void* h0
     const void* y          # &y[0, 0, y_off]
@@ -177,12 +215,21 @@ cdef inline void backward_rows(Backward* a, floating* _, int t, int lo, int hi,
                                const floating* h_prev, int ld_prev) noexcept nogil:
     """Element-wise backward of step t for batch rows [lo, hi), whose h_{t-1}
     has its row 0 at h_prev."""
-    cdef int H = a.H
+    cdef int H = a.H, n = hi - lo, nr = panel_width(_)
     cdef size_t row = <size_t>t * a.B + lo
-    gru_step_bwd(hi - lo, H, <const floating*>a.gates + row * 4 * H,
-                 h_prev + <size_t>lo * ld_prev, ld_prev, <const floating*>a.dy + row * a.ldy,
-                 a.ldy, <floating*>a.dh + <size_t>lo * H, <floating*>a.dgi + row * 3 * H,
-                 <floating*>a.dgh + row * 3 * H)
+    cdef const floating* g = <const floating*>a.gates + row * 4 * H
+    cdef const floating* dy = <const floating*>a.dy + row * a.ldy
+    cdef floating* dh = <floating*>a.dh + <size_t>lo * H
+    cdef floating* dgh = <floating*>a.dgh + row * 3 * H
+    h_prev += <size_t>lo * ld_prev
+    if a.reset_after:
+        gru_step_bwd(n, H, g, h_prev, ld_prev, dy, a.ldy, dh, <floating*>a.dgi + row * 3 * H,
+                     dgh)
+    else:   # dgh is dgi; d(r * h_{t-1}) = d_n W_hn goes through its r block
+        gru_rb_step_bwd_zn(n, H, g, h_prev, ld_prev, dy, a.ldy, dh, dgh)
+        packed_gemm(n, H, H, dgh + 2 * H, 3 * H, <const floating*>a.whhT_p + <size_t>2 * H * nr,
+                    3 * H, dgh, 3 * H, False)
+        gru_rb_step_bwd_r(n, H, g, h_prev, ld_prev, dh, dgh)
 
 
 cdef inline void backward_task(Backward* a, floating* _, int tid, int nt) noexcept nogil:
@@ -190,6 +237,7 @@ cdef inline void backward_task(Backward* a, floating* _, int tid, int nt) noexce
     cdef floating* dgh = <floating*>a.dgh
     cdef int b0, b1, s, t
     cdef StepRows r
+    cdef int G_h = 3 * H if a.reset_after else 2 * H   # blocks of W_hh in dh's product
     split_batch(a.grads.active, T, B, tid, nt, &b0, &b1)
     for s in range(T if b1 > b0 else 0):
         t = s if a.reverse else T - 1 - s   # backward visits time against the forward order
@@ -199,8 +247,9 @@ cdef inline void backward_task(Backward* a, floating* _, int tid, int nt) noexce
                           <const floating*>a.y + <size_t>r.t_prev * B * ldy, ldy)
         if r.end > r.cont:   # first steps: from h0
             backward_rows(a, _, t, r.cont, r.end, <const floating*>a.h0, H)
-        if r.end > b0:       # dh_{t-1} = dh_t * z + dGh_t W_hh
-            packed_gemm(r.end - b0, H, 3 * H, dgh + (<size_t>t * B + b0) * 3 * H, 3 * H,
+        if r.end > b0:
+            # dh_{t-1} = dh_t * z (+ d(r h) * r) + dGh_t W_hh (only W_h{r,z} for reset-before)
+            packed_gemm(r.end - b0, H, G_h, dgh + (<size_t>t * B + b0) * 3 * H, 3 * H,
                         <const floating*>a.whhT_p, 3 * H, <floating*>a.dh + <size_t>b0 * H, H,
                         True)
         # rows past their sequence's end have no gradient (weight gradients sum all rows)
@@ -228,7 +277,7 @@ def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                  floating[::1] db_ih, floating[::1] db_hh,
                  floating[::1] whhT_packed, floating[::1] wihT_packed,
                  floating[::1] dgi_packed, floating[::1] dgh_packed, int nthreads,
-                 bint reverse, const int[::1] active):
+                 bint reverse, const int[::1] active, bint reset_after=True):
     """Backward through time of gru_forward (saved gates of a training run),
     with the same active (variable lengths) as the forward call.
 
@@ -239,6 +288,11 @@ def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     dx_accumulate); dw_*, db_* are added to.  Also work: whhT_packed
     (packed_size(H, 3H)), wihT_packed (packed_size(D, 3H)), dgi_packed and
     dgh_packed (packed_size(3H, T*B)).
+
+    When not reset_after the gates are [r z n r*h_prev], the two sides'
+    gradients are equal: pass dgh = dgi (the same array); dgh_packed then
+    holds the n block's gradients packed (packed_size(H, T*B)), which dW_hn
+    pairs with r * h_prev.
     """
     cdef Backward a
     cdef int T = x.shape[0], B = x.shape[1], D = x.shape[2], H = w_hh.shape[1]
@@ -254,6 +308,9 @@ def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.grads.dgi_packed, a.grads.dgh_packed = &dgi_packed[0], &dgh_packed[0]
     a.grads.dx, a.grads.dw_ih, a.grads.dw_hh = &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0]
     a.grads.db_ih, a.grads.db_hh = &db_ih[0], &db_hh[0]
+    a.reset_after = reset_after
+    a.grads.G_prev = 3 * H if reset_after else 2 * H
+    a.grads.hx, a.grads.ldhx, a.grads.hx_packed = &gates[0, 0, 3 * H], 4 * H, &dgh_packed[0]
     cdef fr_task_fn task = backward_task_f32 if floating is float else backward_task_f64
     with nogil:
         pack_panels(H, 3 * H, &w_hh[0, 0], 1, H, &whhT_packed[0])

@@ -9,10 +9,15 @@ fastrnn's threads: the projection by rows, the time loop by batch rows
 (sequences are independent, so the loop needs no barrier per step), or for
 a single sequence by hidden units (each thread computes all four gates of
 its units and updates their cells; a barrier per step publishes h_t).
+
+Peepholes (ONNX's P, Gers & Schmidhuber) are element-wise: the fused passes
+take [p_i p_f p_o] (3, H) and add p_i * c_{t-1}, p_f * c_{t-1} to the i, f
+pre-activations and p_o * c_t to o's; their gradients are sums over all
+steps, taken after backward's time loop by hidden units.
 """
 
 from cython cimport floating
-from fastrnn._cells cimport lstm_step_bwd, lstm_step_fwd
+from fastrnn._cells cimport lstm_peep_grads, lstm_step_bwd, lstm_step_fwd
 from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemm_ex,
                               panel_width, worth_packing)
 from fastrnn._seq cimport (GradArgs, StepRows, chunk_bounds, copy_rows, forward_threads,
@@ -32,6 +37,7 @@ cdef struct Forward:
     const void* wih_p      # W_ih packed (N = 4H, K = D)
     const void* whh_p      # W_hh packed (N = 4H, K = H)
     const void* bias       # b_ih + b_hh
+    const void* peep       # [p_i p_f p_o] (3, H), or NULL: no peepholes
     const void* h0
     const void* c0
     void* y                # &y[0, 0, y_off], row stride ldy
@@ -72,7 +78,8 @@ cdef inline void forward_units_task(Forward* a, floating* _, int tid, int nt) no
                 packed_gemm_ex(1, q * H + j0, q * H + j1, H, h_prev, H, 1, whh_p, H, g, G, 1,
                                True)
             c = cells + <size_t>t * H if a.keep_cells else cells
-            lstm_step_fwd(1, H, j0, j1, g, c_prev, c, y + <size_t>t * ldy, ldy)
+            lstm_step_fwd(1, H, j0, j1, g, c_prev, c, y + <size_t>t * ldy, ldy,
+                          <const floating*>a.peep)
             h_prev = y + <size_t>t * ldy
             c_prev = c
             barrier_wait(&a.barrier)   # all of h_t before any task starts step t+1
@@ -94,7 +101,7 @@ cdef inline void forward_rows(Forward* a, floating* _, int t, int t0, int lo, in
     else:
         c = <floating*>a.cells + <size_t>lo * H
     lstm_step_fwd(hi - lo, H, 0, H, g, c_prev + <size_t>lo * H, c,
-                  <floating*>a.y + (<size_t>t * B + lo) * a.ldy, a.ldy)
+                  <floating*>a.y + (<size_t>t * B + lo) * a.ldy, a.ldy, <const floating*>a.peep)
 
 
 cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept nogil:
@@ -147,7 +154,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                  floating[:, :, ::1] y, int y_off, floating[:, :, ::1] gates,
                  floating[:, :, ::1] cells, floating[:, ::1] h_n, floating[:, ::1] c_n,
                  floating[::1] wih_packed, floating[::1] whh_packed, int nthreads,
-                 bint reverse, const int[::1] active):
+                 bint reverse, const int[::1] active, const floating[:, ::1] peephole=None):
     """Run one direction of an LSTM layer over x (T, B, D) on up to nthreads threads.
 
     Writes h_t into y[t, :, y_off:y_off+H], the last state into h_n, c_n.
@@ -158,9 +165,13 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     to keep every c_t (training: then Tc == T and gates keeps the
     activations [i f g o]) or (1, B, H) to update c in place (inference).
     bias is b_ih + b_hh.  wih_packed, whh_packed are work for the packed
-    weights (packed_size(4H, D) and packed_size(4H, H)).
+    weights (packed_size(4H, D) and packed_size(4H, H)).  peephole is
+    [p_i p_f p_o] (3, H), or None for none.
     """
     cdef Forward a
+    a.peep = NULL
+    if peephole is not None:
+        a.peep = &peephole[0, 0]
     cdef int H = w_hh.shape[1]
     a.T, a.B, a.D, a.H = x.shape[0], x.shape[1], x.shape[2], H
     a.ldy, a.chunk, a.reverse = y.shape[2], gates.shape[0], reverse
@@ -186,6 +197,8 @@ cdef struct Backward:
     bint reverse
     const void* whhT_p     # W_hh^T packed (N = H, K = 4H)
     const void* c0
+    const void* peep       # [p_i p_f p_o] (3, H), or NULL
+    void* dpeep            # (3, H), added to; with peep
     const void* dy         # &dy[0, 0, y_off], row stride ldy
     const void* gates      # saved activations (T, B, 4H)
     const void* cells      # saved cells (T, B, H)
@@ -205,7 +218,8 @@ cdef inline void backward_rows(Backward* a, floating* _, int t, int lo, int hi,
     lstm_step_bwd(hi - lo, H, <const floating*>a.gates + row * G,
                   <const floating*>a.cells + row * H, c_prev + <size_t>lo * H,
                   <const floating*>a.dy + row * a.ldy, a.ldy, <floating*>a.dh + <size_t>lo * H,
-                  <floating*>a.dc + <size_t>lo * H, <floating*>a.dgates + row * G)
+                  <floating*>a.dc + <size_t>lo * H, <floating*>a.dgates + row * G,
+                  <const floating*>a.peep)
 
 
 cdef inline void backward_task(Backward* a, floating* _, int tid, int nt) noexcept nogil:
@@ -230,6 +244,35 @@ cdef inline void backward_task(Backward* a, floating* _, int tid, int nt) noexce
         zero_rows(b1 - r.end, G, dgates + (<size_t>t * B + r.end) * G, G)
     barrier_wait(&a.barrier)    # every row of dG is needed below
     param_grads_task(&a.grads, _, tid, nt, &a.barrier)
+    if a.peep != NULL:
+        peep_grads_task(a, _, tid, nt)
+
+
+cdef inline void peep_grads_task(Backward* a, floating* _, int tid, int nt) noexcept nogil:
+    """This task's hidden units of the peephole gradients, summed over steps in
+    time order (so the result does not depend on the split):
+    dp_i += sum d_i c_{t-1},  dp_f += sum d_f c_{t-1},  dp_o += sum d_o c_t,
+    over the rows that ran each step (see StepRows)."""
+    cdef int T = a.T, B = a.B, H = a.H, G = 4 * a.H, j0, j1, t
+    cdef const floating* cells = <const floating*>a.cells
+    cdef const floating* dgates = <const floating*>a.dgates
+    cdef StepRows r
+    cdef size_t row
+    split_range(H, tid, nt, &j0, &j1)
+    if j1 <= j0:
+        return
+    for t in range(T):
+        step_rows(a.grads.active, T, B, a.reverse, t, 0, B, &r)
+        row = <size_t>t * B
+        if r.cont > 0:        # c_{t-1} from step t_prev
+            lstm_peep_grads(r.cont, H, j0, j1, dgates + row * G,
+                            cells + <size_t>r.t_prev * B * H, cells + row * H,
+                            <floating*>a.dpeep)
+        if r.end > r.cont:    # first steps: from c0
+            row += r.cont
+            lstm_peep_grads(r.end - r.cont, H, j0, j1, dgates + row * G,
+                            <const floating*>a.c0 + <size_t>r.cont * H, cells + row * H,
+                            <floating*>a.dpeep)
 
 
 cdef void backward_task_f32(void* a, int tid, int nt) noexcept nogil:
@@ -251,7 +294,8 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                   floating[::1] db_ih, floating[::1] db_hh,
                   floating[::1] whhT_packed, floating[::1] wihT_packed,
                   floating[::1] dg_packed, int nthreads, bint reverse,
-                  const int[::1] active):
+                  const int[::1] active, const floating[:, ::1] peephole=None,
+                  floating[:, ::1] dpeephole=None):
     """Backward through time of lstm_forward (saved gates and cells of a training run),
     with the same active (variable lengths) as the forward call.
 
@@ -259,9 +303,14 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     dh, dc (B, H) hold dh_n, dc_n on entry and dh0, dc0 on return.  dx is
     written (or added to, when dx_accumulate); dw_*, db_* are added to.
     Work: dgates (T, B, 4H); whhT_packed (packed_size(H, 4H)); wihT_packed
-    (packed_size(D, 4H)); dg_packed (packed_size(4H, T*B)).
+    (packed_size(D, 4H)); dg_packed (packed_size(4H, T*B)).  peephole (3, H)
+    or None as in lstm_forward; with it dpeephole (3, H) is added to.
     """
     cdef Backward a
+    a.peep = a.dpeep = NULL
+    if peephole is not None:
+        a.peep = &peephole[0, 0]
+        a.dpeep = &dpeephole[0, 0]
     cdef int T = x.shape[0], B = x.shape[1], D = x.shape[2], H = w_hh.shape[1]
     a.T, a.B, a.H, a.ldy, a.reverse = T, B, H, y.shape[2], reverse
     a.whhT_p, a.c0, a.dy = &whhT_packed[0], &c0[0, 0], &dy[0, 0, y_off]
@@ -276,6 +325,7 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.grads.dgi_packed = a.grads.dgh_packed = &dg_packed[0]
     a.grads.dx, a.grads.dw_ih, a.grads.dw_hh = &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0]
     a.grads.db_ih, a.grads.db_hh = &db_ih[0], &db_hh[0]
+    a.grads.G_prev = 4 * H     # every column of dW_hh pairs with h_{t-1}
     cdef fr_task_fn task = backward_task_f32 if floating is float else backward_task_f64
     with nogil:
         pack_panels(H, 4 * H, &w_hh[0, 0], 1, H, &whhT_packed[0])

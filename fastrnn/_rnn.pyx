@@ -222,6 +222,7 @@ def rnn_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.grads.dgi_packed = a.grads.dgh_packed = &dg_packed[0]
     a.grads.dx, a.grads.dw_ih, a.grads.dw_hh = &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0]
     a.grads.db_ih, a.grads.db_hh = &db_ih[0], &db_hh[0]
+    a.grads.G_prev = H     # every column of dW_hh pairs with h_{t-1}
     cdef fr_task_fn task = backward_task_f32 if floating is float else backward_task_f64
     with nogil:
         pack_panels(H, H, &w_hh[0, 0], 1, H, &whhT_packed[0])

@@ -169,13 +169,20 @@ cdef struct GradArgs:
     void* dw_hh           # (G, H), added to
     void* db_ih           # (G,), added to
     void* db_hh           # (G,), added to
+    # dW_hh columns [0, G_prev) pair with H_prev, the others [G_prev, G) with
+    # hx (T*B rows of stride ldhx): for GRU reset-before the n block's
+    # product reads r * h_prev.  G_prev == G: all pair with H_prev.
+    int G_prev, ldhx
+    const void* hx
+    void* hx_packed       # work: dgh[:, G_prev:] packed, N = G - G_prev, K = T*B
 
 
 cdef inline void param_grads_task(GradArgs* a, floating* _, int tid, int nthreads,
                                   fr_barrier* barrier) noexcept nogil:
     """This task's share of the gradients that need no time loop:
 
-    dW_ih += dGi^T X,  dW_hh += dGh^T H_prev,  dX (+)= dGi W_ih,
+    dW_ih += dGi^T X,  dW_hh += dGh^T H_prev (columns from G_prev: dGh^T hx),
+    dX (+)= dGi W_ih,
     db_ih += sum_rows dGi,  db_hh += sum_rows dGh,
 
     with H_prev the direction's output y shifted by one step in its direction
@@ -191,30 +198,36 @@ cdef inline void param_grads_task(GradArgs* a, floating* _, int tid, int nthread
     cdef const floating* y = <const floating*>a.y
     cdef int nr = panel_width(pi)
     cdef int q0, q1, n0, n1, r0, r1, first_rows, t, b_lo, b_hi
+    cdef int Gp = a.G_prev, n1h
+    cdef floating* px = <floating*>a.hx_packed
     pack_task(G, TB, dgi, 1, G, pi, tid, nthreads)
     if dgh != dgi:
         pack_task(G, TB, dgh, 1, G, ph, tid, nthreads)
+    if Gp < G:
+        pack_task(G - Gp, TB, dgh + Gp, 1, G, px, tid, nthreads)
     barrier_wait(barrier)
 
     split_range((G + nr - 1) // nr, tid, nthreads, &q0, &q1)
     n0 = q0 * nr
     n1 = q1 * nr if q1 * nr < G else G
+    n1h = n1 if n1 < Gp else Gp
     if n1 > n0:
         # dW_ih[n, d] += sum_tb dGi[tb, n] x[tb, d]: the transpose of X^T dGi,
         # written through C strides (scm, scn) = (1, D).
         packed_gemm_ex(D, n0, n1, TB, <const floating*>a.x, 1, D, pi, TB,
                        <floating*>a.dw_ih, 1, D, True)
+    if n1h > n0:
         # dW_hh likewise against H_prev: y rows paired with the shifted
         # gate rows, and h0 with the step that started from it.
         if a.T > 1:
             if a.reverse:    # step t saw h_{t+1}: dG rows [0, TB-B) with y[1:]
-                packed_gemm_ex(H, n0, n1, TB - B, y + <size_t>B * ldy, 1, ldy, ph, TB,
+                packed_gemm_ex(H, n0, n1h, TB - B, y + <size_t>B * ldy, 1, ldy, ph, TB,
                                <floating*>a.dw_hh, 1, H, True)
             else:            # step t saw h_{t-1}: dG rows [B, TB) with y[:-1]
-                packed_gemm_ex(H, n0, n1, TB - B, y, 1, ldy, ph + <size_t>B * nr, TB,
+                packed_gemm_ex(H, n0, n1h, TB - B, y, 1, ldy, ph + <size_t>B * nr, TB,
                                <floating*>a.dw_hh, 1, H, True)
         first_rows = TB - B if a.reverse else 0
-        packed_gemm_ex(H, n0, n1, B, <const floating*>a.h0, 1, H,
+        packed_gemm_ex(H, n0, n1h, B, <const floating*>a.h0, 1, H,
                        ph + <size_t>first_rows * nr, TB, <floating*>a.dw_hh, 1, H, True)
         if a.reverse and a.active != NULL:
             # Reverse time over sequences shorter than T: the rows that start
@@ -222,12 +235,20 @@ cdef inline void param_grads_task(GradArgs* a, floating* _, int tid, int nthread
             for t in range(a.T - 1):
                 b_lo, b_hi = a.active[t + 1], a.active[t]
                 if b_hi > b_lo:
-                    packed_gemm_ex(H, n0, n1, b_hi - b_lo,
+                    packed_gemm_ex(H, n0, n1h, b_hi - b_lo,
                                    <const floating*>a.h0 + <size_t>b_lo * H, 1, H,
                                    ph + (<size_t>t * B + b_lo) * nr, TB,
                                    <floating*>a.dw_hh, 1, H, True)
+    if n1 > n0:
         colsum_add(TB, n1 - n0, dgi + n0, G, <floating*>a.db_ih + n0)
         colsum_add(TB, n1 - n0, dgh + n0, G, <floating*>a.db_hh + n0)
+    if Gp < G:       # dW_hh[G_prev:] += dGh[:, G_prev:]^T hx, by panels of its own
+        split_range((G - Gp + nr - 1) // nr, tid, nthreads, &q0, &q1)
+        n0 = q0 * nr
+        n1 = q1 * nr if q1 * nr < G - Gp else G - Gp
+        if n1 > n0:
+            packed_gemm_ex(H, n0, n1, TB, <const floating*>a.hx, 1, a.ldhx, px, TB,
+                           <floating*>a.dw_hh + <size_t>Gp * H, 1, H, True)
 
     split_range(TB, tid, nthreads, &r0, &r1)
     if r1 > r0:

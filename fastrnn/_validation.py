@@ -23,6 +23,13 @@ def check_positive_int(value, name, minimum=1):
     return int(value)
 
 
+def check_bool(value, name):
+    """Return value as a bool, or raise naming the argument (only True or False are taken)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
 def check_float_dtype(dtype, name="dtype"):
     """Return the np.dtype for float32 or float64, or raise naming the argument."""
     if dtype is None:   # np.dtype(None) would quietly mean float64

@@ -4,6 +4,8 @@ import numpy as np
 
 from fastrnn import _docs, _gru
 from fastrnn._base import RecurrentLayer
+from fastrnn._elementwise import panel_width
+from fastrnn._validation import check_bool
 
 
 # The float and double instances of the kernels, chosen once per dtype: a
@@ -25,12 +27,31 @@ class GRU(RecurrentLayer):
         n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
         h_t = (1 - z_t) * n_t + z_t * h_{t-1}
 
+    With ``reset_after=False``, the original formulation (Cho et al. 2014;
+    Keras' reset_after=False, ONNX's linear_before_reset=0): the reset gate
+    multiplies h_{t-1} before the product, same parameters::
+
+        n_t = tanh(W_in x_t + b_in + W_hn (r_t * h_{t-1}) + b_hn)
+
     Training forward saves r, z, n and W_hn h + b_hn of every step
-    (4 * T * B * H numbers per layer and direction, besides the layer's
-    output), and backward allocates 6 * T * B * H more for the gate gradients.
-    """ + _docs.PARAMETERS + _docs.SHAPES.format(state="an array h", wshape="(3H, D)")
+    (r * h_{t-1} instead of the last with reset_after=False; 4 * T * B * H
+    numbers per layer and direction, besides the layer's output), and
+    backward allocates 6 * T * B * H more for the gate gradients (3 * T * B * H
+    with reset_after=False, where both sides' gate gradients are equal).
+    """ + _docs.PARAMETERS + """    reset_after : bool, default True
+        True: torch's GRU, r multiplies W_hn h + b_hn.  False: r multiplies
+        h before W_hn (the equation above).
+    """ + _docs.SHAPES.format(state="an array h", wshape="(3H, D)")
 
     _gate_count = 3
+
+    def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, reverse=False,
+                 reset_after=True, dtype=np.float32, seed=None):
+        self.reset_after = check_bool(reset_after, "reset_after")
+        super().__init__(input_size, hidden_size, num_layers, bias=bias,
+                         batch_first=batch_first, dropout=dropout, bidirectional=bidirectional,
+                         reverse=reverse, dtype=dtype, seed=seed)
 
     @classmethod
     def from_keras(cls, weights, reset_after=True, **config):
@@ -57,10 +78,12 @@ class GRU(RecurrentLayer):
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
         T, B = x.shape[:2]
         H = self.hidden_size
+        # b_hr and b_hz fold into the input side; b_hn too with reset_after=False,
+        # else it sits inside r * (...).
+        inside = 2 * H if self.reset_after else 3 * H
         if self.bias:
-            # b_hr and b_hz fold into the input side; b_hn sits inside r * (...).
             bias_x = b_ih.copy()
-            bias_x[:2 * H] += b_hh[:2 * H]
+            bias_x[:inside] += b_hh[:inside]
             b_hn = b_hh[2 * H:]
         else:
             bias_x = np.zeros(3 * H, self.dtype)
@@ -68,10 +91,13 @@ class GRU(RecurrentLayer):
         steps = T if training else self._chunk_steps(T, B, 4 * H)
         gates = np.empty((steps, B, 4 * H), self.dtype)
         gh = np.empty((B, 3 * H), self.dtype)
+        # reset-before packs W_h{r,z} and W_hn apart: at most one panel more
+        whh_rows = 3 * H if self.reset_after else 3 * H + panel_width(self.dtype.itemsize)
         _FORWARD[self.dtype](x, w_ih, w_hh, bias_x, b_hn, states0[0], y, direction * H, gates, gh,
                          states_n[0], self._packed_weights(3 * H, x.shape[2], T * B),
-                         self._packed_weights(3 * H, H, T * B), self._threads(T, B, x.shape[2]),
-                         self._backwards_in_time(direction), active)
+                         self._packed_weights(whh_rows, H, T * B),
+                         self._threads(T, B, x.shape[2]), self._backwards_in_time(direction),
+                         active, self.reset_after)
         return gates if training else None
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,
@@ -81,9 +107,19 @@ class GRU(RecurrentLayer):
         T, B, D = x.shape
         H = self.hidden_size
         dgi = np.empty((T, B, 3 * H), self.dtype)
-        dgh = np.empty((T, B, 3 * H), self.dtype)
+        # reset-before: both sides' gradients are equal, and only the n block is packed
+        # apart (for dW_hn)
+        dgh = np.empty_like(dgi) if self.reset_after else dgi
         _BACKWARD[self.dtype](x, w_ih, w_hh, states0[0], y, dy, direction * H, saved, carries[0],
                           dgi, dgh, dx, accumulate, dw_ih, dw_hh, db_ih, db_hh,
                           self._packed_weights(H, 3 * H), self._packed_weights(D, 3 * H),
-                          self._packed_weights(3 * H, T * B), self._packed_weights(3 * H, T * B),
-                          self._threads(T, B, D), self._backwards_in_time(direction), active)
+                          self._packed_weights(3 * H, T * B),
+                          self._packed_weights(3 * H if self.reset_after else H, T * B),
+                          self._threads(T, B, D), self._backwards_in_time(direction), active,
+                          self.reset_after)
+
+    def _config_repr(self):
+        args = super()._config_repr()
+        if not self.reset_after:
+            args.insert(-1, "reset_after=False")
+        return args

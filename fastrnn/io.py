@@ -12,8 +12,8 @@ A fastrnn file is an ordinary NumPy .npz archive (a zip of .npy arrays):
                               "bidirectional": false, "dtype": "float32"}}, ...]}
 
 - ``<i>.<parameter>``: the parameter arrays of the i-th layer, under torch's
-  state_dict names (``0.weight_ih_l0``, ``0.bias_hh_l1_reverse``, ...), in the
-  layer's dtype.
+  state_dict names (``0.weight_ih_l0``, ``0.bias_hh_l1_reverse``, ...; a
+  peephole LSTM adds ``0.weight_peephole_l0``, ...), in the layer's dtype.
 
 The configuration holds every constructor argument except ``seed`` (the
 weights are stored instead).  Loading reads with ``allow_pickle=False``, takes
@@ -179,6 +179,8 @@ def _expected_shapes(cls, config):
             if config.get("bias", True):
                 shapes["bias_ih" + sfx] = (G,)
                 shapes["bias_hh" + sfx] = (G,)
+            if config.get("peephole", False):      # LSTM only
+                shapes["weight_peephole" + sfx] = (3, H)
     return shapes
 
 
@@ -212,7 +214,7 @@ def _check_config(entry, where, path, file_version):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{path}: {where} configuration {key}={value!r}; expected an "
                              f"integer >= 1")
-    for key in ("bias", "bidirectional", "reverse", "batch_first"):
+    for key in ("bias", "bidirectional", "reverse", "batch_first", "peephole", "reset_after"):
         if not isinstance(kwargs.get(key, False), bool):
             raise ValueError(f"{path}: {where} configuration {key}={kwargs[key]!r}; "
                              f"expected true or false")

@@ -4,6 +4,7 @@ import numpy as np
 
 from fastrnn import _docs, _lstm
 from fastrnn._base import RecurrentLayer
+from fastrnn._validation import check_bool
 
 
 # The float and double instances of the kernels, chosen once per dtype: a
@@ -27,14 +28,45 @@ class LSTM(RecurrentLayer):
         c_t = f_t * c_{t-1} + i_t * g_t
         h_t = o_t * tanh(c_t)
 
+    With ``peephole=True`` (ONNX's LSTM with its P input; Gers and
+    Schmidhuber), the gates also see the cell through one more parameter per
+    layer and direction, ``weight_peephole_l{layer}`` (3, H), rows p_i, p_f,
+    p_o::
+
+        i_t = sigmoid(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi + p_i * c_{t-1})
+        f_t = sigmoid(W_if x_t + b_if + W_hf h_{t-1} + b_hf + p_f * c_{t-1})
+        c_t = f_t * c_{t-1} + i_t * g_t
+        o_t = sigmoid(W_io x_t + b_io + W_ho h_{t-1} + b_ho + p_o * c_t)
+
     Training forward saves the activations i, f, g, o and c of every step
     (5 * T * B * H numbers per layer and direction, besides the layer's
     output), and backward allocates 4 * T * B * H more for the gate gradients.
-    """ + _docs.PARAMETERS + _docs.SHAPES.format(state="a pair (h, c) of arrays,",
-                                                wshape="(4H, D)")
+    """ + _docs.PARAMETERS + """    peephole : bool, default False
+        Add the peepholes above.  Their parameters are drawn like the others
+        and follow the four torch-named ones of their layer and direction in
+        params, grads and state_dict (``weight_peephole_l0``,
+        ``weight_peephole_l0_reverse``, ...).
+    """ + _docs.SHAPES.format(state="a pair (h, c) of arrays,", wshape="(4H, D)")
 
     _gate_count = 4
     _has_cell = True
+
+    def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, reverse=False,
+                 peephole=False, dtype=np.float32, seed=None):
+        self.peephole = check_bool(peephole, "peephole")
+        super().__init__(input_size, hidden_size, num_layers, bias=bias,
+                         batch_first=batch_first, dropout=dropout, bidirectional=bidirectional,
+                         reverse=reverse, dtype=dtype, seed=seed)
+
+    def _extra_param_shapes(self, sfx):
+        if self.peephole:
+            yield "weight_peephole" + sfx, (3, self.hidden_size)
+
+    def _peephole(self, layer, direction, table):
+        """[p_i p_f p_o] (3, H) of params or grads (table), or None without peepholes."""
+        return table["weight_peephole" + self._suffix(layer, direction)] if self.peephole \
+            else None
 
     def _run_direction(self, layer, direction, x, states0, y, states_n, training, active):
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
@@ -51,7 +83,8 @@ class LSTM(RecurrentLayer):
         _FORWARD[self.dtype](x, w_ih, w_hh, bias, h0, c0, y, direction * H, gates, cells,
                            h_n, c_n, self._packed_weights(4 * H, x.shape[2], T * B),
                            self._packed_weights(4 * H, H, T * B), self._threads(T, B, x.shape[2]),
-                           self._backwards_in_time(direction), active)
+                           self._backwards_in_time(direction), active,
+                           self._peephole(layer, direction, self.params))
         return (gates, cells) if training else None
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,
@@ -67,4 +100,12 @@ class LSTM(RecurrentLayer):
                             gates, cells, dh, dc, dgates, dx, accumulate,
                             dw_ih, dw_hh, db_ih, db_hh, self._packed_weights(H, 4 * H),
                             self._packed_weights(D, 4 * H), self._packed_weights(4 * H, T * B),
-                            self._threads(T, B, D), self._backwards_in_time(direction), active)
+                            self._threads(T, B, D), self._backwards_in_time(direction), active,
+                            self._peephole(layer, direction, self.params),
+                            self._peephole(layer, direction, self.grads))
+
+    def _config_repr(self):
+        args = super()._config_repr()
+        if self.peephole:
+            args.insert(-1, "peephole=True")
+        return args

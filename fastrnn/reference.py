@@ -29,6 +29,19 @@ GRU (``W_ih`` is (3H, D) and ``W_hh`` is (3H, H), gate rows in order r, z, n)::
     n =    tanh(W_in x_t + b_in + r * (W_hn h_{t-1} + b_hn))
     h_t = (1 - z) * n + z * h_{t-1}
 
+Two variants, chosen by keyword arguments:
+
+* LSTM with peepholes (ONNX's P input, Gers & Schmidhuber): a (3, H) array
+  ``[p_i, p_f, p_o]`` per layer and direction, ``weight_peephole_l{k}``::
+
+      i = sigmoid(... + p_i * c_{t-1});  f = sigmoid(... + p_f * c_{t-1})
+      c_t = f * c_{t-1} + i * g;         o = sigmoid(... + p_o * c_t)
+
+* GRU with the reset gate before the product (``reset_after=False``; Keras'
+  reset_after=False, ONNX's linear_before_reset=0), same parameters::
+
+      n = tanh(W_in x_t + b_in + W_hn (r * h_{t-1}) + b_hn)
+
 Conventions
 -----------
 * Arrays are time-major and batched: ``x`` is (T, B, D), states are (B, H)
@@ -56,6 +69,8 @@ __all__ = [
     "lstm_cell_backward",
     "gru_cell_forward",
     "gru_cell_backward",
+    "gru_cell_forward_reset_before",
+    "gru_cell_backward_reset_before",
     "layer_forward",
     "layer_backward",
     "forward",
@@ -130,7 +145,7 @@ def rnn_cell_backward(dh_new, h_new, nonlinearity="tanh"):
     return dh_new * (h_new > 0)
 
 
-def lstm_cell_forward(xi, h, c, w_hh, b_hh=None):
+def lstm_cell_forward(xi, h, c, w_hh, b_hh=None, w_peep=None):
     """One LSTM step.
 
     With ``a = xi + W_hh h + b_hh`` split in four (B, H) blocks ``a_i, a_f, a_g, a_o``::
@@ -138,6 +153,9 @@ def lstm_cell_forward(xi, h, c, w_hh, b_hh=None):
         i, f, o = sigmoid(a_i), sigmoid(a_f), sigmoid(a_o);  g = tanh(a_g)
         c' = f * c + i * g
         h' = o * tanh(c')
+
+    With peepholes ``w_peep = [p_i, p_f, p_o]`` (3, H), i and f take
+    ``a_i + p_i * c`` and ``a_f + p_f * c``, and o takes ``a_o + p_o * c'``.
 
     Parameters
     ----------
@@ -147,6 +165,7 @@ def lstm_cell_forward(xi, h, c, w_hh, b_hh=None):
         Previous hidden and cell states.
     w_hh : ndarray, shape (4H, H)
     b_hh : ndarray, shape (4H,), or None
+    w_peep : ndarray, shape (3, H), or None (no peepholes)
 
     Returns
     -------
@@ -158,16 +177,22 @@ def lstm_cell_forward(xi, h, c, w_hh, b_hh=None):
     a = xi + h @ w_hh.T
     if b_hh is not None:
         a = a + b_hh
-    i = sigmoid(a[:, 0 * H:1 * H])
-    f = sigmoid(a[:, 1 * H:2 * H])
+    a_i, a_f, a_o = a[:, 0 * H:1 * H], a[:, 1 * H:2 * H], a[:, 3 * H:4 * H]
+    if w_peep is not None:
+        a_i = a_i + w_peep[0] * c
+        a_f = a_f + w_peep[1] * c
+    i = sigmoid(a_i)
+    f = sigmoid(a_f)
     g = np.tanh(a[:, 2 * H:3 * H])
-    o = sigmoid(a[:, 3 * H:4 * H])
     c_new = f * c + i * g
+    if w_peep is not None:
+        a_o = a_o + w_peep[2] * c_new
+    o = sigmoid(a_o)
     h_new = o * np.tanh(c_new)
     return h_new, c_new, np.concatenate([i, f, g, o], axis=1)
 
 
-def lstm_cell_backward(dh_new, dc_new, c, c_new, gates):
+def lstm_cell_backward(dh_new, dc_new, c, c_new, gates, w_peep=None):
     """Backward of one LSTM step.
 
     With ``tc = tanh(c')`` and the activated gates ``i, f, g, o``::
@@ -178,6 +203,13 @@ def lstm_cell_backward(dh_new, dc_new, c, c_new, gates):
         da_g = dc_total * i  * (1 - g^2)
         da_o = dh' * tc      * o * (1 - o)
         dc   = dc_total * f
+
+    With peepholes ``w_peep = [p_i, p_f, p_o]``, c' also reaches the loss
+    through o, and c through i and f::
+
+        dc_total += da_o * p_o           (before da_i, da_f, da_g use it)
+        dc       += da_i * p_i + da_f * p_f
+        dw_peep   = [sum_b da_i * c, sum_b da_f * c, sum_b da_o * c']
 
     Parameters
     ----------
@@ -195,6 +227,8 @@ def lstm_cell_backward(dh_new, dc_new, c, c_new, gates):
         ``xi`` and ``W_hh h + b_hh``.
     dc : ndarray, shape (B, H)
         Gradient with respect to the previous cell state.
+    dw_peep : ndarray, shape (3, H)
+        Only when ``w_peep`` is given: the gradient of the peepholes.
     """
     H = c.shape[1]
     i = gates[:, 0 * H:1 * H]
@@ -202,13 +236,20 @@ def lstm_cell_backward(dh_new, dc_new, c, c_new, gates):
     g = gates[:, 2 * H:3 * H]
     o = gates[:, 3 * H:4 * H]
     tc = np.tanh(c_new)
+    da_o = dh_new * tc * o * (1 - o)
     dc_total = dc_new + dh_new * o * (1 - tc * tc)
+    if w_peep is not None:
+        dc_total = dc_total + da_o * w_peep[2]
     da_i = dc_total * g * i * (1 - i)
     da_f = dc_total * c * f * (1 - f)
     da_g = dc_total * i * (1 - g * g)
-    da_o = dh_new * tc * o * (1 - o)
     da = np.concatenate([da_i, da_f, da_g, da_o], axis=1)
-    return da, dc_total * f
+    if w_peep is None:
+        return da, dc_total * f
+    dc = dc_total * f + da_i * w_peep[0] + da_f * w_peep[1]
+    dw_peep = np.stack([(da_i * c).sum(axis=0), (da_f * c).sum(axis=0),
+                        (da_o * c_new).sum(axis=0)])
+    return da, dc, dw_peep
 
 
 def gru_cell_forward(xi, h, w_hh, b_hh=None):
@@ -299,6 +340,73 @@ def gru_cell_backward(dh_new, h, gates, hh_n):
     return dxi, dhh, dh_new * z
 
 
+def gru_cell_forward_reset_before(xi, h, w_hh, b_hh=None):
+    """One GRU step with the reset gate before the product (reset_after=False).
+
+    With ``xi = W_ih x_t + b_ih`` split in three (B, H) blocks for r, z, n::
+
+        r  = sigmoid(xi_r + W_hr h + b_hr)
+        z  = sigmoid(xi_z + W_hz h + b_hz)
+        n  = tanh(xi_n + W_hn (r * h) + b_hn)
+        h' = (1 - z) * n + z * h
+
+    Returns
+    -------
+    h_new : ndarray, shape (B, H)
+    gates : ndarray, shape (B, 3H)
+        The activated gates ``[r, z, n]``.
+    rh : ndarray, shape (B, H)
+        ``r * h``, the operand of ``W_hn``, which backward needs.
+    """
+    H = w_hh.shape[1]
+    b = np.zeros(3 * H, dtype=xi.dtype) if b_hh is None else b_hh
+    w_hr, w_hz, w_hn = w_hh[0 * H:1 * H], w_hh[1 * H:2 * H], w_hh[2 * H:3 * H]
+    r = sigmoid(xi[:, 0 * H:1 * H] + h @ w_hr.T + b[0 * H:1 * H])
+    z = sigmoid(xi[:, 1 * H:2 * H] + h @ w_hz.T + b[1 * H:2 * H])
+    rh = r * h
+    n = np.tanh(xi[:, 2 * H:3 * H] + rh @ w_hn.T + b[2 * H:3 * H])
+    h_new = (1 - z) * n + z * h
+    return h_new, np.concatenate([r, z, n], axis=1), rh
+
+
+def gru_cell_backward_reset_before(dh_new, h, gates, rh, w_hh):
+    """Backward of :func:`gru_cell_forward_reset_before`.
+
+    ::
+
+        da_n = dh' * (1 - z) * (1 - n^2)
+        da_z = dh' * (h - n) * z * (1 - z)
+        drh  = da_n W_hn                            # gradient of r * h
+        da_r = drh * h * r * (1 - r)
+        dh   = dh' * z + drh * r + da_r W_hr + da_z W_hz
+        dW_hr += da_r^T h    dW_hz += da_z^T h    dW_hn += da_n^T (r * h)
+
+    Every bias enters its gate's argument unreduced, so the input side and
+    the hidden side have the same gradient ``da = [da_r, da_z, da_n]``.
+
+    Returns
+    -------
+    da : ndarray, shape (B, 3H)
+        Gradient of the gate arguments (of ``xi`` and of ``b_hh``).
+    dh : ndarray, shape (B, H)
+        Gradient with respect to the previous state ``h``.
+    dw_hh : ndarray, shape (3H, H)
+        This step's contribution to the gradient of ``W_hh``.
+    """
+    H = h.shape[1]
+    r = gates[:, 0 * H:1 * H]
+    z = gates[:, 1 * H:2 * H]
+    n = gates[:, 2 * H:3 * H]
+    w_hr, w_hz, w_hn = w_hh[0 * H:1 * H], w_hh[1 * H:2 * H], w_hh[2 * H:3 * H]
+    da_n = dh_new * (1 - z) * (1 - n * n)
+    da_z = dh_new * (h - n) * z * (1 - z)
+    drh = da_n @ w_hn
+    da_r = drh * h * r * (1 - r)
+    dh = dh_new * z + drh * r + da_r @ w_hr + da_z @ w_hz
+    dw_hh = np.concatenate([da_r.T @ h, da_z.T @ h, da_n.T @ rh], axis=0)
+    return np.concatenate([da_r, da_z, da_n], axis=1), dh, dw_hh
+
+
 # ---------------------------------------------------------------------------
 # Argument handling
 # ---------------------------------------------------------------------------
@@ -359,7 +467,7 @@ def _time_steps(T, reverse):
 # ---------------------------------------------------------------------------
 
 def layer_forward(mode, x, state0, w_ih, w_hh, b_ih=None, b_hh=None, *,
-                  reverse=False, nonlinearity="tanh"):
+                  reverse=False, nonlinearity="tanh", w_peep=None, reset_after=True):
     """Run one recurrent layer in one direction over a whole sequence.
 
     For every processed step ``t`` (``0, ..., T-1``, or ``T-1, ..., 0`` when
@@ -390,6 +498,11 @@ def layer_forward(mode, x, state0, w_ih, w_hh, b_ih=None, b_hh=None, *,
         layer). ``y[t]`` is still the output at time ``t``.
     nonlinearity : {"tanh", "relu"}
         Activation of the rnn cell; ignored by lstm and gru.
+    w_peep : array_like, shape (3, H), or None
+        lstm only: the peepholes ``[p_i, p_f, p_o]``; None means none.
+    reset_after : bool
+        gru only: False puts the reset gate before the product,
+        ``n = tanh(W_in x_t + b_in + W_hn (r * h_prev) + b_hn)``.
 
     Returns
     -------
@@ -400,11 +513,12 @@ def layer_forward(mode, x, state0, w_ih, w_hh, b_ih=None, b_hh=None, *,
         What :func:`layer_backward` needs.
     """
     _check_mode(mode, nonlinearity)
+    _check_variant(mode, w_peep is not None, reset_after)
     x, w_ih, w_hh = np.asarray(x), np.asarray(w_ih), np.asarray(w_hh)
-    b_ih, b_hh = _as(b_ih, None), _as(b_hh, None)
-    dtype = _compute_dtype(x, w_ih, w_hh, b_ih, b_hh)
+    b_ih, b_hh, w_peep = _as(b_ih, None), _as(b_hh, None), _as(w_peep, None)
+    dtype = _compute_dtype(x, w_ih, w_hh, b_ih, b_hh, w_peep)
     x, w_ih, w_hh = _as(x, dtype), _as(w_ih, dtype), _as(w_hh, dtype)
-    b_ih, b_hh = _as(b_ih, dtype), _as(b_hh, dtype)
+    b_ih, b_hh, w_peep = _as(b_ih, dtype), _as(b_hh, dtype), _as(w_peep, dtype)
 
     if x.ndim != 3:
         raise ValueError(f"x must have shape (T, B, D), got {x.shape}")
@@ -419,6 +533,8 @@ def layer_forward(mode, x, state0, w_ih, w_hh, b_ih=None, b_hh=None, *,
         _check_shape("b_ih", b_ih, (G,))
     if b_hh is not None:
         _check_shape("b_hh", b_hh, (G,))
+    if w_peep is not None:
+        _check_shape("w_peep", w_peep, (3, H))
     h0, c0 = _state_parts(mode, state0, "state0")
     h = _state_array(h0, (B, H), dtype, "h0")
     c = _state_array(c0, (B, H), dtype, "c0") if mode == "lstm" else None
@@ -436,7 +552,7 @@ def layer_forward(mode, x, state0, w_ih, w_hh, b_ih=None, b_hh=None, *,
         gates = np.empty((T, B, G), dtype=dtype)
     elif mode == "gru":
         gates = np.empty((T, B, G), dtype=dtype)
-        hh_n = np.empty((T, B, H), dtype=dtype)
+        hh_n = np.empty((T, B, H), dtype=dtype)   # W_hn h + b_hn, or r * h (reset-before)
 
     for t in _time_steps(T, reverse):
         h_in[t] = h
@@ -444,17 +560,19 @@ def layer_forward(mode, x, state0, w_ih, w_hh, b_ih=None, b_hh=None, *,
             h = rnn_cell_forward(xi[t], h, w_hh, b_hh, nonlinearity)
         elif mode == "lstm":
             c_in[t] = c
-            h, c, gates[t] = lstm_cell_forward(xi[t], h, c, w_hh, b_hh)
+            h, c, gates[t] = lstm_cell_forward(xi[t], h, c, w_hh, b_hh, w_peep)
             c_out[t] = c
-        else:
+        elif reset_after:
             h, gates[t], hh_n[t] = gru_cell_forward(xi[t], h, w_hh, b_hh)
+        else:
+            h, gates[t], hh_n[t] = gru_cell_forward_reset_before(xi[t], h, w_hh, b_hh)
         y[t] = h
 
     cache = {
         "mode": mode, "nonlinearity": nonlinearity, "reverse": reverse,
         "dtype": dtype, "x": x, "w_ih": w_ih, "w_hh": w_hh,
         "has_b_ih": b_ih is not None, "has_b_hh": b_hh is not None,
-        "y": y, "h_in": h_in,
+        "y": y, "h_in": h_in, "w_peep": w_peep, "reset_after": reset_after,
     }
     if mode == "lstm":
         cache.update(c_in=c_in, c_out=c_out, gates=gates)
@@ -494,7 +612,7 @@ def layer_backward(dy, dstate_n, cache):
     dstate0 : ndarray (B, H), or tuple (dh0, dc0) for lstm
     grads : dict
         ``"weight_ih"``, ``"weight_hh"`` and, for the biases that were given,
-        ``"bias_ih"``, ``"bias_hh"``.
+        ``"bias_ih"``, ``"bias_hh"``; ``"weight_peephole"`` with peepholes.
     """
     mode, dtype = cache["mode"], cache["dtype"]
     x, w_ih, w_hh = cache["x"], cache["w_ih"], cache["w_hh"]
@@ -510,6 +628,8 @@ def layer_backward(dy, dstate_n, cache):
     dxi = np.empty((T, B, G), dtype=dtype)  # gradient of W_ih x_t + b_ih, per step
     dw_hh = np.zeros((G, H), dtype=dtype)
     db_hh = np.zeros(G, dtype=dtype)
+    w_peep = cache["w_peep"]
+    dw_peep = None if w_peep is None else np.zeros((3, H), dtype=dtype)
 
     for t in reversed(_time_steps(T, cache["reverse"])):
         dh = dh + dy[t]  # y[t] is the new state's h: both paths add up
@@ -518,11 +638,24 @@ def layer_backward(dy, dstate_n, cache):
             da_h = rnn_cell_backward(dh, cache["y"][t], cache["nonlinearity"])
             dxi[t] = da_h
             dh_direct = 0
+        elif mode == "lstm" and w_peep is not None:
+            da_h, dc, dp = lstm_cell_backward(dh, dc, cache["c_in"][t], cache["c_out"][t],
+                                              cache["gates"][t], w_peep)
+            dw_peep += dp
+            dxi[t] = da_h
+            dh_direct = 0
         elif mode == "lstm":
             da_h, dc = lstm_cell_backward(dh, dc, cache["c_in"][t], cache["c_out"][t],
                                           cache["gates"][t])
             dxi[t] = da_h
             dh_direct = 0
+        elif not cache["reset_after"]:
+            # the n block's weights meet r * h, not h: this cell does its own dW_hh and dh
+            dxi[t], dh, dw_step = gru_cell_backward_reset_before(
+                dh, h_prev, cache["gates"][t], cache["hh_n"][t], w_hh)
+            dw_hh += dw_step
+            db_hh += dxi[t].sum(axis=0)
+            continue
         else:
             dxi[t], da_h, dh_direct = gru_cell_backward(dh, h_prev, cache["gates"][t],
                                                         cache["hh_n"][t])
@@ -538,6 +671,8 @@ def layer_backward(dy, dstate_n, cache):
         grads["bias_ih"] = dxi.sum(axis=(0, 1))
     if cache["has_b_hh"]:
         grads["bias_hh"] = db_hh
+    if dw_peep is not None:
+        grads["weight_peephole"] = dw_peep
     dstate0 = (dh, dc) if mode == "lstm" else dh
     return dx, dstate0, grads
 
@@ -546,6 +681,15 @@ def layer_backward(dy, dstate_n, cache):
 # Stacked, optionally bidirectional network
 # ---------------------------------------------------------------------------
 
+def _check_variant(mode, peephole, reset_after):
+    if peephole and mode != "lstm":
+        raise ValueError(f"peepholes are an lstm option, got mode {mode!r}")
+    if not isinstance(reset_after, bool):
+        raise TypeError(f"reset_after must be True or False, got {reset_after!r}")
+    if not reset_after and mode != "gru":
+        raise ValueError(f"reset_after=False is a gru option, got mode {mode!r}")
+
+
 def _suffix(direction):
     return "_reverse" if direction == 1 else ""
 
@@ -553,11 +697,12 @@ def _suffix(direction):
 def _layer_param_names(layer, direction):
     s = f"_l{layer}{_suffix(direction)}"
     return {"weight_ih": "weight_ih" + s, "weight_hh": "weight_hh" + s,
-            "bias_ih": "bias_ih" + s, "bias_hh": "bias_hh" + s}
+            "bias_ih": "bias_ih" + s, "bias_hh": "bias_hh" + s,
+            "weight_peephole": "weight_peephole" + s}
 
 
 def forward(mode, params, x, state0=None, *, num_layers=1, bidirectional=False,
-            reverse=False, nonlinearity="tanh"):
+            reverse=False, nonlinearity="tanh", peephole=False, reset_after=True):
     """Stacked, optionally bidirectional network, like ``torch.nn.RNN/LSTM/GRU``.
 
     Layer ``k`` runs :func:`layer_forward` forwards in time and, when
@@ -590,6 +735,11 @@ def forward(mode, params, x, state0=None, *, num_layers=1, bidirectional=False,
         combined with ``bidirectional``.
     nonlinearity : {"tanh", "relu"}
         Activation of the rnn cell; ignored by lstm and gru.
+    peephole : bool
+        lstm only: params also hold ``weight_peephole_l{k}`` (3, H) per
+        layer and direction, rows ``[p_i, p_f, p_o]``.
+    reset_after : bool
+        gru only: False for the reset gate before the product.
 
     Returns
     -------
@@ -601,6 +751,7 @@ def forward(mode, params, x, state0=None, *, num_layers=1, bidirectional=False,
         What :func:`backward` needs.
     """
     _check_mode(mode, nonlinearity)
+    _check_variant(mode, peephole, reset_after)
     if num_layers < 1:
         raise ValueError(f"num_layers must be >= 1, got {num_layers}")
     if reverse and bidirectional:
@@ -612,9 +763,11 @@ def forward(mode, params, x, state0=None, *, num_layers=1, bidirectional=False,
     for k in range(num_layers):
         for d in range(num_dirs):
             names = _layer_param_names(k, d)
-            for role in ("weight_ih", "weight_hh"):
+            for role in ("weight_ih", "weight_hh") + (("weight_peephole",) if peephole else ()):
                 if names[role] not in params:
                     raise ValueError(f"params is missing {names[role]!r}")
+            if not peephole and names["weight_peephole"] in params:
+                raise ValueError(f"params has {names['weight_peephole']!r}: pass peephole=True")
             layer_params[k, d] = {role: np.asarray(params[name])
                                   for role, name in names.items() if name in params}
     x = np.asarray(x)
@@ -643,7 +796,8 @@ def forward(mode, params, x, state0=None, *, num_layers=1, bidirectional=False,
             y_d, s_n, cache_d = layer_forward(
                 mode, layer_input, s0, p["weight_ih"], p["weight_hh"],
                 p.get("bias_ih"), p.get("bias_hh"),
-                reverse=(d == 1 or reverse), nonlinearity=nonlinearity)
+                reverse=(d == 1 or reverse), nonlinearity=nonlinearity,
+                w_peep=p.get("weight_peephole"), reset_after=reset_after)
             if mode == "lstm":
                 h_n[idx], c_n[idx] = s_n
             else:

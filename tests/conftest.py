@@ -261,6 +261,16 @@ def _state_out(s, unbatched):
     return map_state(lambda a: a[:, 0, :] if unbatched else a, s)
 
 
+def variant_of(layer):
+    """The reference.forward keywords of a layer's cell variant ({} for torch's cells)."""
+    out = {}
+    if getattr(layer, "peephole", False):
+        out["peephole"] = True
+    if not getattr(layer, "reset_after", True):
+        out["reset_after"] = False
+    return out
+
+
 def reference_params(layer):
     return {k: np.array(v, dtype=np.float64) for k, v in layer.params.items()}
 
@@ -280,7 +290,7 @@ def reference_run(layer, x, state0=None, dy=None, dstate_n=None, *, backward=Tru
         mode_of(cell), reference_params(layer), _to_time_major(x, layer, unbatched),
         _state_in(state0, unbatched), num_layers=layer.num_layers,
         bidirectional=layer.bidirectional, reverse=layer.reverse,
-        nonlinearity=nonlinearity_of(cell))
+        nonlinearity=nonlinearity_of(cell), **variant_of(layer))
     out = dict(y=_from_time_major(y, layer, unbatched), state_n=_state_out(state_n, unbatched))
     if not backward:
         return out
@@ -308,3 +318,13 @@ def ort_run(model, feed):
     session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), opts,
                                    providers=["CPUExecutionProvider"])
     return session.run(None, feed)
+
+
+@pytest.fixture
+def restore_threads():
+    """Put fastrnn's thread count back after a test that changes it."""
+    from fastrnn import _threads
+
+    previous = _threads.get_num_threads()
+    yield
+    _threads.set_num_threads(previous)

@@ -82,11 +82,11 @@ def per_sequence_reference(layer, x, lengths, state0, dy, dstate_n):
     return dict(y=y, state_n=pack(sn_parts), dx=dx, dstate0=pack(ds0_parts), grads=grads)
 
 
-def random_case(cell, dtype, cfg, key):
+def random_case(cell, dtype, cfg, key, **variant):
     rng = rng_for(*key)
     layer = make_layer(cell, D, H, cfg["L"], bias=cfg["bias"], batch_first=cfg["bf"],
                        bidirectional=cfg["bidir"], reverse=cfg.get("rev", False), dtype=dtype,
-                       seed=seed_for(*key))
+                       seed=seed_for(*key), **variant)
     T, B = cfg["T"], len(cfg["lengths"])
     dirs = 2 if cfg["bidir"] else 1
     shape = (B, T) if cfg["bf"] else (T, B)
@@ -134,6 +134,19 @@ def test_matches_reference_per_sequence(cell, dtype, cfg):
     check_against(layer, x, lengths, state0, dy, dstate_n, expected, dtype)
 
 
+@pytest.mark.parametrize("cfg", CONFIGS, ids=config_id)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cell, variant", [("gru", dict(reset_after=False)),
+                                           ("lstm", dict(peephole=True))],
+                         ids=["gru-reset-before", "lstm-peephole"])
+def test_variants_match_reference_per_sequence(cell, variant, dtype, cfg):
+    key = ("lengths-variant", cell, np.dtype(dtype).name, config_id(cfg))
+    layer, x, lengths, state0, dy, dstate_n = random_case(cell, dtype, cfg, key, **variant)
+    ref_state0 = state0 if state0 is not None else zeros_like_state(dstate_n)
+    expected = per_sequence_reference(layer, x, lengths, ref_state0, dy, dstate_n)
+    check_against(layer, x, lengths, state0, dy, dstate_n, expected, dtype)
+
+
 @pytest.mark.parametrize("cfg", [c for c in CONFIGS if not c.get("rev")],  # torch: no reverse-only
                          ids=config_id)
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -170,8 +183,9 @@ def test_matches_torch_packed_sequence(cell, dtype, cfg):
     check_against(layer, x, lengths, state0, dy, dstate_n, expected, dtype)
 
 
-@pytest.mark.parametrize("cell", CELLS)
-def test_threads_and_unit_split_with_lengths(cell, monkeypatch):
+@pytest.mark.parametrize("cell, variant", [(c, {}) for c in CELLS]
+                         + [("gru", dict(reset_after=False)), ("lstm", dict(peephole=True))])
+def test_threads_and_unit_split_with_lengths(cell, variant, monkeypatch):
     """On 1 and 2 threads (threaded whatever the size): the batch split (B = 7) and
     the single sequence split by hidden units (B = 1, H = 128), against the
     reference per sequence, and bitwise equal across thread counts."""
@@ -180,7 +194,8 @@ def test_threads_and_unit_split_with_lengths(cell, monkeypatch):
     try:
         for B, lengths, Hb in [(7, [30, 7, 41, 41, 1, 12, 40], 36), (1, [23], 128)]:
             T, Db = 41, 24
-            layer = make_layer(cell, Db, Hb, 1, bidirectional=True, dtype=np.float64, seed=B)
+            layer = make_layer(cell, Db, Hb, 1, bidirectional=True, dtype=np.float64, seed=B,
+                               **variant)
             rng = np.random.default_rng(B)
             x = rng.standard_normal((T, B, Db))
             dy = rng.standard_normal((T, B, 2 * Hb))
@@ -228,10 +243,12 @@ def test_full_lengths_equal_no_lengths_and_order_is_kept(cell):
         np.testing.assert_allclose(a, b[:, perm], **tol(np.float32))
 
 
-def test_padding_values_are_ignored():
+@pytest.mark.parametrize("cell, variant", [("lstm", dict(peephole=True)), ("lstm", {}),
+                                           ("gru", dict(reset_after=False)), ("rnn_relu", {})])
+def test_padding_values_are_ignored(cell, variant):
     """Whatever sits past a sequence's end (even nan) changes no result."""
     rng = np.random.default_rng(6)
-    layer = make_layer("lstm", D, H, 2, bidirectional=True, dtype=np.float64, seed=2)
+    layer = make_layer(cell, D, H, 2, bidirectional=True, dtype=np.float64, seed=2, **variant)
     x = rng.standard_normal((5, 3, D))
     dy = rng.standard_normal((5, 3, 2 * H))
     lengths = [5, 2, 3]
@@ -244,7 +261,8 @@ def test_padding_values_are_ignored():
         layer.zero_grad()
         y, sn, cache = layer.forward(xi, lengths=lengths)
         dx, ds0 = layer.backward(dyi, cache)
-        results.append([y, dx, *sn, *ds0] + [layer.grads[k].copy() for k in sorted(layer.grads)])
+        results.append([y, dx, *as_parts(sn), *as_parts(ds0)]
+                       + [layer.grads[k].copy() for k in sorted(layer.grads)])
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
     assert np.all(results[0][0][2:, 1] == 0) and np.all(results[0][1][2:, 1] == 0)

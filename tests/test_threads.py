@@ -18,13 +18,6 @@ from fastrnn import _threads, reference
 from conftest import CELLS, make_layer, mode_of, nonlinearity_of, tol
 
 
-@pytest.fixture
-def restore_threads():
-    previous = _threads.get_num_threads()
-    yield
-    _threads.set_num_threads(previous)
-
-
 def run(layer, x, dy, dsn):
     layer.zero_grad()
     y, state_n = layer(x)
