@@ -38,7 +38,7 @@ else:
     COMPILE_ARGS += ["-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function",
                      "-Wno-psabi"]   # 64-byte vectors only ever live inside one function
 
-MODULES = ("threads", "rnn", "lstm", "gru", "elementwise")
+MODULES = ("threads", "plan", "rnn", "lstm", "gru", "elementwise")
 
 extensions = [
     Extension(
@@ -47,7 +47,7 @@ extensions = [
         include_dirs=["csrc"],
         depends=["csrc/fastrnn_math.h", "csrc/fastrnn_cells.h", "csrc/cells_impl.h",
                  "csrc/fastrnn_gemm.h", "csrc/gemm_impl.h", "csrc/fastrnn_pool.h",
-                 "fastrnn/_packed.pxd", "fastrnn/_threads.pxd",
+                 "fastrnn/_packed.pxd", "fastrnn/_threads.pxd", "fastrnn/_plan.pxd",
                  "fastrnn/_cells.pxd", "fastrnn/_seq.pxd"],
         extra_compile_args=COMPILE_ARGS,
     )

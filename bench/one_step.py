@@ -188,7 +188,8 @@ def main(argv=None):
           f"{torch.__version__}; T=1, B=1, D={args.input}, float32, one thread each; "
           f"median of {args.rounds} x {args.calls} calls")
     header = (f"{'cell':<5} {'H':>5}  {'fastrnn us':>10}  {'onnxrt us':>9}  {'ratio':>5}  "
-              f"{'in kernel us':>12}  {'python us':>9}  onnx ops")
+              f"{'in kernel us':>12}  {'python us':>9}  {'stepper us':>10}  {'ratio':>5}  "
+              f"onnx ops")
     print(header)
     print("-" * len(header))
     previous = fastrnn.set_num_threads(1)
@@ -196,15 +197,21 @@ def main(argv=None):
         for cell in args.cells:
             for H in args.hidden:
                 layer, session, (x, state), feed, ops = build(cell, args.input, H, seed=H)
+                step = layer.stepper(state, batch_size=1)
+                np.testing.assert_allclose(step(x[0]), layer(x, state)[0][0], rtol=1e-5,
+                                           atol=1e-6)
                 medians = time_round_robin({
                     "fastrnn": lambda: layer(x, state),
                     "onnxruntime": lambda: session.run(None, feed),
+                    "stepper": lambda: step(x[0]),
                 }, args.calls, args.rounds)
                 inside, outside = kernel_split(cell, lambda: layer(x, state), args.calls,
                                                args.rounds)
                 f, o = medians["fastrnn"] * 1e6, medians["onnxruntime"] * 1e6
+                st = medians["stepper"] * 1e6
                 print(f"{cell:<5} {H:>5}  {f:>10.2f}  {o:>9.2f}  {f / o:>5.2f}  "
-                      f"{inside * 1e6:>12.2f}  {outside * 1e6:>9.2f}  {','.join(ops)}")
+                      f"{inside * 1e6:>12.2f}  {outside * 1e6:>9.2f}  {st:>10.2f}  "
+                      f"{st / o:>5.2f}  {','.join(ops)}")
         if args.profile:
             cell = args.cells[0]
             layer, _, (x, state), _, _ = build(cell, args.input, args.hidden[0], seed=0)
@@ -213,7 +220,9 @@ def main(argv=None):
         fastrnn.set_num_threads(previous)
     print("\nratio = fastrnn / onnxruntime (below 1: fastrnn is faster).  'in kernel' and "
           "'python' split a separate timed pass of the fastrnn call: the time inside the "
-          "compiled kernel calls (their argument unpacking included) and the rest.")
+          "compiled kernel calls (their argument unpacking included) and the rest.  "
+          "'stepper' is layer.stepper(), which keeps the state and its buffers between "
+          "steps; its ratio is to onnxruntime too.")
 
 
 if __name__ == "__main__":

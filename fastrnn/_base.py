@@ -223,6 +223,13 @@ class RecurrentLayer(ParamModule):
         """
         return self._forward(x, state0, lengths, training=True)
 
+    def stepper(self, state0=None, batch_size=None):
+        """A fastrnn.Stepper running this (forward) stack one time step per call,
+        with the state kept inside: the cheap way to serve a stream.  See
+        fastrnn.Stepper for the arguments."""
+        from fastrnn.stepper import Stepper
+        return Stepper(self, state0, batch_size)
+
     def _state_shape(self, B):
         return (self.num_layers * self.num_directions, B, self.hidden_size)
 
@@ -346,9 +353,11 @@ class RecurrentLayer(ParamModule):
 
     # ------------------------------------------------------------ cell hooks
 
-    def _run_direction(self, layer, direction, x, states0, y, states_n, training, active):
+    def _run_direction(self, layer, direction, x, states0, y, states_n, training, active,
+                       plan=None):
         """Run one direction over x, write its columns of y and states_n; return what backward
-        needs.  active: the kernels' variable-length argument (fastrnn._lengths)."""
+        needs.  active: the kernels' variable-length argument (fastrnn._lengths).  With a
+        fastrnn._plan.StepPlan, set the call up as the plan's layer `layer` instead."""
         raise NotImplementedError
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,

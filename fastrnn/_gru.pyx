@@ -26,6 +26,7 @@ from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemm_e
 from fastrnn._seq cimport (GradArgs, StepRows, chunk_bounds, copy_rows, forward_threads,
                            param_grads_task, project_task, split_batch, step_rows,
                            zero_rows)
+from fastrnn._plan cimport StepPlan
 from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel, split_range
 
 
@@ -158,7 +159,8 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                 floating[:, :, ::1] y, int y_off, floating[:, :, ::1] gates,
                 floating[:, ::1] gh, floating[:, ::1] h_n,
                 floating[::1] wih_packed, floating[::1] whh_packed, int nthreads,
-                bint reverse, const int[::1] active, bint reset_after=True):
+                bint reverse, const int[::1] active, bint reset_after=True,
+                StepPlan plan=None, int plan_layer=0):
     """Run one direction of a GRU layer over x (T, B, D) on up to nthreads threads.
 
     Writes h_t into y[t, :, y_off:y_off+H] and the last state into h_n.
@@ -170,6 +172,8 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     reset_after packed_size(2H, H) + packed_size(H, H)).  bias_x (3H) is the
     bias folded into the input side (every bias when not reset_after, and
     b_hn is then unused).
+    With plan (fastrnn._plan.StepPlan), nothing runs: the arguments, weights
+    packed, become layer plan_layer of the plan, which keeps the arrays alive.
     """
     cdef Forward a
     cdef int H = w_hh.shape[1]
@@ -187,13 +191,19 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
         a.whn_p = &whh_packed[0] + <size_t>((2 * H + nr - 1) // nr) * nr * H
     cdef fr_task_fn task = forward_task_f32 if floating is float else forward_task_f64
     nthreads = forward_threads(a.B, H, nthreads, a.packed, nr, &a.split_units)
+    cdef bint planned = plan is not None
     with nogil:
         if a.packed:
             pack_panels(3 * H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
             pack_panels(3 * H if reset_after else 2 * H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
             if not reset_after:
                 pack_panels(H, H, &w_hh[2 * H, 0], H, 1, <floating*>a.whn_p)
-        run_parallel(nthreads, task, &a, &a.barrier)
+        if not planned:
+            run_parallel(nthreads, task, &a, &a.barrier)
+    if planned:
+        plan.set_layer(plan_layer, &a, sizeof(Forward), <size_t>(<char*>&a.barrier - <char*>&a),
+                       task, nthreads)
+        plan.keep += [x, w_ih, w_hh, bias_x, b_hn, h0, y, gates, gh, h_n, wih_packed, whh_packed]
 
 
 cdef struct Backward:

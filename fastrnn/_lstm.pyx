@@ -23,6 +23,7 @@ from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemm_e
 from fastrnn._seq cimport (GradArgs, StepRows, chunk_bounds, copy_rows, forward_threads,
                            param_grads_task, project_task, split_batch, step_rows,
                            zero_rows)
+from fastrnn._plan cimport StepPlan
 from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel, split_range
 
 
@@ -154,7 +155,8 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                  floating[:, :, ::1] y, int y_off, floating[:, :, ::1] gates,
                  floating[:, :, ::1] cells, floating[:, ::1] h_n, floating[:, ::1] c_n,
                  floating[::1] wih_packed, floating[::1] whh_packed, int nthreads,
-                 bint reverse, const int[::1] active, const floating[:, ::1] peephole=None):
+                 bint reverse, const int[::1] active, const floating[:, ::1] peephole=None,
+                 StepPlan plan=None, int plan_layer=0):
     """Run one direction of an LSTM layer over x (T, B, D) on up to nthreads threads.
 
     Writes h_t into y[t, :, y_off:y_off+H], the last state into h_n, c_n.
@@ -167,6 +169,8 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     bias is b_ih + b_hh.  wih_packed, whh_packed are work for the packed
     weights (packed_size(4H, D) and packed_size(4H, H)).  peephole is
     [p_i p_f p_o] (3, H), or None for none.
+    With plan (fastrnn._plan.StepPlan), nothing runs: the arguments, weights
+    packed, become layer plan_layer of the plan, which keeps the arrays alive.
     """
     cdef Forward a
     a.peep = NULL
@@ -185,11 +189,17 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     cdef fr_task_fn task = forward_task_f32 if floating is float else forward_task_f64
     nthreads = forward_threads(a.B, H, nthreads, a.packed, panel_width(&wih_packed[0]),
                                &a.split_units)
+    cdef bint planned = plan is not None
     with nogil:
         if a.packed:
             pack_panels(4 * H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
             pack_panels(4 * H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
-        run_parallel(nthreads, task, &a, &a.barrier)
+        if not planned:
+            run_parallel(nthreads, task, &a, &a.barrier)
+    if planned:
+        plan.set_layer(plan_layer, &a, sizeof(Forward), <size_t>(<char*>&a.barrier - <char*>&a),
+                       task, nthreads)
+        plan.keep += [x, w_ih, w_hh, bias, h0, c0, y, gates, cells, h_n, c_n, wih_packed, whh_packed, peephole]
 
 
 cdef struct Backward:

@@ -16,6 +16,7 @@ from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemm_e
 from fastrnn._seq cimport (GradArgs, StepRows, chunk_bounds, copy_rows, forward_threads,
                            param_grads_task, project_task, split_batch, step_rows,
                            zero_rows)
+from fastrnn._plan cimport StepPlan
 from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel, split_range
 
 
@@ -118,13 +119,16 @@ def rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                 const floating[:, ::1] h0, floating[:, :, ::1] y, int y_off,
                 floating[:, :, ::1] pre, floating[:, ::1] h_n,
                 floating[::1] wih_packed, floating[::1] whh_packed, int nthreads,
-                bint relu, bint reverse, const int[::1] active):
+                bint relu, bint reverse, const int[::1] active,
+                StepPlan plan=None, int plan_layer=0):
     """Run one direction of an RNN layer over x (T, B, D) on up to nthreads threads.
 
     Writes h_t into y[t, :, y_off:y_off+H] and the last state into h_n.
     active: variable lengths, as in fastrnn._lstm.lstm_forward.
     pre (Tc, B, H) is the work buffer for Tc time steps; bias is b_ih + b_hh.
     wih_packed, whh_packed are work (packed_size(H, D), packed_size(H, H)).
+    With plan (fastrnn._plan.StepPlan), nothing runs: the arguments, weights
+    packed, become layer plan_layer of the plan, which keeps the arrays alive.
     """
     cdef Forward a
     cdef int H = w_hh.shape[1]
@@ -138,11 +142,17 @@ def rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     cdef fr_task_fn task = forward_task_f32 if floating is float else forward_task_f64
     nthreads = forward_threads(a.B, H, nthreads, a.packed, panel_width(&wih_packed[0]),
                                &a.split_units)
+    cdef bint planned = plan is not None
     with nogil:
         if a.packed:
             pack_panels(H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
             pack_panels(H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
-        run_parallel(nthreads, task, &a, &a.barrier)
+        if not planned:
+            run_parallel(nthreads, task, &a, &a.barrier)
+    if planned:
+        plan.set_layer(plan_layer, &a, sizeof(Forward), <size_t>(<char*>&a.barrier - <char*>&a),
+                       task, nthreads)
+        plan.keep += [x, w_ih, w_hh, bias, h0, y, pre, h_n, wih_packed, whh_packed]
 
 
 cdef struct Backward:

@@ -74,7 +74,8 @@ class GRU(RecurrentLayer):
         from fastrnn import keras
         return keras.from_keras(cls, weights, config, reset_after=bool(reset_after))
 
-    def _run_direction(self, layer, direction, x, states0, y, states_n, training, active):
+    def _run_direction(self, layer, direction, x, states0, y, states_n, training, active,
+                       plan=None):
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
         T, B = x.shape[:2]
         H = self.hidden_size
@@ -97,7 +98,7 @@ class GRU(RecurrentLayer):
                          states_n[0], self._packed_weights(3 * H, x.shape[2], T * B),
                          self._packed_weights(whh_rows, H, T * B),
                          self._threads(T, B, x.shape[2]), self._backwards_in_time(direction),
-                         active, self.reset_after)
+                         active, self.reset_after, plan=plan, plan_layer=layer)
         return gates if training else None
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,

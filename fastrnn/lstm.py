@@ -68,7 +68,8 @@ class LSTM(RecurrentLayer):
         return table["weight_peephole" + self._suffix(layer, direction)] if self.peephole \
             else None
 
-    def _run_direction(self, layer, direction, x, states0, y, states_n, training, active):
+    def _run_direction(self, layer, direction, x, states0, y, states_n, training, active,
+                       plan=None):
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
         T, B = x.shape[:2]
         H = self.hidden_size
@@ -84,7 +85,8 @@ class LSTM(RecurrentLayer):
                            h_n, c_n, self._packed_weights(4 * H, x.shape[2], T * B),
                            self._packed_weights(4 * H, H, T * B), self._threads(T, B, x.shape[2]),
                            self._backwards_in_time(direction), active,
-                           self._peephole(layer, direction, self.params))
+                           self._peephole(layer, direction, self.params), plan=plan,
+                           plan_layer=layer)
         return (gates, cells) if training else None
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,

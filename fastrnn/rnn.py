@@ -40,7 +40,8 @@ class RNN(RecurrentLayer):
                          batch_first=batch_first, dropout=dropout, bidirectional=bidirectional,
                          reverse=reverse, dtype=dtype, seed=seed)
 
-    def _run_direction(self, layer, direction, x, states0, y, states_n, training, active):
+    def _run_direction(self, layer, direction, x, states0, y, states_n, training, active,
+                       plan=None):
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
         T, B = x.shape[:2]
         H = self.hidden_size
@@ -50,7 +51,8 @@ class RNN(RecurrentLayer):
                          self._packed_weights(H, x.shape[2], T * B),
                          self._packed_weights(H, H, T * B),
                          self._threads(T, B, x.shape[2]), self.nonlinearity == "relu",
-                         self._backwards_in_time(direction), active)
+                         self._backwards_in_time(direction), active, plan=plan,
+                         plan_layer=layer)
         return None     # backward needs only y
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,
