@@ -56,7 +56,7 @@ def from_keras(cls, weights, config, reset_after=True):
     has_bias = len(weights) == 3
     kwargs = dict(bias=has_bias, batch_first=True)
     if name == "GRU" and not reset_after:
-        kwargs["reset_after"] = False   # only variants' GRU takes it: keep the default call plain
+        kwargs["reset_after"] = False
     kwargs.update(config)
     layer = cls(kernel.shape[0], H, **kwargs)
     params = {"weight_ih_l0": _gates.reorder(kernel.T, order),

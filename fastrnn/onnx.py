@@ -201,10 +201,7 @@ def _layer_from_node(node, initializers, where, onnx):
     peephole = P is not None and np.any(P)
     if peephole:
         config["peephole"] = True
-    try:
-        layer = _classes()[op](W.shape[2], H, **config)
-    except TypeError as exc:     # a variant (reset_after, peephole) this fastrnn lacks
-        raise ValueError(f"{where}: this fastrnn cannot build the layer: {exc}") from exc
+    layer = _classes()[op](W.shape[2], H, **config)
 
     params = {}
     for d in range(dirs):

@@ -6,7 +6,6 @@ forms (time-major, batch-first, unbatched) and the reference's single time-major
 and a gold-standard run of ``fastrnn.reference`` in float64.
 """
 
-import inspect
 
 import numpy as np
 import pytest
@@ -26,22 +25,6 @@ DTYPES = [np.float32, np.float64]
 CELLS = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
 
 GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
-
-
-def _has_variants():
-    """Whether this fastrnn has the variants branch's GRU(reset_after=) and LSTM(peephole=)."""
-    import fastrnn
-
-    return ("reset_after" in inspect.signature(fastrnn.GRU.__init__).parameters
-            and "peephole" in inspect.signature(fastrnn.LSTM.__init__).parameters)
-
-
-# The one marker for tests of the reset-before GRU and the peephole LSTM: they run as soon as
-# those constructors exist (branch "variants" merged), and are skipped before.
-requires_variants = pytest.mark.skipif(
-    not _has_variants(),
-    reason="needs fastrnn.GRU(reset_after=False) and fastrnn.LSTM(peephole=True) "
-           "(branch variants)")
 
 
 def tol(dtype):

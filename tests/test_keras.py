@@ -15,7 +15,7 @@ os.environ["KERAS_BACKEND"] = "torch"     # before keras is imported: no tensorf
 keras = pytest.importorskip("keras")
 
 import fastrnn  # noqa: E402
-from conftest import TOL, assert_close, requires_variants, rng_for  # noqa: E402
+from conftest import TOL, assert_close, rng_for  # noqa: E402
 
 # Keras's torch backend converts its tensors with np.array(x), which NumPy 2 warns about.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -128,7 +128,6 @@ def test_config_overrides_and_float64():
     np.testing.assert_allclose(y.transpose(1, 0, 2), y_k, **TOL[F32])
 
 
-@requires_variants
 @pytest.mark.parametrize("use_bias", [True, False], ids=["bias", "nobias"])
 def test_gru_reset_before_matches_keras(use_bias):
     rng, x, state0 = random_io("gru", ("reset_before", use_bias))

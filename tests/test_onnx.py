@@ -19,7 +19,7 @@ pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 import fastrnn  # noqa: E402
-from conftest import assert_close, ort_run, requires_variants, rng_for  # noqa: E402
+from conftest import assert_close, ort_run, rng_for  # noqa: E402
 
 F32 = np.float32
 D, H, T, B = 3, 4, 5, 2
@@ -210,14 +210,12 @@ def test_layout_1_is_batch_first(op, direction):
         assert_close(got, want, F32, "final state")
 
 
-@requires_variants
 @pytest.mark.parametrize("direction", ["forward", "bidirectional"])
 def test_gru_linear_before_reset_0(direction):
     layer = check_node("GRU", "lbr0", direction=direction, attrs={"linear_before_reset": 0})
     assert layer.reset_after is False
 
 
-@requires_variants
 @pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
 def test_lstm_peepholes(direction):
     layer = check_node("LSTM", "peephole", direction=direction, peephole="random")

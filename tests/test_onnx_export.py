@@ -13,7 +13,7 @@ pytest.importorskip("onnxruntime")
 
 import fastrnn  # noqa: E402
 from conftest import (as_parts, assert_close, make_layer, make_state, make_x,  # noqa: E402
-                      ort_run, requires_variants, rng_for)
+                      ort_run, rng_for)
 
 F32 = np.float32
 D, H, T, B = 3, 4, 5, 2
@@ -84,7 +84,6 @@ def test_float64_export_loads_back_exactly(tmp_path):
                                                                            f"_l{index}")])
 
 
-@requires_variants
 @pytest.mark.parametrize("config", [dict(), dict(num_layers=2, bidirectional=True)],
                          ids=["plain", "L2-bi"])
 @pytest.mark.parametrize("variant", ["gru_reset_before", "lstm_peephole"])
