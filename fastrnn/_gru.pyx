@@ -181,7 +181,8 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.ldy, a.chunk, a.reverse = y.shape[2], gates.shape[0], reverse
     a.x, a.bias_x, a.b_hn, a.h0 = &x[0, 0, 0], &bias_x[0], &b_hn[0], &h0[0, 0]
     a.wih_p, a.whh_p = &wih_packed[0], &whh_packed[0]
-    a.w_ih, a.w_hh, a.packed = &w_ih[0, 0], &w_hh[0, 0], worth_packing(a.T * a.B)
+    a.w_ih, a.w_hh = &w_ih[0, 0], &w_hh[0, 0]
+    a.packed = worth_packing(a.T * a.B) or plan is not None   # a plan packs once
     a.y, a.gates, a.gh, a.h_n = &y[0, 0, y_off], &gates[0, 0, 0], &gh[0, 0], &h_n[0, 0]
     a.active = &active[0] if active.shape[0] > 0 else NULL
     a.reset_after = reset_after

@@ -182,7 +182,8 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.keep_cells = cells.shape[0] == a.T
     a.x, a.bias, a.h0, a.c0 = &x[0, 0, 0], &bias[0], &h0[0, 0], &c0[0, 0]
     a.wih_p, a.whh_p = &wih_packed[0], &whh_packed[0]
-    a.w_ih, a.w_hh, a.packed = &w_ih[0, 0], &w_hh[0, 0], worth_packing(a.T * a.B)
+    a.w_ih, a.w_hh = &w_ih[0, 0], &w_hh[0, 0]
+    a.packed = worth_packing(a.T * a.B) or plan is not None   # a plan packs once
     a.y, a.gates, a.cells = &y[0, 0, y_off], &gates[0, 0, 0], &cells[0, 0, 0]
     a.h_n, a.c_n = &h_n[0, 0], &c_n[0, 0]
     a.active = &active[0] if active.shape[0] > 0 else NULL

@@ -136,7 +136,8 @@ def rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.ldy, a.chunk, a.reverse, a.relu = y.shape[2], pre.shape[0], reverse, relu
     a.x, a.bias, a.h0 = &x[0, 0, 0], &bias[0], &h0[0, 0]
     a.wih_p, a.whh_p = &wih_packed[0], &whh_packed[0]
-    a.w_ih, a.w_hh, a.packed = &w_ih[0, 0], &w_hh[0, 0], worth_packing(a.T * a.B)
+    a.w_ih, a.w_hh = &w_ih[0, 0], &w_hh[0, 0]
+    a.packed = worth_packing(a.T * a.B) or plan is not None   # a plan packs once
     a.y, a.pre, a.h_n = &y[0, 0, y_off], &pre[0, 0, 0], &h_n[0, 0]
     a.active = &active[0] if active.shape[0] > 0 else NULL
     cdef fr_task_fn task = forward_task_f32 if floating is float else forward_task_f64

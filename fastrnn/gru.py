@@ -79,6 +79,7 @@ class GRU(RecurrentLayer):
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
         T, B = x.shape[:2]
         H = self.hidden_size
+        calls = T * B if plan is None else None   # a plan packs once for all its steps
         # b_hr and b_hz fold into the input side; b_hn too with reset_after=False,
         # else it sits inside r * (...).
         inside = 2 * H if self.reset_after else 3 * H
@@ -95,8 +96,8 @@ class GRU(RecurrentLayer):
         # reset-before packs W_h{r,z} and W_hn apart: at most one panel more
         whh_rows = 3 * H if self.reset_after else 3 * H + panel_width(self.dtype.itemsize)
         _FORWARD[self.dtype](x, w_ih, w_hh, bias_x, b_hn, states0[0], y, direction * H, gates, gh,
-                         states_n[0], self._packed_weights(3 * H, x.shape[2], T * B),
-                         self._packed_weights(whh_rows, H, T * B),
+                         states_n[0], self._packed_weights(3 * H, x.shape[2], calls),
+                         self._packed_weights(whh_rows, H, calls),
                          self._threads(T, B, x.shape[2]), self._backwards_in_time(direction),
                          active, self.reset_after, plan=plan, plan_layer=layer)
         return gates if training else None

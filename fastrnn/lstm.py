@@ -73,6 +73,7 @@ class LSTM(RecurrentLayer):
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
         T, B = x.shape[:2]
         H = self.hidden_size
+        calls = T * B if plan is None else None   # a plan packs once for all its steps
         bias = b_ih + b_hh if self.bias else np.zeros(4 * H, self.dtype)
         if training:     # keep every step's activations and cell for backward
             gates = np.empty((T, B, 4 * H), self.dtype)
@@ -82,8 +83,8 @@ class LSTM(RecurrentLayer):
             cells = np.empty((1, B, H), self.dtype)
         (h0, c0), (h_n, c_n) = states0, states_n
         _FORWARD[self.dtype](x, w_ih, w_hh, bias, h0, c0, y, direction * H, gates, cells,
-                           h_n, c_n, self._packed_weights(4 * H, x.shape[2], T * B),
-                           self._packed_weights(4 * H, H, T * B), self._threads(T, B, x.shape[2]),
+                           h_n, c_n, self._packed_weights(4 * H, x.shape[2], calls),
+                           self._packed_weights(4 * H, H, calls), self._threads(T, B, x.shape[2]),
                            self._backwards_in_time(direction), active,
                            self._peephole(layer, direction, self.params), plan=plan,
                            plan_layer=layer)

@@ -45,11 +45,12 @@ class RNN(RecurrentLayer):
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
         T, B = x.shape[:2]
         H = self.hidden_size
+        calls = T * B if plan is None else None   # a plan packs once for all its steps
         bias = b_ih + b_hh if self.bias else np.zeros(H, self.dtype)
         pre = np.empty((self._chunk_steps(T, B, H), B, H), self.dtype)
         _FORWARD[self.dtype](x, w_ih, w_hh, bias, states0[0], y, direction * H, pre, states_n[0],
-                         self._packed_weights(H, x.shape[2], T * B),
-                         self._packed_weights(H, H, T * B),
+                         self._packed_weights(H, x.shape[2], calls),
+                         self._packed_weights(H, H, calls),
                          self._threads(T, B, x.shape[2]), self.nonlinearity == "relu",
                          self._backwards_in_time(direction), active, plan=plan,
                          plan_layer=layer)
