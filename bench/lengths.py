@@ -26,6 +26,7 @@ import numpy as np
 
 import fastrnn
 from fastrnn.bench import time_round_robin
+from fastrnn.peers import SPINS_AFTER
 
 CELLS = {"lstm": fastrnn.LSTM, "gru": fastrnn.GRU, "rnn": fastrnn.RNN}
 SHAPES = [(100, 16, 64, 128), (20, 60, 200, 256), (50, 64, 256, 256)]
@@ -100,7 +101,11 @@ def main(argv=None):
             for work in args.work:
                 fns = fastrnn_calls(layer, x, cases, work)
                 fns.update(torch_calls(cell, layer, x, random_lengths, work))
-                t = time_round_robin(fns, repeats=args.repeats, budget=args.budget)
+                # torch's workers spin after its calls: let them stop before fastrnn's turn
+                pauses = {name: SPINS_AFTER["torch" if name.startswith("torch") else "fastrnn"]
+                          for name in fns}
+                t = time_round_robin(fns, repeats=args.repeats, budget=args.budget,
+                                     pauses=pauses)
                 torch_ratio = (f"{t['torch packed'] / t['torch padded']:20.2f}"
                                if "torch packed" in t else f"{'-':>20}")
                 print(f"{cell:5} {shape:>18} {work:9} {t['padded'] * 1e3:10.3f} "

@@ -48,10 +48,11 @@ SHAPES = """
         Sequence b covers steps 0..lengths[b]-1: y is zero past it, its state_n is
         taken at its own last step, a reverse direction starts there, and nothing
         past it (x or dy) reaches any result or gradient.  Same results as
-        torch.nn on pack_padded_sequence(x, lengths, enforce_sorted=False); the
-        cost is at most that of the padded call (steps past a row's end are
-        skipped).  A batch sorted longest first is used as it is; another is
-        reordered (a copy) and the results put back in the caller's order.
+        torch.nn on pack_padded_sequence(x, lengths, enforce_sorted=False).
+        Steps past a row's end are skipped, so varied lengths cost less than
+        the padded call.  A batch sorted longest first is used as it is;
+        another is reordered (a copy) and the results put back in the
+        caller's order (training also copies x to zero its padding).
 
     Attributes
     ----------
