@@ -9,7 +9,8 @@ import pytest
 
 import fastrnn
 
-COMPILED = ["fastrnn._rnn", "fastrnn._lstm", "fastrnn._gru", "fastrnn._elementwise"]
+COMPILED = ["fastrnn._threads", "fastrnn._plan", "fastrnn._rnn", "fastrnn._lstm", "fastrnn._gru",
+            "fastrnn._elementwise"]
 
 
 @pytest.mark.parametrize("name", COMPILED)
