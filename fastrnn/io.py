@@ -17,7 +17,7 @@ A fastrnn file is an ordinary NumPy .npz archive (a zip of .npy arrays):
 
 The configuration holds every constructor argument except ``seed`` (the
 weights are stored instead).  Loading reads with ``allow_pickle=False``, takes
-classes only from the fixed set {RNN, LSTM, GRU}, and passes only JSON
+classes only from the fixed set {RNN, LSTM, GRU, Linear, Embedding}, and passes only JSON
 scalars to their constructors: nothing in a file is executed.  Every check
 that can fail raises a ValueError naming the path and the problem.
 """
@@ -31,7 +31,9 @@ import zlib
 
 import numpy as np
 
+from fastrnn.embedding import Embedding
 from fastrnn.gru import GRU
+from fastrnn.linear import Linear
 from fastrnn.lstm import LSTM
 from fastrnn.rnn import RNN
 
@@ -39,7 +41,11 @@ FORMAT_NAME = "fastrnn"
 FORMAT_VERSION = 1
 
 _HEADER_KEY = "__fastrnn__"
-_CLASSES = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}
+_CLASSES = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU, "Linear": Linear, "Embedding": Embedding}
+# Constructor arguments that every file entry of a class must give (sizes, integers >= 1).
+_SIZES = {RNN: ("input_size", "hidden_size"), LSTM: ("input_size", "hidden_size"),
+          GRU: ("input_size", "hidden_size"), Linear: ("in_features", "out_features"),
+          Embedding: ("num_embeddings", "embedding_dim")}
 _ZIP_MAGIC = b"PK\x03\x04"
 # An .npy entry is its data plus a header (64 to a few hundred bytes).
 _NPY_HEADER_ALLOWANCE = 4096
@@ -100,8 +106,8 @@ def _entries(obj):
             raise TypeError(f"obj: dict keys must be str (layer names), got "
                             f"{type(name).__name__} {name!r}")
         if type(layer) not in _CLASSES.values():
-            raise TypeError(f"{where}: expected a fastrnn.RNN, LSTM or GRU layer "
-                            f"(or a dict of them), got {type(layer).__name__}")
+            raise TypeError(f"{where}: expected a fastrnn.RNN, LSTM, GRU, Linear or Embedding "
+                            f"layer (or a dict of them), got {type(layer).__name__}")
     return kind, items
 
 
@@ -118,8 +124,9 @@ def save(path, obj):
     ----------
     path : str or os.PathLike
         Where to write; used exactly as given (no ``.npz`` is appended).
-    obj : fastrnn.RNN, fastrnn.LSTM, fastrnn.GRU, or dict of str to those
-        What to save.  ``fastrnn.load`` returns the same kind of object.
+    obj : fastrnn.RNN, LSTM, GRU, Linear or Embedding, or dict of str to those
+        What to save: a dict holds a whole model, e.g. an embedding, a
+        recurrent stack and an output layer.  ``fastrnn.load`` returns the same kind of object.
 
     Raises
     ------
@@ -165,7 +172,15 @@ def save(path, obj):
 
 
 def _expected_shapes(cls, config):
-    """{parameter name: shape} of a layer of class cls with this config (torch's names)."""
+    """{parameter name: shape} of a layer of class cls with this config (torch's names),
+    computed without building the layer (so a file cannot make load allocate)."""
+    if cls is Linear:
+        shapes = {"weight": (config["out_features"], config["in_features"])}
+        if config.get("bias", True):
+            shapes["bias"] = (config["out_features"],)
+        return shapes
+    if cls is Embedding:
+        return {"weight": (config["num_embeddings"], config["embedding_dim"])}
     G = cls._gate_count * config["hidden_size"]
     H = config["hidden_size"]
     dirs = 2 if config.get("bidirectional", False) else 1
@@ -206,10 +221,10 @@ def _check_config(entry, where, path, file_version):
             raise ValueError(f"{path}: {where} configuration has {key}={value!r}, which this "
                              f"fastrnn's {cls_name} does not take (the file was written by "
                              f"fastrnn {file_version})")
-    for key in ("input_size", "hidden_size"):
+    for key in _SIZES[cls]:
         if key not in kwargs:
             raise ValueError(f"{path}: {where} configuration lacks {key!r}")
-    for key in ("input_size", "hidden_size", "num_layers"):
+    for key in _SIZES[cls] + ("num_layers",):
         value = kwargs.get(key, 1)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{path}: {where} configuration {key}={value!r}; expected an "
@@ -339,7 +354,7 @@ def load(path):
 
     Returns
     -------
-    layer : fastrnn.RNN, fastrnn.LSTM or fastrnn.GRU, or dict of str to layers
+    layer : fastrnn.RNN, LSTM, GRU, Linear or Embedding, or dict of str to layers
         The same kind of object that was saved, dicts in the saved order.
 
     Raises

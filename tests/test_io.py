@@ -302,11 +302,57 @@ def test_bad_nonlinearity_is_reported_with_the_path(tmp_path):
     expect_error(path, "invalid configuration", "nonlinearity")
 
 
-@pytest.mark.parametrize("cls_name", ["Linear", "os.system", "RecurrentLayer", None])
+@pytest.mark.parametrize("cls_name", ["Adam", "os.system", "RecurrentLayer", None])
 def test_only_the_layer_classes_are_built(saved, cls_name):
     path, _ = saved
     rewrite(path, lambda h: h["layers"][0].update({"class": cls_name}))
-    expect_error(path, f"class {cls_name!r}", "expected one of ['GRU', 'LSTM', 'RNN']")
+    expect_error(path, f"class {cls_name!r}",
+                 "expected one of ['Embedding', 'GRU', 'LSTM', 'Linear', 'RNN']")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_whole_model_round_trip(tmp_path, dtype):
+    """Embedding, a recurrent stack and an output layer in one file, as a character
+    model keeps them: the loaded model computes the same logits."""
+    rng = np.random.default_rng(4)
+    model = {"embed": fastrnn.Embedding(11, 5, dtype=dtype, seed=1),
+             "rnn": fastrnn.GRU(5, 7, num_layers=2, batch_first=True, dtype=dtype, seed=2),
+             "head": fastrnn.Linear(7, 11, dtype=dtype, seed=3),
+             "head_nobias": fastrnn.Linear(7, 3, bias=False, dtype=dtype, seed=4)}
+    for layer in model.values():          # not the initial values: trained ones
+        for v in layer.params.values():
+            v += rng.standard_normal(v.shape).astype(dtype)
+    path = tmp_path / "model.npz"
+    fastrnn.save(path, model)
+    loaded = fastrnn.load(path)
+    assert list(loaded) == list(model)
+
+    def logits(m):
+        tokens = np.array([[1, 4, 10, 0]])
+        h, _ = m["rnn"](m["embed"](tokens))
+        return m["head"](h), m["head_nobias"](h)
+
+    for got, want in zip(logits(loaded), logits(model)):
+        np.testing.assert_array_equal(got, want)
+    for name, layer in model.items():
+        assert type(loaded[name]) is type(layer)
+        for k, v in layer.params.items():
+            np.testing.assert_array_equal(loaded[name].params[k], v)
+            assert loaded[name].params[k].dtype == np.dtype(dtype)
+
+
+@pytest.mark.parametrize("cls, args, key, value, phrase", [
+    ("Linear", (4, 3), "out_features", 0, "expected an integer >= 1"),
+    ("Linear", (4, 3), "in_features", None, "expected an integer >= 1"),
+    ("Linear", (4, 3), "bias", "no", "expected true or false"),
+    ("Embedding", (9, 2), "embedding_dim", -1, "expected an integer >= 1"),
+    ("Embedding", (9, 2), "num_embeddings", 2**40, "needs shape (1099511627776, 2)"),
+])
+def test_bad_linear_and_embedding_configuration(tmp_path, cls, args, key, value, phrase):
+    path = tmp_path / "layer.npz"
+    fastrnn.save(path, getattr(fastrnn, cls)(*args))
+    rewrite(path, lambda h: h["layers"][0]["config"].update({key: value}))
+    expect_error(path, phrase)
 
 
 def test_malformed_header_structure(saved):
