@@ -431,7 +431,7 @@ class RecurrentLayer(ParamModule):
         from fastrnn import keras
         return keras.to_keras_weights(self)
 
-    def to_onnx(self, path, *, initial_state=False):
+    def to_onnx(self, path, *, initial_state=False, lengths=False):
         """Write an ONNX model that runs this layer (needs the onnx package).
 
         One RNN, LSTM or GRU node per stacked layer (time-major, layout 0, which ONNX
@@ -446,6 +446,9 @@ class RecurrentLayer(ParamModule):
         initial_state : bool, default False
             Whether the model takes the initial state as inputs ``h0`` (and ``c0``),
             shaped like this layer's state0; without, it starts from zeros.
+        lengths : bool, default False
+            Whether the model takes an int32 input ``lengths`` (B,), each node's
+            sequence_lens: the model then runs like ``layer(x, lengths=...)``.
 
         Notes
         -----
@@ -454,4 +457,4 @@ class RecurrentLayer(ParamModule):
         CPU kernels run float32 models only; a float64 layer writes a valid float64 model.
         """
         from fastrnn import onnx
-        onnx.export(self, path, initial_state=bool(initial_state))
+        onnx.export(self, path, initial_state=bool(initial_state), lengths=bool(lengths))

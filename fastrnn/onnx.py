@@ -19,7 +19,9 @@ How a node maps to a layer (one layer, one direction or both):
   ``fastrnn.GRU(..., reset_after=False)``.  RNN activations Tanh or Relu set nonlinearity.
 - Inputs: the node's X is the layer's x.  initial_h (and initial_c) are data, not weights:
   pass them as state0 (for layout 0 they have fastrnn's (dirs, B, H) shape; for layout 1,
-  (B, dirs, H), transpose them to (dirs, B, H)).
+  (B, dirs, H), transpose them to (dirs, B, H)).  sequence_lens is data too: pass it as
+  ``lengths=`` (same semantics: outputs past a sequence's end are zero, its final state
+  is taken at its last step, and the reverse direction starts there).
 - Outputs: for layout 0, ONNX's Y is (T, dirs, B, H) and the layer's y is (T, B, dirs*H)::
 
       y == Y.transpose(0, 2, 1, 3).reshape(T, B, dirs * H)
@@ -28,7 +30,7 @@ How a node maps to a layer (one layer, one direction or both):
   are the final states: (dirs, B, H) like fastrnn's for layout 0, (B, dirs, H) for layout 1.
 
 Anything else -- other activations, activation_alpha or activation_beta, clip,
-input_forget=1, a sequence_lens input, weights that are not initializers -- raises a
+input_forget=1, weights that are not initializers -- raises a
 ValueError naming the node and the attribute or input: it is never silently dropped.
 """
 
@@ -158,9 +160,6 @@ def _layer_from_node(node, initializers, where, onnx):
     op = node.op_type
     attrs = _attributes(node, where, onnx)
     inputs = dict(zip(_INPUTS, list(node.input) + [""] * len(_INPUTS)))
-    if inputs["sequence_lens"]:
-        raise ValueError(f"{where}: input sequence_lens is not supported (all sequences must "
-                         f"have the same length)")
 
     def weight(role):
         name = inputs[role]
@@ -274,7 +273,7 @@ def _node_attributes(layer):
     return attrs
 
 
-def export(layer, path, initial_state=False):
+def export(layer, path, initial_state=False, lengths=False):
     """Write an ONNX model running layer; see RecurrentLayer.to_onnx for the public docs."""
     onnx = _onnx()
     from onnx import TensorProto, helper
@@ -291,6 +290,8 @@ def export(layer, path, initial_state=False):
     inputs = [helper.make_tensor_value_info("x", elem, x_dims)]
     if initial_state:
         inputs += [helper.make_tensor_value_info(f"{s}0", elem, state_dims) for s in state_names]
+    if lengths:           # every node's sequence_lens: fastrnn's lengths=
+        inputs.append(helper.make_tensor_value_info("lengths", TensorProto.INT32, ["B"]))
     # ONNX Runtime's kernels run time-major nodes only (layout 0), so batch-first layers
     # transpose around the chain.
     seq = "x"
@@ -301,7 +302,7 @@ def export(layer, path, initial_state=False):
     finals = {s: [] for s in state_names}
     for index in range(L):
         W, R, B, P = _layer_weights(b, layer, index)
-        node_inputs = [seq, W, R, B, ""]
+        node_inputs = [seq, W, R, B, "lengths" if lengths else ""]
         if initial_state:     # this layer's rows index*dirs .. (index+1)*dirs of h0 (c0)
             rows = [b.constant(f"start_l{index}", [index * dirs], np.int64),
                     b.constant(f"end_l{index}", [(index + 1) * dirs], np.int64), axis0]

@@ -275,13 +275,29 @@ def test_weights_that_are_not_initializers_are_rejected():
         fastrnn.onnx.load(proto)
 
 
-def test_sequence_lens_is_rejected():
-    proto = onnx.load_from_string(node_model("GRU", rng_for("seqlens"),
-                                             attrs={"linear_before_reset": 1}))
+@pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
+@pytest.mark.parametrize("op", ["RNN", "LSTM", "GRU"])
+def test_sequence_lens_is_lengths(op, direction):
+    """A node with a sequence_lens input loads; the layer called with lengths= gives ONNX
+    Runtime's Y (zero past each end) and final states (each at its own last step)."""
+    rng = rng_for("seqlens", op, direction)
+    attrs = {"linear_before_reset": 1} if op == "GRU" else {}
+    proto = onnx.load_from_string(node_model(op, rng, direction=direction, attrs=attrs))
     proto.graph.node[0].input[4] = "lens"
     proto.graph.input.append(helper.make_tensor_value_info("lens", TensorProto.INT32, [B]))
-    with pytest.raises(ValueError, match="sequence_lens"):
-        fastrnn.onnx.load(proto)
+    model = proto.SerializeToString()
+    dirs = 2 if direction == "bidirectional" else 1
+    x = rng.standard_normal((T, B, D)).astype(F32)
+    states0 = [rng.standard_normal((dirs, B, H)).astype(F32) for _ in STATES[op]]
+    lengths = np.array([2, T], np.int32)[:B]
+    feed = {"x": x, "lens": lengths, **{f"{s}0": v for s, v in zip(STATES[op], states0)}}
+    Y, *finals = ort_run(model, feed)
+    (layer,) = fastrnn.onnx.load(model)
+    y, state_n = layer(x, states0[0] if op != "LSTM" else tuple(states0), lengths=lengths)
+    assert np.all(y[2:, 0] == 0) and np.abs(y).max() > 0.1
+    assert_close(y, Y.transpose(0, 2, 1, 3).reshape(T, B, dirs * H), F32, "y")
+    for got, want in zip(state_n if isinstance(state_n, tuple) else (state_n,), finals):
+        assert_close(got, want, F32, "final state")
 
 
 def test_missing_onnx_package_is_a_clear_import_error(monkeypatch):

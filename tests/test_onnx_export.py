@@ -92,3 +92,28 @@ def test_variants_export_runs_in_onnxruntime(variant, config, tmp_path):
                     else ("lstm", dict(peephole=True)))
     layer = random_layer(cell, (variant, str(config)), **option, **config)
     check_export(layer, tmp_path, (variant, str(config)))
+
+
+@pytest.mark.parametrize("config", [dict(num_layers=2, bidirectional=True),
+                                    dict(reverse=True, batch_first=True),
+                                    dict(num_layers=2, batch_first=True)],
+                         ids=["2-layer-bidirectional", "reverse-batch-first", "2-layer-bf"])
+@pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru"])
+def test_export_with_lengths(cell, config, tmp_path):
+    """to_onnx(lengths=True): ONNX Runtime fed the same lengths gives layer(x, lengths=...)."""
+    key = ("lengths", cell, *sorted(config.items()))
+    layer = random_layer(cell, key, **config)
+    path = tmp_path / "layer.onnx"
+    layer.to_onnx(path, initial_state=True, lengths=True)
+    rng = rng_for("io", *key)
+    x = make_x(rng, layer, T, B)
+    state0 = make_state(rng, layer, B)
+    lengths = np.array([3, 1], np.int32)[:B]
+    feed = {"x": x, "lengths": lengths, "h0": as_parts(state0)[0]}
+    if cell == "lstm":
+        feed["c0"] = state0[1]
+    got = ort_run(path, feed)
+    y, state_n = layer(x, state0, lengths=lengths)
+    assert_close(got[0], y, F32, "y")
+    for a, b in zip(got[1:], as_parts(state_n)):
+        assert_close(a, b, F32, "state_n")
