@@ -15,7 +15,8 @@ import pytest
 
 import fastrnn
 from fastrnn import _threads, reference
-from conftest import CELLS, make_layer, mode_of, nonlinearity_of, tol
+from conftest import (CELLS, as_parts, make_layer, mode_of, nonlinearity_of, reference_run,
+                      tol)
 
 
 def run(layer, x, dy, dsn):
@@ -35,6 +36,39 @@ def flat(value):
     return [value]
 
 
+def same_over_thread_counts(fn):
+    """fn() (a list of arrays) with 1, 2 and 3 threads, asserted bitwise equal; the
+    2-thread result."""
+    results = {}
+    for n in (1, 2, 3):
+        _threads.set_num_threads(n)
+        results[n] = fn()
+    for n in (2, 3):
+        for a, b in zip(results[1], results[n]):
+            np.testing.assert_array_equal(a, b)
+    return results[2]
+
+
+def equal_over_threads_and_right(layer, x, dy, dsn):
+    """Everything (inference, training forward, backward, grads) bitwise equal with 1, 2 and
+    3 threads, and equal to the reference within tolerance."""
+    same_over_thread_counts(lambda: flat(run(layer, x, dy, dsn)))
+    ref = reference_run(layer, x, None, dy, dsn)
+    _threads.set_num_threads(2)
+    y, state_n, _, _, dx, dstate0, grads = run(layer, x, dy, dsn)
+    dtype = layer.dtype
+    np.testing.assert_allclose(y, ref["y"], **tol(dtype))
+    for a, e in zip(as_parts(state_n), as_parts(ref["state_n"])):
+        np.testing.assert_allclose(a, e, **tol(dtype))
+    np.testing.assert_allclose(dx, ref["dx"], **tol(dtype))
+    for a, e in zip(as_parts(dstate0), as_parts(ref["dstate0"])):
+        np.testing.assert_allclose(a, e, **tol(dtype))
+    # weight gradients are sums over T*B terms: a looser relative term
+    loose = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-9)
+    for k in ref["grads"]:
+        np.testing.assert_allclose(grads[k], ref["grads"][k], err_msg=k, **loose)
+
+
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("B", [1, 5, 7])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -47,25 +81,7 @@ def test_thread_count_does_not_change_results(cell, B, dtype, restore_threads):
     shape = (4, B, H)
     dsn = (rng.standard_normal(shape), rng.standard_normal(shape)) if cell == "lstm" \
         else rng.standard_normal(shape)
-    results = {}
-    for n in (1, 2, 3):
-        _threads.set_num_threads(n)
-        results[n] = flat(run(layer, x, dy, dsn))
-    for n in (2, 3):
-        for a, b in zip(results[1], results[n]):
-            np.testing.assert_array_equal(a, b)
-    # ... and the shared answer is the right one.
-    params = {k: v.astype(np.float64) for k, v in layer.params.items()}
-    y_ref, _, cache = reference.forward(mode_of(cell), params, x, None, num_layers=2,
-                                        bidirectional=True, nonlinearity=nonlinearity_of(cell))
-    dx_ref, _, g_ref = reference.backward(dy, cache, dsn)
-    _threads.set_num_threads(2)
-    y, _, _, _, dx, _, grads = run(layer, x, dy, dsn)
-    np.testing.assert_allclose(y, y_ref, **tol(dtype))
-    np.testing.assert_allclose(dx, dx_ref, **tol(dtype))
-    for k in g_ref:
-        np.testing.assert_allclose(grads[k], g_ref[k], rtol=1e-4 if dtype == np.float32
-                                   else 1e-9, atol=1e-4 if dtype == np.float32 else 1e-9)
+    equal_over_threads_and_right(layer, x, dy, dsn)
 
 
 def test_long_inference_crosses_chunks(restore_threads, monkeypatch):
@@ -131,14 +147,8 @@ def test_single_sequence_split_by_hidden_units(cell, H, dtype, restore_threads, 
     monkeypatch.setattr(base, "_CHUNK_ELEMENTS", 4 * H * 9)
     layer = make_layer(cell, 12, H, 2, bidirectional=True, dtype=dtype, seed=5)
     x = np.random.default_rng(1).standard_normal((40, 1, 12))
-    out = {}
-    for n in (1, 2, 3):
-        _threads.set_num_threads(n)
-        out[n] = flat(layer(x))
-    for n in (2, 3):
-        for a, b in zip(out[1], out[n]):
-            np.testing.assert_array_equal(a, b)
+    y = same_over_thread_counts(lambda: flat(layer(x)))[0]
     params = {k: v.astype(np.float64) for k, v in layer.params.items()}
     y_ref, _, _ = reference.forward(mode_of(cell), params, x, None, num_layers=2,
                                     bidirectional=True, nonlinearity=nonlinearity_of(cell))
-    np.testing.assert_allclose(out[2][0], y_ref, **tol(dtype))
+    np.testing.assert_allclose(y, y_ref, **tol(dtype))

@@ -19,7 +19,7 @@ from fastrnn import _threads, reference
 from conftest import (DTYPES, as_parts, assert_close, assert_grads_close, make_dy, make_state,
                       make_x, reference_run, rng_for, seed_for, tol)
 from test_layers import check_against_reference
-from test_threads import flat, run
+from test_threads import equal_over_threads_and_right
 
 D, H = 5, 6
 
@@ -192,32 +192,6 @@ def test_reference_rejects_variant_options_of_other_cells():
 # ------------------------------------------------------------------------------------ threads
 
 
-def _equal_over_threads_and_right(layer, x, dy, dsn):
-    """Everything (inference, training forward, backward, grads) bitwise equal with 1, 2 and
-    3 threads, and the 2-thread result equal to the reference within tolerance."""
-    results = {}
-    for n in (1, 2, 3):
-        _threads.set_num_threads(n)
-        results[n] = flat(run(layer, x, dy, dsn))
-    for n in (2, 3):
-        for a, b in zip(results[1], results[n]):
-            np.testing.assert_array_equal(a, b)
-    ref = reference_run(layer, x, None, dy, dsn)
-    _threads.set_num_threads(2)
-    y, state_n, _, _, dx, dstate0, grads = run(layer, x, dy, dsn)
-    dtype = layer.dtype
-    np.testing.assert_allclose(y, ref["y"], **tol(dtype))
-    for a, e in zip(as_parts(state_n), as_parts(ref["state_n"])):
-        np.testing.assert_allclose(a, e, **tol(dtype))
-    np.testing.assert_allclose(dx, ref["dx"], **tol(dtype))
-    for a, e in zip(as_parts(dstate0), as_parts(ref["dstate0"])):
-        np.testing.assert_allclose(a, e, **tol(dtype))
-    # sums over T*B*H terms: a looser relative term, as in test_threads.py
-    loose = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-9)
-    for k in ref["grads"]:
-        np.testing.assert_allclose(grads[k], ref["grads"][k], err_msg=k, **loose)
-
-
 @pytest.mark.parametrize("name", VARIANTS)
 @pytest.mark.parametrize("B", [1, 5, 7])
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -229,7 +203,7 @@ def test_thread_count_does_not_change_results(name, B, dtype, restore_threads):
     x = rng.standard_normal((T, B, Dx))
     dy = rng.standard_normal((T, B, 2 * Hx))
     dsn = make_state(rng, layer, B, np.float64)
-    _equal_over_threads_and_right(layer, x, dy, dsn)
+    equal_over_threads_and_right(layer, x, dy, dsn)
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -245,7 +219,7 @@ def test_single_sequence_split_by_hidden_units(name, Hx, dtype, restore_threads,
     rng = np.random.default_rng(1)
     x = rng.standard_normal((40, 1, 12))
     dy = rng.standard_normal((40, 1, 2 * Hx))
-    _equal_over_threads_and_right(layer, x, dy, None)
+    equal_over_threads_and_right(layer, x, dy, None)
 
 
 # ------------------------------------------------------------- parameters, repr, arguments
