@@ -27,16 +27,22 @@ def check_lengths(lengths, T, B, unbatched):
         raise ValueError("lengths: needs a batched input x (T, B, D) or (B, T, D); "
                          "an unbatched sequence has one length, its own T")
     arr = np.asarray(lengths)
-    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"lengths: expected integers, got an array of dtype {arr.dtype}")
-    if arr.shape != (B,):
-        raise ValueError(f"lengths: expected shape ({B},), one length per sequence of "
-                         f"the batch, got {arr.shape}")
+    check_lengths_array(arr, B)
     if B and (arr.min() < 1 or arr.max() > T):
         bad = arr[(arr < 1) | (arr > T)][0]
         raise ValueError(f"lengths: each length must be in 1..T = 1..{T} "
                          f"(sequences are padded at the end), got {int(bad)}")
     return arr.astype(np.int64)
+
+
+def check_lengths_array(arr, B, kind="an array"):
+    """The checks on lengths that need no values: integer dtype (TypeError), shape (B,)
+    (ValueError).  arr is a NumPy or dask array (kind names it in the message)."""
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"lengths: expected integers, got {kind} of dtype {arr.dtype}")
+    if arr.shape != (B,):
+        raise ValueError(f"lengths: expected shape ({B},), one length per sequence of "
+                         f"the batch, got {arr.shape}")
 
 
 class SortedBatch:

@@ -34,6 +34,8 @@ import copy
 
 import numpy as np
 
+from fastrnn._lengths import check_lengths_array
+
 __all__ = ["run"]
 
 
@@ -62,17 +64,12 @@ def _lengths_by_chunk(lengths, x, b_axis, da):
     The values are checked on the workers, by the layer, chunk by chunk."""
     if lengths is None:
         return None
-    if not isinstance(lengths, da.Array):
+    if isinstance(lengths, da.Array):
+        check_lengths_array(lengths, x.shape[b_axis], "a dask array")
+    else:
         lengths = np.asarray(lengths)
-        if lengths.dtype == np.bool_ or not np.issubdtype(lengths.dtype, np.integer):
-            raise TypeError(f"lengths: expected integers, got an array of dtype {lengths.dtype}")
+        check_lengths_array(lengths, x.shape[b_axis])
         lengths = da.from_array(lengths, chunks=-1)
-    elif lengths.dtype == np.bool_ or not np.issubdtype(lengths.dtype, np.integer):
-        raise TypeError(f"lengths: expected integers, got a dask array of dtype "
-                        f"{lengths.dtype}")
-    if lengths.shape != (x.shape[b_axis],):
-        raise ValueError(f"lengths: expected shape ({x.shape[b_axis]},), one length per "
-                         f"sequence of x, got {lengths.shape}")
     return lengths.rechunk((x.chunks[b_axis],))
 
 
