@@ -264,8 +264,10 @@ cdef inline void backward_task(Backward* a, floating* _, int tid, int nt) noexce
                         <const floating*>a.whhT_p, 3 * H, <floating*>a.dh + <size_t>b0 * H, H,
                         True)
         # rows past their sequence's end have no gradient (weight gradients sum all rows)
-        zero_rows(b1 - r.end, 3 * H, <floating*>a.dgi + (<size_t>t * B + r.end) * 3 * H, 3 * H)
         zero_rows(b1 - r.end, 3 * H, dgh + (<size_t>t * B + r.end) * 3 * H, 3 * H)
+        if a.dgi != a.dgh:   # reset-before has one buffer for both
+            zero_rows(b1 - r.end, 3 * H, <floating*>a.dgi + (<size_t>t * B + r.end) * 3 * H,
+                      3 * H)
     barrier_wait(&a.barrier)    # every row of dGi, dGh is needed below
     param_grads_task(&a.grads, _, tid, nt, &a.barrier)
 

@@ -79,7 +79,6 @@ class Stepper:
         self._unbatched = batch_size is None
         B = 1 if self._unbatched else check_positive_int(batch_size, "batch_size")
         self._layer = copy.deepcopy(layer)      # the parameters as they are now
-        self._layer.dropout = 0.0
         L, D, H, dtype = layer.num_layers, layer.input_size, layer.hidden_size, layer.dtype
         self._shape = (B, D)
         self._dtype = dtype
