@@ -231,4 +231,58 @@ FR_KERNEL void FR_FN(packed_gemm)(int M, int n0, int n1, int K, const REAL *rest
     }
 }
 
+
+/* One row of NP panels given by their own pointers (wp[j], out[j]): the
+ * accumulation order per output is that of tile(), k by k, so a product
+ * split this way equals packed_gemm's bit for bit. */
+static inline __attribute__((always_inline)) void FR_FN(gemv_tile)(
+    const int NP, int K, const REAL *x, const REAL *const *wp, REAL *const *out,
+    int accumulate)
+{
+    VEC acc[4] = {{0}};
+    for (int k = 0; k < K; ++k)
+        for (int j = 0; j < NP; ++j)
+            acc[j] += x[k] * FR_FN(vload)(wp[j] + (size_t)k * NR);
+    for (int j = 0; j < NP; ++j)
+        FR_FN(put)(out[j], 1, acc[j], NR, accumulate);
+}
+
+/* y[q*ldb + n] (+)= sum_k x[k] W[q*ldb + n, k]  for n in [j0, j1) of each of
+ * nblocks blocks of ldb output columns (the gate blocks of one recurrent
+ * product), W packed with kpanel rows; ldb, j0, j1 multiples of the panel
+ * width.  For threads that share one sequence's hidden units: each owns
+ * [j0, j1) of every gate, whose panels lie apart in Wp.  Taking them four at
+ * a time across the blocks keeps four FMA chains busy even when a thread
+ * has only one or two panels per gate, where packed_gemm would have one.
+ * Same K blocks and order as packed_gemm, hence the same result.
+ * NumPy: for q: y[q*ldb+j0 : q*ldb+j1] (+)= W[q*ldb+j0 : q*ldb+j1, :K] @ x */
+FR_KERNEL void FR_FN(packed_gemv_blocks)(int K, const REAL *restrict x,
+                                         const REAL *restrict Wp, int kpanel, int nblocks,
+                                         int ldb, int j0, int j1, REAL *restrict y,
+                                         int accumulate)
+{
+    const size_t pstride = (size_t)kpanel * NR;
+    const int per_block = (j1 - j0) / NR, total = nblocks * per_block;
+    for (int k0 = 0; k0 < K || (K <= 0 && k0 == 0); k0 += FR_KC) {
+        const int kb = K - k0 < FR_KC ? K - k0 : FR_KC;
+        const int acc_k = accumulate || k0 > 0;
+        for (int i = 0; i < total; i += 4) {
+            const REAL *wp[4];
+            REAL *out[4];
+            const int np = total - i < 4 ? total - i : 4;
+            for (int j = 0; j < np; ++j) {
+                int q = (i + j) / per_block, col = q * ldb + j0 + (i + j) % per_block * NR;
+                wp[j] = Wp + (size_t)(col / NR) * pstride + (size_t)k0 * NR;
+                out[j] = y + col;
+            }
+            switch (np) {
+            case 4: FR_FN(gemv_tile)(4, kb, x + k0, wp, out, acc_k); break;
+            case 3: FR_FN(gemv_tile)(3, kb, x + k0, wp, out, acc_k); break;
+            case 2: FR_FN(gemv_tile)(2, kb, x + k0, wp, out, acc_k); break;
+            default: FR_FN(gemv_tile)(1, kb, x + k0, wp, out, acc_k); break;
+            }
+        }
+    }
+}
+
 #undef FR_TILE

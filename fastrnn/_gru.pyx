@@ -21,7 +21,7 @@ The 4th block of a gates row keeps r * h_{t-1}, which dW_hn pairs with.
 from cython cimport floating
 from fastrnn._cells cimport (gru_rb_step_bwd_r, gru_rb_step_bwd_zn, gru_rb_step_fwd,
                              gru_rb_step_reset, gru_step_bwd, gru_step_fwd)
-from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemm_ex,
+from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemv_blocks,
                               panel_width, worth_packing)
 from fastrnn._seq cimport (GradArgs, StepRows, chunk_bounds, copy_rows, forward_threads,
                            param_grads_task, project_task, split_batch, step_rows,
@@ -75,17 +75,16 @@ cdef inline void forward_units_task(Forward* a, floating* _, int tid, int nt) no
                 zero_rows(1, j1 - j0, y + <size_t>t * ldy + j0, ldy)
                 continue
             g = gates + <size_t>(t - t0) * 4 * H
-            for q in range(3 if a.reset_after else 2):   # this task's columns of each block
-                packed_gemm_ex(1, q * H + j0, q * H + j1, H, h_prev, H, 1,
-                               <const floating*>a.whh_p, H, gh, 3 * H, 1, False)
+            packed_gemv_blocks(H, h_prev, <const floating*>a.whh_p, H,   # its units of each
+                               3 if a.reset_after else 2, H, j0, j1, gh, False)  # gate block
             if a.reset_after:
                 gru_step_fwd(1, H, j0, j1, g, gh, <const floating*>a.b_hn, h_prev, H,
                              y + <size_t>t * ldy, ldy)
             else:
                 gru_rb_step_reset(1, H, j0, j1, g, gh, h_prev, H)
                 barrier_wait(&a.barrier)   # all of r * h_{t-1} before the n product
-                packed_gemm_ex(1, j0, j1, H, g + 3 * H, 4 * H, 1, <const floating*>a.whn_p,
-                               H, gh + 2 * H, 3 * H, 1, False)
+                packed_gemv_blocks(H, g + 3 * H, <const floating*>a.whn_p, H, 1, H, j0, j1,
+                                   gh + 2 * H, False)
                 gru_rb_step_fwd(1, H, j0, j1, g, gh, h_prev, H, y + <size_t>t * ldy, ldy)
             h_prev = y + <size_t>t * ldy
             barrier_wait(&a.barrier)   # all of h_t before any task starts step t+1

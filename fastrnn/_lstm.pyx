@@ -18,7 +18,7 @@ steps, taken after backward's time loop by hidden units.
 
 from cython cimport floating
 from fastrnn._cells cimport lstm_peep_grads, lstm_step_bwd, lstm_step_fwd
-from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemm_ex,
+from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemv_blocks,
                               panel_width, worth_packing)
 from fastrnn._seq cimport (GradArgs, StepRows, chunk_bounds, copy_rows, forward_threads,
                            param_grads_task, project_task, split_batch, step_rows,
@@ -75,9 +75,7 @@ cdef inline void forward_units_task(Forward* a, floating* _, int tid, int nt) no
                 zero_rows(1, j1 - j0, y + <size_t>t * ldy + j0, ldy)
                 continue
             g = gates + <size_t>(t - t0) * G
-            for q in range(4):       # this task's columns of each gate block
-                packed_gemm_ex(1, q * H + j0, q * H + j1, H, h_prev, H, 1, whh_p, H, g, G, 1,
-                               True)
+            packed_gemv_blocks(H, h_prev, whh_p, H, 4, H, j0, j1, g, True)  # its units of each gate
             c = cells + <size_t>t * H if a.keep_cells else cells
             lstm_step_fwd(1, H, j0, j1, g, c_prev, c, y + <size_t>t * ldy, ldy,
                           <const floating*>a.peep)

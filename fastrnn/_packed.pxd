@@ -19,6 +19,12 @@ cdef extern from "fastrnn_gemm.h" nogil:
     void fr_packed_gemm_f64(int M, int n0, int n1, int K, const double* A, long sam,
                             long sak, const double* Wp, int kpanel, double* C, long scm,
                             long scn, int accumulate)
+    void fr_packed_gemv_blocks_f32(int K, const float* x, const float* Wp, int kpanel,
+                                   int nblocks, int ldb, int j0, int j1, float* y,
+                                   int accumulate)
+    void fr_packed_gemv_blocks_f64(int K, const double* x, const double* Wp, int kpanel,
+                                   int nblocks, int ldb, int j0, int j1, double* y,
+                                   int accumulate)
 
 
 cdef inline int panel_width(floating* dummy) noexcept nogil:
@@ -49,6 +55,17 @@ cdef inline void packed_gemm(int M, int N, int K, const floating* A, int lda,
                              bint accumulate) noexcept nogil:
     """C[M, N] (+)= A[M, K] @ W^T, row-major A and C, W packed with kpanel rows."""
     packed_gemm_ex(M, 0, N, K, A, lda, 1, Wp, kpanel, C, ldc, 1, accumulate)
+
+
+cdef inline void packed_gemv_blocks(int K, const floating* x, const floating* Wp, int kpanel,
+                                    int nblocks, int ldb, int j0, int j1, floating* y,
+                                    bint accumulate) noexcept nogil:
+    """y[q*ldb + j] (+)= x[:K] . W[q*ldb + j, :K] for j in [j0, j1) of each block q <
+    nblocks: one sequence's share of every gate block (see gemm_impl.h)."""
+    if floating is float:
+        fr_packed_gemv_blocks_f32(K, x, Wp, kpanel, nblocks, ldb, j0, j1, y, accumulate)
+    else:
+        fr_packed_gemv_blocks_f64(K, x, Wp, kpanel, nblocks, ldb, j0, j1, y, accumulate)
 
 
 # Calls with fewer rows (T * B) than this multiply straight from the

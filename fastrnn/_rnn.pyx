@@ -11,7 +11,7 @@ hidden units, as in fastrnn/_lstm.pyx.
 
 from cython cimport floating
 from fastrnn._cells cimport rnn_step_bwd, rnn_step_fwd
-from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemm_ex,
+from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemv_blocks,
                               panel_width, worth_packing)
 from fastrnn._seq cimport (GradArgs, StepRows, chunk_bounds, copy_rows, forward_threads,
                            param_grads_task, project_task, split_batch, step_rows,
@@ -60,8 +60,7 @@ cdef inline void forward_units_task(Forward* a, floating* _, int tid, int nt) no
                 zero_rows(1, j1 - j0, y + <size_t>t * ldy + j0, ldy)
                 continue
             p = pre + <size_t>(t - t0) * H
-            packed_gemm_ex(1, j0, j1, H, h_prev, H, 1, <const floating*>a.whh_p, H, p, H, 1,
-                           True)
+            packed_gemv_blocks(H, h_prev, <const floating*>a.whh_p, H, 1, H, j0, j1, p, True)
             rnn_step_fwd(1, j1 - j0, p + j0, y + <size_t>t * ldy + j0, ldy, a.relu)
             h_prev = y + <size_t>t * ldy
             barrier_wait(&a.barrier)   # all of h_t before any task starts step t+1
