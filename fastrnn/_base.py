@@ -19,9 +19,13 @@ from fastrnn._threads import get_num_threads
 from fastrnn._validation import (as_real_array, check_float_dtype, check_positive_int,
                                  check_probability, check_sequence, check_shape, check_state)
 
-# Inference projects the inputs of at most this many gate values at once
-# (4 MiB of float32), so its memory does not grow with T.
-_CHUNK_ELEMENTS = 1 << 20
+# The input projection runs in chunks of time steps holding at most this many
+# gate values (512 KiB of float32), each just before the steps that read it,
+# so that they find their gates in cache: inference then needs memory
+# independent of T, and at (50, 64, 256, 256) LSTM inference and training
+# forward ran 13-15% faster than with 4 MiB chunks (2 threads, both shared
+# out by rows).
+_CHUNK_ELEMENTS = 1 << 17
 
 # A kernel call uses fastrnn's threads only when it has at least this many
 # floating-point operations: waking a worker and the barriers cost a few

@@ -24,6 +24,7 @@ from fastrnn._cells cimport (gru_rb_step_bwd_r, gru_rb_step_bwd_zn, gru_rb_step_
 from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemv_blocks,
                               panel_width, worth_packing)
 from fastrnn._seq cimport (GradArgs, StepRows, chunk_bounds, copy_rows, forward_threads,
+                           gates_t0,
                            param_grads_task, project_task, split_batch, step_rows,
                            zero_rows)
 from fastrnn._plan cimport StepPlan
@@ -31,7 +32,8 @@ from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel
 
 
 cdef struct Forward:
-    int T, B, D, H, ldy, chunk
+    int T, B, D, H, ldy, chunk   # chunk: steps per input projection
+    bint all_steps         # gates holds every step (training), else one chunk's
     bint reverse, split_units
     bint packed            # weights packed (else used as they are: short calls)
     const int* active      # rows covering each step (fastrnn/_seq.pxd StepRows), or NULL
@@ -58,23 +60,25 @@ cdef inline void forward_units_task(Forward* a, floating* _, int tid, int nt) no
     cdef floating* y = <floating*>a.y
     cdef floating* gates = <floating*>a.gates
     cdef floating* gh = <floating*>a.gh
-    cdef int u0, u1, j0, j1, q, k, s, t, t0, t1
+    cdef int u0, u1, j0, j1, q, k, s, t, t0, t1, gt0
     split_range(H // nr, tid, nt, &u0, &u1)
     j0, j1 = u0 * nr, u1 * nr
     cdef const floating* h_prev = <const floating*>a.h0
     cdef floating* g
     for k in range((T + a.chunk - 1) // a.chunk):
         chunk_bounds(k, a.chunk, T, a.reverse, &t0, &t1)
+        gt0 = gates_t0(a.all_steps, t0)
         project_task(t1 - t0, 3 * H, D, <const floating*>a.x + <size_t>t0 * D, a.packed,
                      <const floating*>a.w_ih, <const floating*>a.wih_p,
-                     <const floating*>a.bias_x, gates, 4 * H, tid, nt)
+                     <const floating*>a.bias_x, gates + <size_t>(t0 - gt0) * 4 * H, 4 * H,
+                     tid, nt)
         barrier_wait(&a.barrier)
         for s in range(t1 - t0):
             t = t1 - 1 - s if a.reverse else t0 + s
             if a.active != NULL and a.active[t] == 0:    # past the sequence's end
                 zero_rows(1, j1 - j0, y + <size_t>t * ldy + j0, ldy)
                 continue
-            g = gates + <size_t>(t - t0) * 4 * H
+            g = gates + <size_t>(t - gt0) * 4 * H
             packed_gemv_blocks(H, h_prev, <const floating*>a.whh_p, H,   # its units of each
                                3 if a.reset_after else 2, H, j0, j1, gh, False)  # gate block
             if a.reset_after:
@@ -91,12 +95,13 @@ cdef inline void forward_units_task(Forward* a, floating* _, int tid, int nt) no
     copy_rows(1, j1 - j0, h_prev + j0, H, <floating*>a.h_n + j0, H)
 
 
-cdef inline void forward_rows(Forward* a, floating* _, int t, int t0, int lo, int hi,
+cdef inline void forward_rows(Forward* a, floating* _, int t, int gt0, int lo, int hi,
                               const floating* h_prev, int ld_prev) noexcept nogil:
-    """Step t for batch rows [lo, hi), from states whose row 0 is at h_prev."""
+    """Step t for batch rows [lo, hi), from states whose row 0 is at h_prev; the
+    gates buffer starts at step gt0."""
     cdef int B = a.B, H = a.H, n = hi - lo
     cdef floating* gh = <floating*>a.gh + <size_t>lo * 3 * H
-    cdef floating* g = <floating*>a.gates + (<size_t>(t - t0) * B + lo) * 4 * H
+    cdef floating* g = <floating*>a.gates + (<size_t>(t - gt0) * B + lo) * 4 * H
     cdef floating* h = <floating*>a.y + (<size_t>t * B + lo) * a.ldy
     h_prev += <size_t>lo * ld_prev
     # reset-before: the r, z blocks only, W_hn's product needs r first
@@ -118,28 +123,30 @@ cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept
         return
     cdef int T = a.T, B = a.B, D = a.D, H = a.H, ldy = a.ldy
     cdef floating* y = <floating*>a.y
-    cdef int b0, b1, k, s, t, t0, t1
+    cdef int b0, b1, k, s, t, t0, t1, gt0
     cdef StepRows r
     split_batch(a.active, T, B, tid, nt, &b0, &b1)
     for k in range((T + a.chunk - 1) // a.chunk):
         chunk_bounds(k, a.chunk, T, a.reverse, &t0, &t1)
+        gt0 = gates_t0(a.all_steps, t0)
         project_task((t1 - t0) * B, 3 * H, D, <const floating*>a.x + <size_t>t0 * B * D,
                      a.packed, <const floating*>a.w_ih, <const floating*>a.wih_p,
-                     <const floating*>a.bias_x, <floating*>a.gates, 4 * H, tid, nt)
+                     <const floating*>a.bias_x,
+                     <floating*>a.gates + <size_t>(t0 - gt0) * B * 4 * H, 4 * H, tid, nt)
         barrier_wait(&a.barrier)
         for s in range(t1 - t0 if b1 > b0 else 0):
             t = t1 - 1 - s if a.reverse else t0 + s
             step_rows(a.active, T, B, a.reverse, t, b0, b1, &r)
             if r.cont > b0:      # from step t_prev's h
-                forward_rows(a, _, t, t0, b0, r.cont, y + <size_t>r.t_prev * B * ldy, ldy)
+                forward_rows(a, _, t, gt0, b0, r.cont, y + <size_t>r.t_prev * B * ldy, ldy)
             if r.end > r.cont:   # first steps: from h0
-                forward_rows(a, _, t, t0, r.cont, r.end, <const floating*>a.h0, H)
+                forward_rows(a, _, t, gt0, r.cont, r.end, <const floating*>a.h0, H)
             copy_rows(r.end - r.fin, H, y + (<size_t>t * B + r.fin) * ldy, ldy,
                       <floating*>a.h_n + <size_t>r.fin * H, H)
             zero_rows(b1 - r.end, H, y + (<size_t>t * B + r.end) * ldy, ldy)
             if not a.reset_after:   # saved r * h_{t-1}, which dW_hn sums over every row
                 zero_rows(b1 - r.end, H,
-                          <floating*>a.gates + (<size_t>(t - t0) * B + r.end) * 4 * H + 3 * H,
+                          <floating*>a.gates + (<size_t>(t - gt0) * B + r.end) * 4 * H + 3 * H,
                           4 * H)
         barrier_wait(&a.barrier)   # the next chunk's projection overwrites gates
 
@@ -159,14 +166,15 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                 floating[:, ::1] gh, floating[:, ::1] h_n,
                 floating[::1] wih_packed, floating[::1] whh_packed, int nthreads,
                 bint reverse, const int[::1] active, bint reset_after=True,
-                StepPlan plan=None, int plan_layer=0):
+                StepPlan plan=None, int plan_layer=0, int chunk=0):
     """Run one direction of a GRU layer over x (T, B, D) on up to nthreads threads.
 
     Writes h_t into y[t, :, y_off:y_off+H] and the last state into h_n.
     active: variable lengths, as in fastrnn._lstm.lstm_forward.
     gates (Tc, B, 4H) is the work buffer for Tc time steps; with Tc == T
     (training) it keeps the activations [r z n hn] of every step
-    ([r z n r*h_prev] when not reset_after).  gh (B, 3H) is work, as are
+    ([r z n r*h_prev] when not reset_after).  chunk: steps per input projection
+    (0: gates.shape[0]), as in fastrnn._lstm.lstm_forward.  gh (B, 3H) is work, as are
     wih_packed, whh_packed (packed_size(3H, D), packed_size(3H, H); when not
     reset_after packed_size(2H, H) + packed_size(H, H)).  bias_x (3H) is the
     bias folded into the input side (every bias when not reset_after, and
@@ -177,7 +185,9 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     cdef Forward a
     cdef int H = w_hh.shape[1]
     a.T, a.B, a.D, a.H = x.shape[0], x.shape[1], x.shape[2], H
-    a.ldy, a.chunk, a.reverse = y.shape[2], gates.shape[0], reverse
+    a.ldy, a.reverse = y.shape[2], reverse
+    a.chunk = chunk if 0 < chunk < gates.shape[0] else gates.shape[0]
+    a.all_steps = gates.shape[0] >= a.T
     a.x, a.bias_x, a.b_hn, a.h0 = &x[0, 0, 0], &bias_x[0], &b_hn[0], &h0[0, 0]
     a.wih_p, a.whh_p = &wih_packed[0], &whh_packed[0]
     a.w_ih, a.w_hh = &w_ih[0, 0], &w_hh[0, 0]

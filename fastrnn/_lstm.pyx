@@ -21,6 +21,7 @@ from fastrnn._cells cimport lstm_peep_grads, lstm_step_bwd, lstm_step_fwd
 from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemv_blocks,
                               panel_width, worth_packing)
 from fastrnn._seq cimport (GradArgs, StepRows, chunk_bounds, copy_rows, forward_threads,
+                           gates_t0,
                            param_grads_task, project_task, split_batch, step_rows,
                            zero_rows)
 from fastrnn._plan cimport StepPlan
@@ -28,7 +29,8 @@ from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel
 
 
 cdef struct Forward:
-    int T, B, D, H, ldy, chunk
+    int T, B, D, H, ldy, chunk   # chunk: steps per input projection
+    bint all_steps         # gates holds every step (training), else one chunk's
     bint reverse, keep_cells, split_units
     bint packed            # weights packed (else used as they are: short calls)
     const int* active      # rows covering each step (fastrnn/_seq.pxd StepRows), or NULL
@@ -57,7 +59,7 @@ cdef inline void forward_units_task(Forward* a, floating* _, int tid, int nt) no
     cdef floating* gates = <floating*>a.gates
     cdef floating* cells = <floating*>a.cells
     cdef const floating* whh_p = <const floating*>a.whh_p
-    cdef int u0, u1, j0, j1, q, k, s, t, t0, t1
+    cdef int u0, u1, j0, j1, q, k, s, t, t0, t1, gt0
     split_range(H // nr, tid, nt, &u0, &u1)
     j0, j1 = u0 * nr, u1 * nr
     cdef const floating* h_prev = <const floating*>a.h0
@@ -66,15 +68,17 @@ cdef inline void forward_units_task(Forward* a, floating* _, int tid, int nt) no
     cdef floating* c
     for k in range((T + a.chunk - 1) // a.chunk):
         chunk_bounds(k, a.chunk, T, a.reverse, &t0, &t1)
+        gt0 = gates_t0(a.all_steps, t0)
         project_task(t1 - t0, G, D, x + <size_t>t0 * D, a.packed, <const floating*>a.w_ih,
-                     <const floating*>a.wih_p, <const floating*>a.bias, gates, G, tid, nt)
+                     <const floating*>a.wih_p, <const floating*>a.bias,
+                     gates + <size_t>(t0 - gt0) * G, G, tid, nt)
         barrier_wait(&a.barrier)
         for s in range(t1 - t0):
             t = t1 - 1 - s if a.reverse else t0 + s
             if a.active != NULL and a.active[t] == 0:    # past the sequence's end
                 zero_rows(1, j1 - j0, y + <size_t>t * ldy + j0, ldy)
                 continue
-            g = gates + <size_t>(t - t0) * G
+            g = gates + <size_t>(t - gt0) * G
             packed_gemv_blocks(H, h_prev, whh_p, H, 4, H, j0, j1, g, True)  # its units of each gate
             c = cells + <size_t>t * H if a.keep_cells else cells
             lstm_step_fwd(1, H, j0, j1, g, c_prev, c, y + <size_t>t * ldy, ldy,
@@ -86,12 +90,13 @@ cdef inline void forward_units_task(Forward* a, floating* _, int tid, int nt) no
     copy_rows(1, j1 - j0, c_prev + j0, H, <floating*>a.c_n + j0, H)
 
 
-cdef inline void forward_rows(Forward* a, floating* _, int t, int t0, int lo, int hi,
+cdef inline void forward_rows(Forward* a, floating* _, int t, int gt0, int lo, int hi,
                               const floating* h_prev, int ld_prev,
                               const floating* c_prev) noexcept nogil:
-    """Step t for batch rows [lo, hi), from states whose row 0 is at h_prev, c_prev."""
+    """Step t for batch rows [lo, hi), from states whose row 0 is at h_prev, c_prev;
+    the gates buffer starts at step gt0."""
     cdef int B = a.B, H = a.H, G = 4 * a.H
-    cdef floating* g = <floating*>a.gates + (<size_t>(t - t0) * B + lo) * G
+    cdef floating* g = <floating*>a.gates + (<size_t>(t - gt0) * B + lo) * G
     cdef floating* c
     matmul_nt(a.packed, hi - lo, G, H, h_prev + <size_t>lo * ld_prev, ld_prev,
               <const floating*>a.w_hh, <const floating*>a.whh_p, g, G, True)
@@ -111,24 +116,26 @@ cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept
     cdef const floating* x = <const floating*>a.x
     cdef floating* y = <floating*>a.y
     cdef floating* cells = <floating*>a.cells
-    cdef int b0, b1, k, s, t, t0, t1
+    cdef int b0, b1, k, s, t, t0, t1, gt0
     cdef StepRows r
     cdef size_t t_cells
     split_batch(a.active, T, B, tid, nt, &b0, &b1)
     for k in range((T + a.chunk - 1) // a.chunk):
         chunk_bounds(k, a.chunk, T, a.reverse, &t0, &t1)
+        gt0 = gates_t0(a.all_steps, t0)
         project_task((t1 - t0) * B, G, D, x + <size_t>t0 * B * D, a.packed,
                      <const floating*>a.w_ih, <const floating*>a.wih_p,
-                     <const floating*>a.bias, <floating*>a.gates, G, tid, nt)
+                     <const floating*>a.bias,
+                     <floating*>a.gates + <size_t>(t0 - gt0) * B * G, G, tid, nt)
         barrier_wait(&a.barrier)
         for s in range(t1 - t0 if b1 > b0 else 0):
             t = t1 - 1 - s if a.reverse else t0 + s
             step_rows(a.active, T, B, a.reverse, t, b0, b1, &r)
             if r.cont > b0:      # from step t_prev's h and c
-                forward_rows(a, _, t, t0, b0, r.cont, y + <size_t>r.t_prev * B * ldy, ldy,
+                forward_rows(a, _, t, gt0, b0, r.cont, y + <size_t>r.t_prev * B * ldy, ldy,
                              cells + <size_t>r.t_prev * B * H if a.keep_cells else cells)
             if r.end > r.cont:   # first steps: from h0, c0
-                forward_rows(a, _, t, t0, r.cont, r.end, <const floating*>a.h0, H,
+                forward_rows(a, _, t, gt0, r.cont, r.end, <const floating*>a.h0, H,
                              <const floating*>a.c0)
             t_cells = <size_t>t * B if a.keep_cells else 0
             copy_rows(r.end - r.fin, H, y + (<size_t>t * B + r.fin) * ldy, ldy,
@@ -154,7 +161,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                  floating[:, :, ::1] cells, floating[:, ::1] h_n, floating[:, ::1] c_n,
                  floating[::1] wih_packed, floating[::1] whh_packed, int nthreads,
                  bint reverse, const int[::1] active, const floating[:, ::1] peephole=None,
-                 StepPlan plan=None, int plan_layer=0):
+                 StepPlan plan=None, int plan_layer=0, int chunk=0):
     """Run one direction of an LSTM layer over x (T, B, D) on up to nthreads threads.
 
     Writes h_t into y[t, :, y_off:y_off+H], the last state into h_n, c_n.
@@ -164,6 +171,8 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     gates (Tc, B, 4H) is the work buffer of Tc time steps; cells is (T, B, H)
     to keep every c_t (training: then Tc == T and gates keeps the
     activations [i f g o]) or (1, B, H) to update c in place (inference).
+    chunk: steps per input projection (0: gates.shape[0]); in training, projecting
+    a chunk just before its steps keeps its gates in cache.
     bias is b_ih + b_hh.  wih_packed, whh_packed are work for the packed
     weights (packed_size(4H, D) and packed_size(4H, H)).  peephole is
     [p_i p_f p_o] (3, H), or None for none.
@@ -176,7 +185,9 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
         a.peep = &peephole[0, 0]
     cdef int H = w_hh.shape[1]
     a.T, a.B, a.D, a.H = x.shape[0], x.shape[1], x.shape[2], H
-    a.ldy, a.chunk, a.reverse = y.shape[2], gates.shape[0], reverse
+    a.ldy, a.reverse = y.shape[2], reverse
+    a.chunk = chunk if 0 < chunk < gates.shape[0] else gates.shape[0]
+    a.all_steps = gates.shape[0] >= a.T
     a.keep_cells = cells.shape[0] == a.T
     a.x, a.bias, a.h0, a.c0 = &x[0, 0, 0], &bias[0], &h0[0, 0], &c0[0, 0]
     a.wih_p, a.whh_p = &wih_packed[0], &whh_packed[0]

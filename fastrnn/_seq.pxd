@@ -110,6 +110,13 @@ cdef inline void chunk_bounds(int k, int chunk, int T, bint reverse,
         t1[0] = t0[0] + chunk if t0[0] + chunk < T else T
 
 
+cdef inline int gates_t0(bint all_steps, int t0) noexcept nogil:
+    """The step whose gates are row 0 of a forward's gates buffer, in the chunk that
+    starts at step t0: 0 when the buffer holds every step (training keeps them
+    all), else t0 (inference reuses a buffer of one chunk)."""
+    return 0 if all_steps else t0
+
+
 cdef inline int forward_threads(int B, int H, int nthreads, bint packed, int nr,
                                 bint* split_units) noexcept nogil:
     """Threads for a forward time loop, and whether they share hidden units.

@@ -90,8 +90,8 @@ class GRU(RecurrentLayer):
         else:
             bias_x = np.zeros(3 * H, self.dtype)
             b_hn = np.zeros(H, self.dtype)
-        steps = T if training else self._chunk_steps(T, B, 4 * H)
-        gates = np.empty((steps, B, 4 * H), self.dtype)
+        chunk = self._chunk_steps(T, B, 4 * H)
+        gates = np.empty((T if training else chunk, B, 4 * H), self.dtype)
         gh = np.empty((B, 3 * H), self.dtype)
         # reset-before packs W_h{r,z} and W_hn apart: at most one panel more
         whh_rows = 3 * H if self.reset_after else 3 * H + panel_width(self.dtype.itemsize)
@@ -99,7 +99,7 @@ class GRU(RecurrentLayer):
                          states_n[0], self._packed_weights(3 * H, x.shape[2], calls),
                          self._packed_weights(whh_rows, H, calls),
                          self._threads(T, B, x.shape[2]), self._backwards_in_time(direction),
-                         active, self.reset_after, plan=plan, plan_layer=layer)
+                         active, self.reset_after, plan=plan, plan_layer=layer, chunk=chunk)
         return gates if training else None
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,

@@ -75,11 +75,12 @@ class LSTM(RecurrentLayer):
         H = self.hidden_size
         calls = T * B if plan is None else None   # a plan packs once for all its steps
         bias = b_ih + b_hh if self.bias else np.zeros(4 * H, self.dtype)
+        chunk = self._chunk_steps(T, B, 4 * H)
         if training:     # keep every step's activations and cell for backward
             gates = np.empty((T, B, 4 * H), self.dtype)
             cells = np.empty((T, B, H), self.dtype)
         else:            # a bounded projection chunk and one cell updated in place
-            gates = np.empty((self._chunk_steps(T, B, 4 * H), B, 4 * H), self.dtype)
+            gates = np.empty((chunk, B, 4 * H), self.dtype)
             cells = np.empty((1, B, H), self.dtype)
         (h0, c0), (h_n, c_n) = states0, states_n
         _FORWARD[self.dtype](x, w_ih, w_hh, bias, h0, c0, y, direction * H, gates, cells,
@@ -87,7 +88,7 @@ class LSTM(RecurrentLayer):
                            self._packed_weights(4 * H, H, calls), self._threads(T, B, x.shape[2]),
                            self._backwards_in_time(direction), active,
                            self._peephole(layer, direction, self.params), plan=plan,
-                           plan_layer=layer)
+                           plan_layer=layer, chunk=chunk)
         return (gates, cells) if training else None
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,

@@ -315,17 +315,17 @@ def test_empty_batch_with_lengths():
 
 @pytest.mark.parametrize("cell, variant", [(c, {}) for c in CELLS]
                          + [("gru", dict(reset_after=False)), ("lstm", dict(peephole=True))])
-def test_inference_in_chunks_of_steps(cell, variant, monkeypatch):
-    """Inference projects the input a few steps at a time (bounded memory); with lengths
-    the chunks must still line up with each row's steps, both directions."""
+def test_in_chunks_of_steps(cell, variant, monkeypatch):
+    """Inference and training forward project the input a few steps at a time (bounded
+    memory, gates found in cache); with lengths the chunks must still line up with each
+    row's steps, both directions, and training's saved gates must all be there for
+    backward."""
     monkeypatch.setattr(_base, "_CHUNK_ELEMENTS", 100)    # a chunk of 1 or 2 steps
     cfg = dict(T=7, lengths=[7, 3, 5, 1], L=2, bidir=True, bf=False, bias=True, s0=True)
     key = ("lengths-chunks", variant_id_of(cell, variant))
     layer, x, lengths, state0, dy, dstate_n = random_case(cell, np.float64, cfg, key, **variant)
     expected = per_sequence_reference(layer, x, lengths, state0, dy, dstate_n)
-    y, state_n = layer(x, state0, lengths=lengths)
-    assert_close(y, expected["y"], np.float64, "y")
-    assert_close(state_n, expected["state_n"], np.float64, "state_n")
+    check_against(layer, x, lengths, state0, dy, dstate_n, expected, np.float64)
 
 
 def variant_id_of(cell, variant):
