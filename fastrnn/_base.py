@@ -206,7 +206,8 @@ class RecurrentLayer(ParamModule):
         """
         G = self._gate_count * self.hidden_size
         flops = 2 * T * B * G * (in_size + self.hidden_size)
-        if flops < _THREADED_MIN_FLOPS or (B == 1 and G * self.hidden_size < _UNIT_SPLIT_MIN_WEIGHTS):
+        if flops < _THREADED_MIN_FLOPS or (
+                B == 1 and G * self.hidden_size < _UNIT_SPLIT_MIN_WEIGHTS):
             return 1
         return get_num_threads()
 
