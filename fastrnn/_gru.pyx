@@ -21,10 +21,10 @@ The 4th block of a gates row keeps r * h_{t-1}, which dW_hn pairs with.
 from cython cimport floating
 from fastrnn._cells cimport (gru_rb_step_bwd_r, gru_rb_step_bwd_zn, gru_rb_step_fwd,
                              gru_rb_step_reset, gru_step_bwd, gru_step_fwd)
-from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemv_blocks,
+from fastrnn._packed cimport (matmul_nt, packed_gemm, packed_gemv_blocks,
                               panel_width, worth_packing)
-from fastrnn._seq cimport (GradArgs, StepRows, chunk_bounds, copy_rows, forward_threads,
-                           gates_t0,
+from fastrnn._seq cimport (GradArgs, Packs, StepRows, add_pack, chunk_bounds, copy_rows,
+                           forward_threads, gates_t0, packs_task,
                            param_grads_task, project_task, split_batch, step_rows,
                            zero_rows)
 from fastrnn._plan cimport StepPlan
@@ -51,6 +51,7 @@ cdef struct Forward:
     void* gates            # (chunk, B, 4H)
     void* gh               # (B, 3H)
     void* h_n
+    Packs packs            # the weights to pack first (none for short calls or a plan)
     fr_barrier barrier
 
 
@@ -118,6 +119,9 @@ cdef inline void forward_rows(Forward* a, floating* _, int t, int gt0, int lo, i
 
 
 cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept nogil:
+    if a.packs.count > 0:    # every weight packed before any product reads it
+        packs_task(&a.packs, _, tid, nt)
+        barrier_wait(&a.barrier)
     if a.split_units:
         forward_units_task(a, _, tid, nt)
         return
@@ -202,13 +206,18 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     cdef fr_task_fn task = forward_task_f32 if floating is float else forward_task_f64
     nthreads = forward_threads(a.B, H, nthreads, a.packed, nr, &a.split_units)
     cdef bint planned = plan is not None
+    a.packs.count = 0
+    if a.packed:
+        add_pack(&a.packs, 3 * H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
+        add_pack(&a.packs, 3 * H if reset_after else 2 * H, H, &w_hh[0, 0], H, 1,
+                 &whh_packed[0])
+        if not reset_after:
+            add_pack(&a.packs, H, H, &w_hh[2 * H, 0], H, 1, <floating*>a.whn_p)
     with nogil:
-        if a.packed:
-            pack_panels(3 * H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
-            pack_panels(3 * H if reset_after else 2 * H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
-            if not reset_after:
-                pack_panels(H, H, &w_hh[2 * H, 0], H, 1, <floating*>a.whn_p)
-        if not planned:
+        if planned:       # packed once, here, for all the plan's steps
+            packs_task(&a.packs, &wih_packed[0], 0, 1)
+            a.packs.count = 0
+        else:
             run_parallel(nthreads, task, &a, &a.barrier)
     if planned:
         plan.set_layer(plan_layer, &a, sizeof(Forward), <size_t>(<char*>&a.barrier - <char*>&a),
@@ -228,6 +237,7 @@ cdef struct Backward:
     void* dgi              # (T, B, 3H)
     void* dgh              # (T, B, 3H)
     GradArgs grads
+    Packs packs            # W_hh^T and W_ih^T, packed first
     fr_barrier barrier
 
 
@@ -258,6 +268,8 @@ cdef inline void backward_task(Backward* a, floating* _, int tid, int nt) noexce
     cdef int b0, b1, s, t
     cdef StepRows r
     cdef int G_h = 3 * H if a.reset_after else 2 * H   # blocks of W_hh in dh's product
+    packs_task(&a.packs, _, tid, nt)
+    barrier_wait(&a.barrier)
     split_batch(a.grads.active, T, B, tid, nt, &b0, &b1)
     for s in range(T if b1 > b0 else 0):
         t = s if a.reverse else T - 1 - s   # backward visits time against the forward order
@@ -334,7 +346,8 @@ def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.grads.G_prev = 3 * H if reset_after else 2 * H
     a.grads.hx, a.grads.ldhx, a.grads.hx_packed = &gates[0, 0, 3 * H], 4 * H, &dgh_packed[0]
     cdef fr_task_fn task = backward_task_f32 if floating is float else backward_task_f64
+    a.packs.count = 0
+    add_pack(&a.packs, H, 3 * H, &w_hh[0, 0], 1, H, &whhT_packed[0])
+    add_pack(&a.packs, D, 3 * H, &w_ih[0, 0], 1, D, &wihT_packed[0])
     with nogil:
-        pack_panels(H, 3 * H, &w_hh[0, 0], 1, H, &whhT_packed[0])
-        pack_panels(D, 3 * H, &w_ih[0, 0], 1, D, &wihT_packed[0])
         run_parallel(nthreads, task, &a, &a.barrier)

@@ -18,10 +18,10 @@ steps, taken after backward's time loop by hidden units.
 
 from cython cimport floating
 from fastrnn._cells cimport lstm_peep_grads, lstm_step_bwd, lstm_step_fwd
-from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemv_blocks,
+from fastrnn._packed cimport (matmul_nt, packed_gemm, packed_gemv_blocks,
                               panel_width, worth_packing)
-from fastrnn._seq cimport (GradArgs, StepRows, chunk_bounds, copy_rows, forward_threads,
-                           gates_t0,
+from fastrnn._seq cimport (GradArgs, Packs, StepRows, add_pack, chunk_bounds, copy_rows,
+                           forward_threads, gates_t0, packs_task,
                            param_grads_task, project_task, split_batch, step_rows,
                            zero_rows)
 from fastrnn._plan cimport StepPlan
@@ -48,6 +48,7 @@ cdef struct Forward:
     void* cells            # (T, B, H) or (1, B, H)
     void* h_n
     void* c_n
+    Packs packs            # the weights to pack first (none for short calls or a plan)
     fr_barrier barrier
 
 
@@ -109,6 +110,9 @@ cdef inline void forward_rows(Forward* a, floating* _, int t, int gt0, int lo, i
 
 
 cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept nogil:
+    if a.packs.count > 0:    # every weight packed before any product reads it
+        packs_task(&a.packs, _, tid, nt)
+        barrier_wait(&a.barrier)
     if a.split_units:
         forward_units_task(a, _, tid, nt)
         return
@@ -200,11 +204,15 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     nthreads = forward_threads(a.B, H, nthreads, a.packed, panel_width(&wih_packed[0]),
                                &a.split_units)
     cdef bint planned = plan is not None
+    a.packs.count = 0
+    if a.packed:
+        add_pack(&a.packs, 4 * H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
+        add_pack(&a.packs, 4 * H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
     with nogil:
-        if a.packed:
-            pack_panels(4 * H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
-            pack_panels(4 * H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
-        if not planned:
+        if planned:       # packed once, here, for all the plan's steps
+            packs_task(&a.packs, &wih_packed[0], 0, 1)
+            a.packs.count = 0
+        else:
             run_parallel(nthreads, task, &a, &a.barrier)
     if planned:
         plan.set_layer(plan_layer, &a, sizeof(Forward), <size_t>(<char*>&a.barrier - <char*>&a),
@@ -226,6 +234,7 @@ cdef struct Backward:
     void* dc               # (B, H): dc_n in, dc0 out
     void* dgates           # (T, B, 4H)
     GradArgs grads
+    Packs packs            # W_hh^T and W_ih^T, packed first
     fr_barrier barrier
 
 
@@ -247,6 +256,8 @@ cdef inline void backward_task(Backward* a, floating* _, int tid, int nt) noexce
     cdef floating* dgates = <floating*>a.dgates
     cdef int b0, b1, s, t
     cdef StepRows r
+    packs_task(&a.packs, _, tid, nt)
+    barrier_wait(&a.barrier)
     split_batch(a.grads.active, T, B, tid, nt, &b0, &b1)
     for s in range(T if b1 > b0 else 0):
         t = s if a.reverse else T - 1 - s   # backward visits time against the forward order
@@ -347,7 +358,8 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.grads.db_ih, a.grads.db_hh = &db_ih[0], &db_hh[0]
     a.grads.G_prev = 4 * H     # every column of dW_hh pairs with h_{t-1}
     cdef fr_task_fn task = backward_task_f32 if floating is float else backward_task_f64
+    a.packs.count = 0
+    add_pack(&a.packs, H, 4 * H, &w_hh[0, 0], 1, H, &whhT_packed[0])
+    add_pack(&a.packs, D, 4 * H, &w_ih[0, 0], 1, D, &wihT_packed[0])
     with nogil:
-        pack_panels(H, 4 * H, &w_hh[0, 0], 1, H, &whhT_packed[0])
-        pack_panels(D, 4 * H, &w_ih[0, 0], 1, D, &wihT_packed[0])
         run_parallel(nthreads, task, &a, &a.barrier)

@@ -27,7 +27,7 @@ cdef extern from "fastrnn_gemm.h" nogil:
                                    int accumulate)
 
 
-cdef inline int panel_width(floating* dummy) noexcept nogil:
+cdef inline int panel_width(const floating* dummy) noexcept nogil:
     return FR_PANEL_F32 if floating is float else FR_PANEL_F64
 
 

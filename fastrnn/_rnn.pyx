@@ -11,9 +11,10 @@ hidden units, as in fastrnn/_lstm.pyx.
 
 from cython cimport floating
 from fastrnn._cells cimport rnn_step_bwd, rnn_step_fwd
-from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemv_blocks,
+from fastrnn._packed cimport (matmul_nt, packed_gemm, packed_gemv_blocks,
                               panel_width, worth_packing)
-from fastrnn._seq cimport (GradArgs, StepRows, chunk_bounds, copy_rows, forward_threads,
+from fastrnn._seq cimport (GradArgs, Packs, StepRows, add_pack, chunk_bounds, copy_rows,
+                           forward_threads, packs_task,
                            param_grads_task, project_task, split_batch, step_rows,
                            zero_rows)
 from fastrnn._plan cimport StepPlan
@@ -35,6 +36,7 @@ cdef struct Forward:
     void* y                # &y[0, 0, y_off], row stride ldy
     void* pre              # (chunk, B, H)
     void* h_n
+    Packs packs            # the weights to pack first (none for short calls or a plan)
     fr_barrier barrier
 
 
@@ -78,6 +80,9 @@ cdef inline void forward_rows(Forward* a, floating* _, int t, int t0, int lo, in
 
 
 cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept nogil:
+    if a.packs.count > 0:    # every weight packed before any product reads it
+        packs_task(&a.packs, _, tid, nt)
+        barrier_wait(&a.barrier)
     if a.split_units:
         forward_units_task(a, _, tid, nt)
         return
@@ -143,11 +148,15 @@ def rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     nthreads = forward_threads(a.B, H, nthreads, a.packed, panel_width(&wih_packed[0]),
                                &a.split_units)
     cdef bint planned = plan is not None
+    a.packs.count = 0
+    if a.packed:
+        add_pack(&a.packs, H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
+        add_pack(&a.packs, H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
     with nogil:
-        if a.packed:
-            pack_panels(H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
-            pack_panels(H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
-        if not planned:
+        if planned:       # packed once, here, for all the plan's steps
+            packs_task(&a.packs, &wih_packed[0], 0, 1)
+            a.packs.count = 0
+        else:
             run_parallel(nthreads, task, &a, &a.barrier)
     if planned:
         plan.set_layer(plan_layer, &a, sizeof(Forward), <size_t>(<char*>&a.barrier - <char*>&a),
@@ -164,6 +173,7 @@ cdef struct Backward:
     void* dh               # (B, H): dh_n in, dh0 out
     void* dpre             # (T, B, H)
     GradArgs grads
+    Packs packs            # W_hh^T and W_ih^T, packed first
     fr_barrier barrier
 
 
@@ -172,6 +182,8 @@ cdef inline void backward_task(Backward* a, floating* _, int tid, int nt) noexce
     cdef floating* dpre = <floating*>a.dpre
     cdef int b0, b1, s, t
     cdef StepRows r
+    packs_task(&a.packs, _, tid, nt)
+    barrier_wait(&a.barrier)
     split_batch(a.grads.active, T, B, tid, nt, &b0, &b1)
     cdef floating* dh = <floating*>a.dh + <size_t>b0 * H
     cdef size_t row
@@ -234,7 +246,8 @@ def rnn_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.grads.db_ih, a.grads.db_hh = &db_ih[0], &db_hh[0]
     a.grads.G_prev = H     # every column of dW_hh pairs with h_{t-1}
     cdef fr_task_fn task = backward_task_f32 if floating is float else backward_task_f64
+    a.packs.count = 0
+    add_pack(&a.packs, H, H, &w_hh[0, 0], 1, H, &whhT_packed[0])
+    add_pack(&a.packs, D, H, &w_ih[0, 0], 1, D, &wihT_packed[0])
     with nogil:
-        pack_panels(H, H, &w_hh[0, 0], 1, H, &whhT_packed[0])
-        pack_panels(D, H, &w_ih[0, 0], 1, D, &wihT_packed[0])
         run_parallel(nthreads, task, &a, &a.barrier)
