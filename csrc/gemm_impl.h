@@ -210,10 +210,17 @@ static inline __attribute__((always_inline)) void FR_FN(packed_gemm_block)(
 
 /* C[m, n] (+)= sum_k A[m, k] W[n, k]  for m < M and n in [n0, n1), W packed;
  * arguments as in packed_gemm_block.  Long sums (the weight gradients sum
- * over all T*B rows) go in blocks of FR_KC terms, so the block of A stays in
- * L2 and the panel's slice in L1 while every row block passes over them. */
+ * over all T*B rows) go in blocks of FR_KC terms, so the panel's slice stays
+ * in L1 while every row block passes over it; many rows (dX sums over T*B
+ * rows) go in blocks of at most FR_A_BYTES of A, so the block of A stays in
+ * L2 while every panel passes over it (measured: dX of an LSTM at
+ * (50, 128, 512, 512) went from 86 to 77 ms).  Each C element still sums
+ * its K blocks in order, so the blocking never changes a result. */
 #ifndef FR_KC
 #define FR_KC 256
+#endif
+#ifndef FR_A_BYTES
+#define FR_A_BYTES (256 * 1024)
 #endif
 FR_KERNEL void FR_FN(packed_gemm)(int M, int n0, int n1, int K, const REAL *restrict A,
                                   long sam, long sak, const REAL *restrict Wp, int kpanel,
@@ -226,8 +233,15 @@ FR_KERNEL void FR_FN(packed_gemm)(int M, int n0, int n1, int K, const REAL *rest
     }
     for (int k0 = 0; k0 < K; k0 += FR_KC) {
         int kb = K - k0 < FR_KC ? K - k0 : FR_KC;
-        FR_FN(packed_gemm_block)(M, n0, n1, kb, A + k0 * sak, sam, sak, Wp + (size_t)k0 * NR,
-                                 kpanel, C, scm, scn, accumulate || k0 > 0);
+        /* rows per block: a multiple of 12, so that blocks keep the 4- and 6-row tiles */
+        long mc = FR_A_BYTES / ((long)kb * (long)sizeof(REAL)) / 12 * 12;
+        mc = mc < 12 ? 12 : mc;
+        for (long m0 = 0; m0 < M; m0 += mc) {
+            int mb = (int)(M - m0 < mc ? M - m0 : mc);
+            FR_FN(packed_gemm_block)(mb, n0, n1, kb, A + m0 * sam + k0 * sak, sam, sak,
+                                     Wp + (size_t)k0 * NR, kpanel, C + m0 * scm, scm, scn,
+                                     accumulate || k0 > 0);
+        }
     }
 }
 
