@@ -28,10 +28,6 @@
 #define FR_SPIN_NS 1000000L  /* how long an idle worker polls before sleeping: waking a
                                 sleeping thread costs tens to hundreds of us in a VM */
 #endif
-#ifndef FR_YIELD_AFTER_NS
-#define FR_YIELD_AFTER_NS 5000L  /* how long a waiting thread polls with the CPU's pause
-                                    before it also yields the CPU between polls */
-#endif
 
 typedef void (*fr_task_fn)(void *ctx, int tid, int nthreads);
 
@@ -83,22 +79,13 @@ static void fr_barrier_wait(fr_barrier *b)
         return;
     }
     /* Spin: the other tasks are on other cores and arrive within a step
-     * (microseconds).  Past FR_YIELD_AFTER_NS one of them is probably not
-     * running (more runnable threads than cores, or two tasks on one core),
-     * so give the CPU away between polls rather than burn the time slice it
-     * may need.  Measured with both tasks forced onto one core: a count of
-     * 2048 polls first (about 40 us) made a batch-1 LSTM call 75 times
-     * slower than on one thread. */
-    long start = 0;
+     * (microseconds).  Past a few thousand polls one of them was probably
+     * descheduled (more runnable threads than cores), so give the CPU away
+     * between polls rather than burn the time slice it may need. */
     for (unsigned i = 1; __atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) == s; ++i) {
         fr_cpu_relax();
-        if ((i & 63) == 0) {
-            long t = fr_now_ns();
-            if (start == 0)
-                start = t;
-            else if (t - start > FR_YIELD_AFTER_NS)
-                sched_yield();
-        }
+        if (i >= 2048)
+            sched_yield();
     }
 }
 
@@ -124,17 +111,12 @@ static void *fr_worker_main(void *arg)
      * have been published by the time the thread runs, and it must see it. */
     long seen = fr_pool.start_generation[id];
     for (;;) {
-        long start = fr_now_ns(), deadline = start + FR_SPIN_NS;
+        long deadline = fr_now_ns() + FR_SPIN_NS;
         unsigned i = 0;
         while (__atomic_load_n(&fr_pool.generation, __ATOMIC_ACQUIRE) == seen) {
             fr_cpu_relax();
-            if ((++i & 0xff) == 0) {
-                long t = fr_now_ns();
-                if (t > deadline)
-                    break;
-                if (t - start > FR_YIELD_AFTER_NS)   /* let a caller on this core run */
-                    sched_yield();
-            }
+            if ((++i & 0xff) == 0 && fr_now_ns() > deadline)
+                break;
         }
         if (__atomic_load_n(&fr_pool.generation, __ATOMIC_ACQUIRE) == seen) {
             pthread_mutex_lock(&fr_pool.lock);
@@ -225,17 +207,12 @@ static int fr_pool_run(int n, fr_task_fn fn, void *ctx, fr_barrier *barrier)
         return 1;
     }
     fn(ctx, 0, n);
-    long start = fr_now_ns(), deadline = start + FR_SPIN_NS;
+    long deadline = fr_now_ns() + FR_SPIN_NS;
     unsigned i = 0;
     while (__atomic_load_n(&fr_pool.remaining, __ATOMIC_ACQUIRE) > 0) {
         fr_cpu_relax();
-        if ((++i & 0xff) == 0) {
-            long t = fr_now_ns();
-            if (t > deadline)
-                break;
-            if (t - start > FR_YIELD_AFTER_NS)   /* let a worker on this core finish */
-                sched_yield();
-        }
+        if ((++i & 0xff) == 0 && fr_now_ns() > deadline)
+            break;
     }
     pthread_mutex_lock(&fr_pool.lock);
     while (__atomic_load_n(&fr_pool.remaining, __ATOMIC_ACQUIRE) > 0)
