@@ -24,7 +24,7 @@ from fastrnn._seq cimport (GradArgs, Packs, StepRows, add_pack, chunk_bounds, co
                            forward_threads, gates_t0, packs_task,
                            param_grads_task, project_task, split_batch, step_rows,
                            zero_rows)
-from fastrnn._plan cimport StepPlan
+from fastrnn._plan cimport StepPlan, run_or_plan
 from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel, split_range
 
 
@@ -203,20 +203,13 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     cdef fr_task_fn task = forward_task_f32 if floating is float else forward_task_f64
     nthreads = forward_threads(a.B, H, nthreads, a.packed, panel_width(&wih_packed[0]),
                                &a.split_units)
-    cdef bint planned = plan is not None
     a.packs.count = 0
     if a.packed:
         add_pack(&a.packs, 4 * H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
         add_pack(&a.packs, 4 * H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
-    with nogil:
-        if planned:       # packed once, here, for all the plan's steps
-            packs_task(&a.packs, &wih_packed[0], 0, 1)
-            a.packs.count = 0
-        else:
-            run_parallel(nthreads, task, &a, &a.barrier)
-    if planned:
-        plan.set_layer(plan_layer, &a, sizeof(Forward), <size_t>(<char*>&a.barrier - <char*>&a),
-                       task, nthreads)
+    run_or_plan(plan, plan_layer, &a, sizeof(Forward), &a.barrier, &a.packs, &wih_packed[0],
+                task, nthreads)
+    if plan is not None:
         plan.keep += [x, w_ih, w_hh, bias, h0, c0, y, gates, cells, h_n, c_n, wih_packed, whh_packed, peephole]
 
 

@@ -1,6 +1,8 @@
 # A stack's one-step call set up once: see fastrnn/_plan.pyx.
 
-from fastrnn._threads cimport fr_task_fn
+from cython cimport floating
+from fastrnn._seq cimport Packs, packs_task
+from fastrnn._threads cimport fr_barrier, fr_task_fn, run_parallel
 
 
 cdef class StepPlan:
@@ -17,3 +19,20 @@ cdef class StepPlan:
 
     cdef void set_layer(self, int layer, const void* args, size_t size, size_t barrier_offset,
                         fr_task_fn task, int nthreads) except *
+
+
+cdef inline void run_or_plan(StepPlan plan, int layer, void* args, size_t size,
+                             fr_barrier* barrier, Packs* packs, floating* _, fr_task_fn task,
+                             int nthreads) except *:
+    """The end of a cell's forward function: run its job (args, size bytes, with its
+    barrier and weight packs inside) on nthreads threads; or, with a plan, pack the
+    weights once, here, and keep the arguments as the plan's layer `layer` (the
+    caller adds the arrays they point into to plan.keep)."""
+    if plan is None:
+        with nogil:
+            run_parallel(nthreads, task, args, barrier)
+        return
+    with nogil:
+        packs_task(packs, _, 0, 1)
+    packs.count = 0     # packed for all the plan's steps
+    plan.set_layer(layer, args, size, <size_t>(<char*>barrier - <char*>args), task, nthreads)
