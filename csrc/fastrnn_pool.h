@@ -14,6 +14,19 @@
  * synchronise with fr_barrier_wait on the job's barrier, which fr_pool_run
  * initialises for m tasks before any starts.
  *
+ * fr_pool_run_staged(n, fn, ctx, nstages, nparts) runs a job of stages in
+ * order, each of nparts parts: fn(ctx, stage, part, nparts) for every pair,
+ * the parts of a stage after every part of the stages before it.  Parts are
+ * claimed, not assigned: a thread takes any part not yet taken (its own,
+ * part == tid, first, so each thread keeps its data in its own cache).  So
+ * a thread the OS has descheduled holds up nobody unless it is inside a
+ * part, and the caller does all the parts itself when the workers are
+ * asleep or their cores are taken.  The caller does not wait for workers
+ * that hold no part, either: it returns when every part is done, and a
+ * worker that comes late finds the job gone.  For a single sequence split
+ * over threads, whose steps are microseconds, that is the difference
+ * between running at one thread's speed and stalling at every step.
+ *
  * Included by exactly one extension module (fastrnn/_threads.pyx); others
  * reach it through that module's cimportable functions, so the process has
  * one pool.
@@ -30,6 +43,9 @@
 #endif
 
 typedef void (*fr_task_fn)(void *ctx, int tid, int nthreads);
+typedef void (*fr_part_fn)(void *ctx, long stage, int part, int nparts);
+
+#define FR_MAX_PARTS 8       /* parts per stage of a staged job */
 
 /* Sense-reversing barrier for the m tasks of one job. */
 typedef struct {
@@ -89,20 +105,119 @@ static void fr_barrier_wait(fr_barrier *b)
     }
 }
 
+/* The claims of a staged job: one word, so that a claim is one CAS that
+ * also checks the job is still the current one.  Bits 63..44: the job's
+ * generation (mod 2^20), 43..8: the stage being claimed, 7..0: its parts
+ * claimed.  A late worker's CAS fails because the generation differs; it
+ * could only succeed if the worker were descheduled between its load of the
+ * word and its CAS for 2^19 jobs, and the word then held the same stage and
+ * mask again. */
+#define FR_GEN_BITS 20
+#define FR_MASK_BITS 8
+
+static inline unsigned long fr_claim_word(long gen, long stage, unsigned mask)
+{
+    return ((unsigned long)gen << (64 - FR_GEN_BITS))
+           | (((unsigned long)stage << FR_MASK_BITS) & ((1UL << (64 - FR_GEN_BITS)) - 1))
+           | mask;
+}
+
+static inline long fr_claim_gen(unsigned long w) { return (long)(w >> (64 - FR_GEN_BITS)); }
+static inline long fr_claim_stage(unsigned long w)
+{
+    return (long)((w & ((1UL << (64 - FR_GEN_BITS)) - 1)) >> FR_MASK_BITS);
+}
+static inline unsigned fr_claim_mask(unsigned long w) { return (unsigned)(w & 0xff); }
+
+typedef struct {
+    unsigned long word;   /* see fr_claim_word */
+    long done;            /* parts finished, over all stages so far */
+} fr_claims;
+
+/* Claim and run parts of the staged job `gen` until none is left to claim.
+ * Returns when every part is claimed (not necessarily done) or the job is no
+ * longer the current one.  fn and ctx are used only under a claim, that is
+ * while the job's caller is still waiting for the claimed part. */
+static void fr_staged_loop(fr_claims *c, long gen, int tid, fr_part_fn fn, void *ctx,
+                           long nstages, int nparts)
+{
+    unsigned full = (1u << nparts) - 1;
+    unsigned i = 0;
+    gen &= (1L << FR_GEN_BITS) - 1;
+    for (;;) {
+        unsigned long w = __atomic_load_n(&c->word, __ATOMIC_ACQUIRE);
+        if (fr_claim_gen(w) != gen)
+            return;
+        long stage = fr_claim_stage(w);
+        unsigned mask = fr_claim_mask(w);
+        if (mask == full) {
+            if (stage + 1 >= nstages)
+                return;
+            /* The next stage opens when every part before it is done. */
+            if (__atomic_load_n(&c->done, __ATOMIC_ACQUIRE) < (stage + 1) * nparts) {
+                fr_cpu_relax();
+                if (++i >= 2048)
+                    sched_yield();   /* as in fr_barrier_wait */
+                continue;
+            }
+            stage++;
+            mask = 0;
+        }
+        i = 0;
+        int part = tid % nparts;
+        while (mask & (1u << part))
+            part = (part + 1) % nparts;
+        if (!__atomic_compare_exchange_n(&c->word, &w, fr_claim_word(gen, stage, mask | (1u << part)),
+                                         0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            continue;
+        fn(ctx, stage, part, nparts);
+        __atomic_add_fetch(&c->done, 1, __ATOMIC_RELEASE);
+    }
+}
+
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake;       /* workers sleep here between jobs */
     pthread_cond_t done;       /* the caller sleeps here until workers finish */
     int started;               /* worker threads running */
     int busy;                  /* a job is in progress */
-    long generation;           /* incremented per job; workers watch it */
+    long generation;           /* +2 per job, odd while one is published; workers watch it */
     int remaining;             /* workers yet to finish the current job */
     fr_task_fn fn;
     void *ctx;
     int njob;                  /* tasks in the current job, caller included */
+    fr_part_fn part_fn;        /* a staged job (fn is NULL then) */
+    long nstages;
+    int nparts;
+    fr_claims claims;
     pthread_t threads[FR_MAX_THREADS];
     long start_generation[FR_MAX_THREADS];   /* the generation a new worker has seen */
 } fr_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER};
+
+/* Publish a job to the workers, under the pool's lock.  The generation is
+ * odd while the fields are written (a sequence lock): a worker reads them
+ * between two equal, even loads of it. */
+static void fr_pool_publish(fr_task_fn fn, fr_part_fn part_fn, void *ctx, int njob,
+                            long nstages, int nparts)
+{
+    long g = fr_pool.generation;
+    __atomic_store_n(&fr_pool.generation, g + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    fr_pool.fn = fn;
+    fr_pool.part_fn = part_fn;
+    fr_pool.ctx = ctx;
+    fr_pool.njob = njob;
+    fr_pool.nstages = nstages;
+    fr_pool.nparts = nparts;
+    if (fn == NULL) {
+        __atomic_store_n(&fr_pool.claims.done, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&fr_pool.claims.word, fr_claim_word(g + 2, 0, 0), __ATOMIC_RELAXED);
+    } else {
+        fr_pool.remaining = fr_pool.started;   /* every worker checks in */
+    }
+    __atomic_store_n(&fr_pool.generation, g + 2, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&fr_pool.wake);
+}
 
 static void *fr_worker_main(void *arg)
 {
@@ -124,9 +239,35 @@ static void *fr_worker_main(void *arg)
                 pthread_cond_wait(&fr_pool.wake, &fr_pool.lock);
             pthread_mutex_unlock(&fr_pool.lock);
         }
-        seen = __atomic_load_n(&fr_pool.generation, __ATOMIC_ACQUIRE);
-        if (id < fr_pool.njob)
-            fr_pool.fn(fr_pool.ctx, id, fr_pool.njob);
+        /* The job's description, read consistently (see fr_pool_publish):
+         * the caller of a staged job does not wait for workers, so it may
+         * be publishing the next job while a late worker reads this one. */
+        fr_task_fn fn;
+        fr_part_fn part_fn;
+        void *ctx;
+        long nstages;
+        int njob, nparts;
+        do {
+            seen = __atomic_load_n(&fr_pool.generation, __ATOMIC_ACQUIRE);
+            if (seen & 1) {            /* being written */
+                fr_cpu_relax();
+                continue;
+            }
+            fn = fr_pool.fn;
+            part_fn = fr_pool.part_fn;
+            ctx = fr_pool.ctx;
+            njob = fr_pool.njob;
+            nstages = fr_pool.nstages;
+            nparts = fr_pool.nparts;
+            __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        } while ((seen & 1) || __atomic_load_n(&fr_pool.generation, __ATOMIC_RELAXED) != seen);
+        if (fn == NULL) {      /* staged: nobody waits for this worker */
+            if (id < njob)
+                fr_staged_loop(&fr_pool.claims, seen, id, part_fn, ctx, nstages, nparts);
+            continue;
+        }
+        if (id < njob)
+            fn(ctx, id, njob);
         if (__atomic_sub_fetch(&fr_pool.remaining, 1, __ATOMIC_ACQ_REL) == 0) {
             pthread_mutex_lock(&fr_pool.lock);
             pthread_cond_signal(&fr_pool.done);
@@ -190,12 +331,7 @@ static int fr_pool_run(int n, fr_task_fn fn, void *ctx, fr_barrier *barrier)
                 if (barrier)
                     fr_barrier_init(barrier, n);
                 fr_pool.busy = 1;
-                fr_pool.fn = fn;
-                fr_pool.ctx = ctx;
-                fr_pool.njob = n;
-                fr_pool.remaining = fr_pool.started;   /* every worker checks in */
-                __atomic_add_fetch(&fr_pool.generation, 1, __ATOMIC_ACQ_REL);
-                pthread_cond_broadcast(&fr_pool.wake);
+                fr_pool_publish(fn, NULL, ctx, n, 0, 0);
             }
         }
         pthread_mutex_unlock(&fr_pool.lock);
@@ -222,6 +358,55 @@ static int fr_pool_run(int n, fr_task_fn fn, void *ctx, fr_barrier *barrier)
     return n;
 }
 
+/* Every stage's parts in order, on the calling thread alone. */
+static void fr_staged_alone(fr_part_fn fn, void *ctx, long nstages, int nparts)
+{
+    for (long stage = 0; stage < nstages; ++stage)
+        for (int part = 0; part < nparts; ++part)
+            fn(ctx, stage, part, nparts);
+}
+
+static int fr_pool_run_staged(int n, fr_part_fn fn, void *ctx, long nstages, int nparts)
+{
+    long gen = 0;
+    if (n > nparts)
+        n = nparts;
+    if (nparts > FR_MAX_PARTS)
+        n = 1;
+    if (n > 1 && nstages > 0) {
+        pthread_once(&fr_atfork_once, fr_register_atfork);
+        pthread_mutex_lock(&fr_pool.lock);
+        if (fr_pool.busy) {
+            n = 1;
+        } else {
+            int avail = fr_pool_grow(n);
+            n = n < avail ? n : avail;
+            if (n > 1) {
+                fr_pool.busy = 1;
+                fr_pool_publish(NULL, fn, ctx, n, nstages, nparts);
+                gen = fr_pool.generation;
+            }
+        }
+        pthread_mutex_unlock(&fr_pool.lock);
+    }
+    if (n <= 1) {
+        fr_staged_alone(fn, ctx, nstages, nparts);
+        return 1;
+    }
+    fr_staged_loop(&fr_pool.claims, gen, 0, fn, ctx, nstages, nparts);
+    /* Every part is claimed; wait for the ones still running elsewhere. */
+    long total = nstages * nparts;
+    for (unsigned i = 1; __atomic_load_n(&fr_pool.claims.done, __ATOMIC_ACQUIRE) < total; ++i) {
+        fr_cpu_relax();
+        if (i >= 2048)
+            sched_yield();
+    }
+    pthread_mutex_lock(&fr_pool.lock);
+    fr_pool.busy = 0;
+    pthread_mutex_unlock(&fr_pool.lock);
+    return n;
+}
+
 #else  /* no pthreads: everything runs on the caller */
 #define FR_HAVE_THREADS 0
 static void fr_barrier_init(fr_barrier *b, int n) { b->count = b->n = 1; b->sense = 0; (void)n; }
@@ -232,6 +417,14 @@ static int fr_pool_run(int n, fr_task_fn fn, void *ctx, fr_barrier *barrier)
     if (barrier)
         fr_barrier_init(barrier, 1);
     fn(ctx, 0, 1);
+    return 1;
+}
+static int fr_pool_run_staged(int n, fr_part_fn fn, void *ctx, long nstages, int nparts)
+{
+    (void)n;
+    for (long stage = 0; stage < nstages; ++stage)
+        for (int part = 0; part < nparts; ++part)
+            fn(ctx, stage, part, nparts);
     return 1;
 }
 #endif

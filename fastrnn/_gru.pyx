@@ -14,7 +14,7 @@ as in fastrnn/_lstm.pyx.
 Reset-before: every bias folds into the input side, and a step is the
 product for the r, z blocks, a pass that forms r and r * h_{t-1}, the
 product (r * h_{t-1}) W_hn^T, then the pass for z, n and h (a single
-sequence split by units waits at a barrier in between, for all of r * h).
+sequence split by units runs these as two stages, for all of r * h).
 The 4th block of a gates row keeps r * h_{t-1}, which dW_hn pairs with.
 """
 
@@ -23,12 +23,13 @@ from fastrnn._cells cimport (gru_rb_step_bwd_r, gru_rb_step_bwd_zn, gru_rb_step_
                              gru_rb_step_reset, gru_step_bwd, gru_step_fwd)
 from fastrnn._packed cimport (matmul_nt, packed_gemm, packed_gemv_blocks,
                               panel_width, worth_packing)
-from fastrnn._seq cimport (GradArgs, Packs, StepRows, add_pack, chunk_bounds, copy_rows,
-                           forward_threads, gates_t0, packs_task,
-                           param_grads_task, project_task, split_batch, step_rows,
-                           zero_rows)
+from fastrnn._seq cimport (STAGE_FINAL, STAGE_PACK, STAGE_PROJECT, GradArgs, Packs, StepRows, UnitStage,
+                           add_pack, chunk_bounds, copy_rows, forward_threads, gates_t0, 
+                           packs_task, param_grads_task, project_task, split_batch,
+                           step_rows, unit_range, unit_stage, unit_stages, zero_rows)
 from fastrnn._plan cimport StepPlan, run_or_plan
-from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel, split_range
+from fastrnn._threads cimport (barrier_wait, fr_barrier, fr_part_fn, fr_task_fn, run_parallel,
+                              split_range)
 
 
 cdef struct Forward:
@@ -55,45 +56,61 @@ cdef struct Forward:
     fr_barrier barrier
 
 
-cdef inline void forward_units_task(Forward* a, floating* _, int tid, int nt) noexcept nogil:
-    """Batch 1: this task's hidden units, whole panels of them, over all steps."""
-    cdef int T = a.T, D = a.D, H = a.H, ldy = a.ldy, nr = panel_width(_)
+cdef inline void forward_units_part(Forward* a, floating* _, long stage, int part,
+                                    int nparts) noexcept nogil:
+    """Batch 1: one part of one stage (fastrnn/_seq.pxd UnitStage); reset-before
+    has two stages per step, reset-after one."""
+    cdef int T = a.T, D = a.D, H = a.H, ldy = a.ldy
     cdef floating* y = <floating*>a.y
-    cdef floating* gates = <floating*>a.gates
     cdef floating* gh = <floating*>a.gh
-    cdef int u0, u1, j0, j1, q, k, s, t, t0, t1, gt0
-    split_range(H // nr, tid, nt, &u0, &u1)
-    j0, j1 = u0 * nr, u1 * nr
-    cdef const floating* h_prev = <const floating*>a.h0
+    cdef const floating* h_prev
     cdef floating* g
-    for k in range((T + a.chunk - 1) // a.chunk):
-        chunk_bounds(k, a.chunk, T, a.reverse, &t0, &t1)
-        gt0 = gates_t0(a.all_steps, t0)
-        project_task(t1 - t0, 3 * H, D, <const floating*>a.x + <size_t>t0 * D, a.packed,
+    cdef int j0, j1, t, gt0
+    cdef UnitStage u
+    unit_stage(stage, T, a.chunk, 1 if a.reset_after else 2, a.packs.count > 0, a.reverse,
+               a.active, &u)
+    if u.kind == STAGE_PACK:
+        packs_task(&a.packs, _, part, nparts)
+        return
+    gt0 = gates_t0(a.all_steps, u.t0)
+    if u.kind == STAGE_PROJECT:
+        project_task(u.t1 - u.t0, 3 * H, D, <const floating*>a.x + <size_t>u.t0 * D, a.packed,
                      <const floating*>a.w_ih, <const floating*>a.wih_p,
-                     <const floating*>a.bias_x, gates + <size_t>(t0 - gt0) * 4 * H, 4 * H,
-                     tid, nt)
-        barrier_wait(&a.barrier)
-        for s in range(t1 - t0):
-            t = t1 - 1 - s if a.reverse else t0 + s
-            if a.active != NULL and a.active[t] == 0:    # past the sequence's end
-                zero_rows(1, j1 - j0, y + <size_t>t * ldy + j0, ldy)
-                continue
-            g = gates + <size_t>(t - gt0) * 4 * H
-            packed_gemv_blocks(H, h_prev, <const floating*>a.whh_p, H,   # its units of each
-                               3 if a.reset_after else 2, H, j0, j1, gh, False)  # gate block
-            if a.reset_after:
-                gru_step_fwd(1, H, j0, j1, g, gh, <const floating*>a.b_hn, h_prev, H,
-                             y + <size_t>t * ldy, ldy)
-            else:
-                gru_rb_step_reset(1, H, j0, j1, g, gh, h_prev, H)
-                barrier_wait(&a.barrier)   # all of r * h_{t-1} before the n product
-                packed_gemv_blocks(H, g + 3 * H, <const floating*>a.whn_p, H, 1, H, j0, j1,
-                                   gh + 2 * H, False)
-                gru_rb_step_fwd(1, H, j0, j1, g, gh, h_prev, H, y + <size_t>t * ldy, ldy)
-            h_prev = y + <size_t>t * ldy
-            barrier_wait(&a.barrier)   # all of h_t before any task starts step t+1
-    copy_rows(1, j1 - j0, h_prev + j0, H, <floating*>a.h_n + j0, H)
+                     <const floating*>a.bias_x,
+                     <floating*>a.gates + <size_t>(u.t0 - gt0) * 4 * H, 4 * H, part, nparts)
+        return
+    t = u.t
+    unit_range(H, panel_width(_), part, nparts, &j0, &j1)
+    if u.kind == STAGE_FINAL:
+        copy_rows(1, j1 - j0, y + <size_t>t * ldy + j0, H, <floating*>a.h_n + j0, H)
+        return
+    if a.active != NULL and a.active[t] == 0:    # past the sequence's end
+        if u.sub == 0:
+            zero_rows(1, j1 - j0, y + <size_t>t * ldy + j0, ldy)
+        return
+    h_prev = <const floating*>a.h0 if u.t_prev < 0 else y + <size_t>u.t_prev * ldy
+    g = <floating*>a.gates + <size_t>(t - gt0) * 4 * H
+    if u.sub == 0:
+        packed_gemv_blocks(H, h_prev, <const floating*>a.whh_p, H,   # its units of each
+                           3 if a.reset_after else 2, H, j0, j1, gh, False)  # gate block
+        if a.reset_after:
+            gru_step_fwd(1, H, j0, j1, g, gh, <const floating*>a.b_hn, h_prev, H,
+                         y + <size_t>t * ldy, ldy)
+        else:
+            gru_rb_step_reset(1, H, j0, j1, g, gh, h_prev, H)
+            return     # the n product needs all of r * h_{t-1}: the next stage
+    else:
+        packed_gemv_blocks(H, g + 3 * H, <const floating*>a.whn_p, H, 1, H, j0, j1,
+                           gh + 2 * H, False)
+        gru_rb_step_fwd(1, H, j0, j1, g, gh, h_prev, H, y + <size_t>t * ldy, ldy)
+
+
+cdef void forward_units_f32(void* a, long stage, int part, int nparts) noexcept nogil:
+    forward_units_part(<Forward*>a, <float*>NULL, stage, part, nparts)
+
+
+cdef void forward_units_f64(void* a, long stage, int part, int nparts) noexcept nogil:
+    forward_units_part(<Forward*>a, <double*>NULL, stage, part, nparts)
 
 
 cdef inline void forward_rows(Forward* a, floating* _, int t, int gt0, int lo, int hi,
@@ -122,9 +139,6 @@ cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept
     if a.packs.count > 0:    # every weight packed before any product reads it
         packs_task(&a.packs, _, tid, nt)
         barrier_wait(&a.barrier)
-    if a.split_units:
-        forward_units_task(a, _, tid, nt)
-        return
     cdef int T = a.T, B = a.B, D = a.D, H = a.H, ldy = a.ldy
     cdef floating* y = <floating*>a.y
     cdef int b0, b1, k, s, t, t0, t1, gt0
@@ -212,8 +226,11 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                  &whh_packed[0])
         if not reset_after:
             add_pack(&a.packs, H, H, &w_hh[2 * H, 0], H, 1, <floating*>a.whn_p)
+    cdef fr_part_fn units = NULL
+    if a.split_units:
+        units = forward_units_f32 if floating is float else forward_units_f64
     run_or_plan(plan, plan_layer, &a, sizeof(Forward), &a.barrier, &a.packs, &wih_packed[0],
-                task, nthreads)
+                task, nthreads, units, unit_stages(a.T, a.chunk, 1 if reset_after else 2, a.packs.count > 0))
     if plan is not None:
         plan.keep += [x, w_ih, w_hh, bias_x, b_hn, h0, y, gates, gh, h_n, wih_packed, whh_packed]
 

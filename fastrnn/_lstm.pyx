@@ -7,8 +7,10 @@ steps) + h_{t-1} W_hh^T, then one fused C pass (csrc/cells_impl.h).  The
 weights are packed once per call (csrc/gemm_impl.h).  Work is split over
 fastrnn's threads: the projection by rows, the time loop by batch rows
 (sequences are independent, so the loop needs no barrier per step), or for
-a single sequence by hidden units (each thread computes all four gates of
-its units and updates their cells; a barrier per step publishes h_t).
+a single sequence by hidden units (each part of a step computes all four
+gates of its units and updates their cells; the threads claim the parts,
+and a step starts when every part of the one before is done: see
+UnitStage in fastrnn/_seq.pxd).
 
 Peepholes (ONNX's P, Gers & Schmidhuber) are element-wise: the fused passes
 take [p_i p_f p_o] (3, H) and add p_i * c_{t-1}, p_f * c_{t-1} to the i, f
@@ -20,12 +22,13 @@ from cython cimport floating
 from fastrnn._cells cimport lstm_peep_grads, lstm_step_bwd, lstm_step_fwd
 from fastrnn._packed cimport (matmul_nt, packed_gemm, packed_gemv_blocks,
                               panel_width, worth_packing)
-from fastrnn._seq cimport (GradArgs, Packs, StepRows, add_pack, chunk_bounds, copy_rows,
-                           forward_threads, gates_t0, packs_task,
-                           param_grads_task, project_task, split_batch, step_rows,
-                           zero_rows)
+from fastrnn._seq cimport (STAGE_FINAL, STAGE_PACK, STAGE_PROJECT, GradArgs, Packs, StepRows, UnitStage,
+                           add_pack, chunk_bounds, copy_rows, forward_threads, gates_t0,
+                           packs_task, param_grads_task, project_task, split_batch,
+                           step_rows, unit_range, unit_stage, unit_stages, zero_rows)
 from fastrnn._plan cimport StepPlan, run_or_plan
-from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel, split_range
+from fastrnn._threads cimport (barrier_wait, fr_barrier, fr_part_fn, fr_task_fn, run_parallel,
+                              split_range)
 
 
 cdef struct Forward:
@@ -52,43 +55,57 @@ cdef struct Forward:
     fr_barrier barrier
 
 
-cdef inline void forward_units_task(Forward* a, floating* _, int tid, int nt) noexcept nogil:
-    """Batch 1: this task's hidden units, whole panels of them, over all steps."""
-    cdef int T = a.T, D = a.D, H = a.H, G = 4 * a.H, ldy = a.ldy, nr = panel_width(_)
-    cdef const floating* x = <const floating*>a.x
+cdef inline void forward_units_part(Forward* a, floating* _, long stage, int part,
+                                    int nparts) noexcept nogil:
+    """Batch 1: one part of one stage (fastrnn/_seq.pxd UnitStage)."""
+    cdef int T = a.T, D = a.D, H = a.H, G = 4 * a.H, ldy = a.ldy
     cdef floating* y = <floating*>a.y
-    cdef floating* gates = <floating*>a.gates
     cdef floating* cells = <floating*>a.cells
-    cdef const floating* whh_p = <const floating*>a.whh_p
-    cdef int u0, u1, j0, j1, q, k, s, t, t0, t1, gt0
-    split_range(H // nr, tid, nt, &u0, &u1)
-    j0, j1 = u0 * nr, u1 * nr
-    cdef const floating* h_prev = <const floating*>a.h0
-    cdef const floating* c_prev = <const floating*>a.c0
+    cdef const floating* h_prev
+    cdef const floating* c_prev
     cdef floating* g
     cdef floating* c
-    for k in range((T + a.chunk - 1) // a.chunk):
-        chunk_bounds(k, a.chunk, T, a.reverse, &t0, &t1)
-        gt0 = gates_t0(a.all_steps, t0)
-        project_task(t1 - t0, G, D, x + <size_t>t0 * D, a.packed, <const floating*>a.w_ih,
-                     <const floating*>a.wih_p, <const floating*>a.bias,
-                     gates + <size_t>(t0 - gt0) * G, G, tid, nt)
-        barrier_wait(&a.barrier)
-        for s in range(t1 - t0):
-            t = t1 - 1 - s if a.reverse else t0 + s
-            if a.active != NULL and a.active[t] == 0:    # past the sequence's end
-                zero_rows(1, j1 - j0, y + <size_t>t * ldy + j0, ldy)
-                continue
-            g = gates + <size_t>(t - gt0) * G
-            packed_gemv_blocks(H, h_prev, whh_p, H, 4, H, j0, j1, g, True)  # its units of each gate
-            c = cells + <size_t>t * H if a.keep_cells else cells
-            lstm_step_fwd(1, H, j0, j1, g, c_prev, c, y + <size_t>t * ldy, ldy,
-                          <const floating*>a.peep)
-            h_prev = y + <size_t>t * ldy
-            c_prev = c
-            barrier_wait(&a.barrier)   # all of h_t before any task starts step t+1
-    copy_rows(1, j1 - j0, h_prev + j0, H, <floating*>a.h_n + j0, H)
-    copy_rows(1, j1 - j0, c_prev + j0, H, <floating*>a.c_n + j0, H)
+    cdef int j0, j1, t, gt0
+    cdef UnitStage u
+    unit_stage(stage, T, a.chunk, 1, a.packs.count > 0, a.reverse, a.active, &u)
+    if u.kind == STAGE_PACK:
+        packs_task(&a.packs, _, part, nparts)
+        return
+    gt0 = gates_t0(a.all_steps, u.t0)
+    if u.kind == STAGE_PROJECT:
+        project_task(u.t1 - u.t0, G, D, <const floating*>a.x + <size_t>u.t0 * D, a.packed,
+                     <const floating*>a.w_ih, <const floating*>a.wih_p,
+                     <const floating*>a.bias, <floating*>a.gates + <size_t>(u.t0 - gt0) * G,
+                     G, part, nparts)
+        return
+    t = u.t
+    unit_range(H, panel_width(_), part, nparts, &j0, &j1)
+    if u.kind == STAGE_FINAL:
+        c = cells + <size_t>t * H if a.keep_cells else cells
+        copy_rows(1, j1 - j0, y + <size_t>t * ldy + j0, H, <floating*>a.h_n + j0, H)
+        copy_rows(1, j1 - j0, c + j0, H, <floating*>a.c_n + j0, H)
+        return
+    if a.active != NULL and a.active[t] == 0:    # past the sequence's end
+        zero_rows(1, j1 - j0, y + <size_t>t * ldy + j0, ldy)
+        return
+    if u.t_prev < 0:
+        h_prev, c_prev = <const floating*>a.h0, <const floating*>a.c0
+    else:
+        h_prev = y + <size_t>u.t_prev * ldy
+        c_prev = cells + <size_t>u.t_prev * H if a.keep_cells else cells
+    g = <floating*>a.gates + <size_t>(t - gt0) * G
+    packed_gemv_blocks(H, h_prev, <const floating*>a.whh_p, H, 4, H, j0, j1, g, True)
+    c = cells + <size_t>t * H if a.keep_cells else cells
+    lstm_step_fwd(1, H, j0, j1, g, c_prev, c, y + <size_t>t * ldy, ldy,
+                  <const floating*>a.peep)
+
+
+cdef void forward_units_f32(void* a, long stage, int part, int nparts) noexcept nogil:
+    forward_units_part(<Forward*>a, <float*>NULL, stage, part, nparts)
+
+
+cdef void forward_units_f64(void* a, long stage, int part, int nparts) noexcept nogil:
+    forward_units_part(<Forward*>a, <double*>NULL, stage, part, nparts)
 
 
 cdef inline void forward_rows(Forward* a, floating* _, int t, int gt0, int lo, int hi,
@@ -113,9 +130,6 @@ cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept
     if a.packs.count > 0:    # every weight packed before any product reads it
         packs_task(&a.packs, _, tid, nt)
         barrier_wait(&a.barrier)
-    if a.split_units:
-        forward_units_task(a, _, tid, nt)
-        return
     cdef int T = a.T, B = a.B, D = a.D, H = a.H, G = 4 * a.H, ldy = a.ldy
     cdef const floating* x = <const floating*>a.x
     cdef floating* y = <floating*>a.y
@@ -201,14 +215,17 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.h_n, a.c_n = &h_n[0, 0], &c_n[0, 0]
     a.active = &active[0] if active.shape[0] > 0 else NULL
     cdef fr_task_fn task = forward_task_f32 if floating is float else forward_task_f64
+    cdef fr_part_fn units = NULL
     nthreads = forward_threads(a.B, H, nthreads, a.packed, panel_width(&wih_packed[0]),
                                &a.split_units)
     a.packs.count = 0
     if a.packed:
         add_pack(&a.packs, 4 * H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
         add_pack(&a.packs, 4 * H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
+    if a.split_units:
+        units = forward_units_f32 if floating is float else forward_units_f64
     run_or_plan(plan, plan_layer, &a, sizeof(Forward), &a.barrier, &a.packs, &wih_packed[0],
-                task, nthreads)
+                task, nthreads, units, unit_stages(a.T, a.chunk, 1, a.packs.count > 0))
     if plan is not None:
         plan.keep += [x, w_ih, w_hh, bias, h0, c0, y, gates, cells, h_n, c_n, wih_packed, whh_packed, peephole]
 

@@ -14,7 +14,7 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 
 from cython cimport floating
-from fastrnn._threads cimport fr_barrier, fr_task_fn, run_parallel
+from fastrnn._threads cimport fr_barrier, fr_part_fn, fr_task_fn, run_parallel, run_staged
 
 
 cdef class StepPlan:
@@ -24,16 +24,21 @@ cdef class StepPlan:
         self.keep = []
         self.nthreads = <int*>calloc(n_layers, sizeof(int))
         self.tasks = <fr_task_fn*>calloc(n_layers, sizeof(fr_task_fn))
-        if self.nthreads == NULL or self.tasks == NULL:
+        self.parts = <fr_part_fn*>calloc(n_layers, sizeof(fr_part_fn))
+        self.nstages = <long*>calloc(n_layers, sizeof(long))
+        if (self.nthreads == NULL or self.tasks == NULL or self.parts == NULL
+                or self.nstages == NULL):
             raise MemoryError()
 
     def __dealloc__(self):
         free(self.args)
         free(self.nthreads)
         free(self.tasks)
+        free(self.parts)
+        free(self.nstages)
 
     cdef void set_layer(self, int layer, const void* args, size_t size, size_t barrier_offset,
-                        fr_task_fn task, int nthreads) except *:
+                        fr_task_fn task, int nthreads, fr_part_fn part, long nstages) except *:
         """Keep a copy of one layer's kernel arguments (every layer's are alike)."""
         if self.args == NULL:
             self.args = <char*>calloc(self.n_layers, size)
@@ -43,6 +48,8 @@ cdef class StepPlan:
         memcpy(self.args + layer * self.size, args, size)
         self.tasks[layer] = task
         self.nthreads[layer] = nthreads
+        self.parts[layer] = part
+        self.nstages[layer] = nstages
 
 
 def bind_io(StepPlan plan, floating[:, :, ::1] x, floating[:, :, ::1] y):
@@ -62,6 +69,10 @@ def run_step(StepPlan plan, const floating[:, ::1] x, floating[:, ::1] out):
         memcpy(plan.x, &x[0, 0], plan.x_bytes)
         for layer in range(plan.n_layers):
             args = plan.args + layer * plan.size
-            run_parallel(plan.nthreads[layer], plan.tasks[layer], args,
-                         <fr_barrier*>(args + plan.barrier_offset))
+            if plan.parts[layer] != NULL:
+                run_staged(plan.nthreads[layer], plan.parts[layer], args, plan.nstages[layer],
+                           plan.nthreads[layer])
+            else:
+                run_parallel(plan.nthreads[layer], plan.tasks[layer], args,
+                             <fr_barrier*>(args + plan.barrier_offset))
         memcpy(&out[0, 0], plan.y, plan.y_bytes)

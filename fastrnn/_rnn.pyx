@@ -13,12 +13,13 @@ from cython cimport floating
 from fastrnn._cells cimport rnn_step_bwd, rnn_step_fwd
 from fastrnn._packed cimport (matmul_nt, packed_gemm, packed_gemv_blocks,
                               panel_width, worth_packing)
-from fastrnn._seq cimport (GradArgs, Packs, StepRows, add_pack, chunk_bounds, copy_rows,
-                           forward_threads, packs_task,
-                           param_grads_task, project_task, split_batch, step_rows,
-                           zero_rows)
+from fastrnn._seq cimport (STAGE_FINAL, STAGE_PACK, STAGE_PROJECT, GradArgs, Packs, StepRows, UnitStage,
+                           add_pack, chunk_bounds, copy_rows, forward_threads,
+                           packs_task, param_grads_task, project_task, split_batch,
+                           step_rows, unit_range, unit_stage, unit_stages, zero_rows)
 from fastrnn._plan cimport StepPlan, run_or_plan
-from fastrnn._threads cimport barrier_wait, fr_barrier, fr_task_fn, run_parallel, split_range
+from fastrnn._threads cimport (barrier_wait, fr_barrier, fr_part_fn, fr_task_fn, run_parallel,
+                              split_range)
 
 
 cdef struct Forward:
@@ -40,33 +41,44 @@ cdef struct Forward:
     fr_barrier barrier
 
 
-cdef inline void forward_units_task(Forward* a, floating* _, int tid, int nt) noexcept nogil:
-    """Batch 1: this task's hidden units, whole panels of them, over all steps."""
-    cdef int T = a.T, D = a.D, H = a.H, ldy = a.ldy, nr = panel_width(_)
+cdef inline void forward_units_part(Forward* a, floating* _, long stage, int part,
+                                    int nparts) noexcept nogil:
+    """Batch 1: one part of one stage (fastrnn/_seq.pxd UnitStage)."""
+    cdef int T = a.T, D = a.D, H = a.H, ldy = a.ldy
     cdef floating* y = <floating*>a.y
-    cdef floating* pre = <floating*>a.pre
+    cdef const floating* h_prev
     cdef floating* p
-    cdef int u0, u1, j0, j1, k, s, t, t0, t1
-    split_range(H // nr, tid, nt, &u0, &u1)
-    j0, j1 = u0 * nr, u1 * nr
-    cdef const floating* h_prev = <const floating*>a.h0
-    for k in range((T + a.chunk - 1) // a.chunk):
-        chunk_bounds(k, a.chunk, T, a.reverse, &t0, &t1)
-        project_task(t1 - t0, H, D, <const floating*>a.x + <size_t>t0 * D, a.packed,
+    cdef int j0, j1, t
+    cdef UnitStage u
+    unit_stage(stage, T, a.chunk, 1, a.packs.count > 0, a.reverse, a.active, &u)
+    if u.kind == STAGE_PACK:
+        packs_task(&a.packs, _, part, nparts)
+        return
+    if u.kind == STAGE_PROJECT:
+        project_task(u.t1 - u.t0, H, D, <const floating*>a.x + <size_t>u.t0 * D, a.packed,
                      <const floating*>a.w_ih, <const floating*>a.wih_p,
-                     <const floating*>a.bias, pre, H, tid, nt)
-        barrier_wait(&a.barrier)
-        for s in range(t1 - t0):
-            t = t1 - 1 - s if a.reverse else t0 + s
-            if a.active != NULL and a.active[t] == 0:    # past the sequence's end
-                zero_rows(1, j1 - j0, y + <size_t>t * ldy + j0, ldy)
-                continue
-            p = pre + <size_t>(t - t0) * H
-            packed_gemv_blocks(H, h_prev, <const floating*>a.whh_p, H, 1, H, j0, j1, p, True)
-            rnn_step_fwd(1, j1 - j0, p + j0, y + <size_t>t * ldy + j0, ldy, a.relu)
-            h_prev = y + <size_t>t * ldy
-            barrier_wait(&a.barrier)   # all of h_t before any task starts step t+1
-    copy_rows(1, j1 - j0, h_prev + j0, H, <floating*>a.h_n + j0, H)
+                     <const floating*>a.bias, <floating*>a.pre, H, part, nparts)
+        return
+    t = u.t
+    unit_range(H, panel_width(_), part, nparts, &j0, &j1)
+    if u.kind == STAGE_FINAL:
+        copy_rows(1, j1 - j0, y + <size_t>t * ldy + j0, H, <floating*>a.h_n + j0, H)
+        return
+    if a.active != NULL and a.active[t] == 0:    # past the sequence's end
+        zero_rows(1, j1 - j0, y + <size_t>t * ldy + j0, ldy)
+        return
+    h_prev = <const floating*>a.h0 if u.t_prev < 0 else y + <size_t>u.t_prev * ldy
+    p = <floating*>a.pre + <size_t>(t - u.t0) * H
+    packed_gemv_blocks(H, h_prev, <const floating*>a.whh_p, H, 1, H, j0, j1, p, True)
+    rnn_step_fwd(1, j1 - j0, p + j0, y + <size_t>t * ldy + j0, ldy, a.relu)
+
+
+cdef void forward_units_f32(void* a, long stage, int part, int nparts) noexcept nogil:
+    forward_units_part(<Forward*>a, <float*>NULL, stage, part, nparts)
+
+
+cdef void forward_units_f64(void* a, long stage, int part, int nparts) noexcept nogil:
+    forward_units_part(<Forward*>a, <double*>NULL, stage, part, nparts)
 
 
 cdef inline void forward_rows(Forward* a, floating* _, int t, int t0, int lo, int hi,
@@ -83,9 +95,6 @@ cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept
     if a.packs.count > 0:    # every weight packed before any product reads it
         packs_task(&a.packs, _, tid, nt)
         barrier_wait(&a.barrier)
-    if a.split_units:
-        forward_units_task(a, _, tid, nt)
-        return
     cdef int T = a.T, B = a.B, D = a.D, H = a.H, ldy = a.ldy
     cdef floating* y = <floating*>a.y
     cdef int b0, b1, k, s, t, t0, t1
@@ -151,8 +160,11 @@ def rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     if a.packed:
         add_pack(&a.packs, H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
         add_pack(&a.packs, H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
+    cdef fr_part_fn units = NULL
+    if a.split_units:
+        units = forward_units_f32 if floating is float else forward_units_f64
     run_or_plan(plan, plan_layer, &a, sizeof(Forward), &a.barrier, &a.packs, &wih_packed[0],
-                task, nthreads)
+                task, nthreads, units, unit_stages(a.T, a.chunk, 1, a.packs.count > 0))
     if plan is not None:
         plan.keep += [x, w_ih, w_hh, bias, h0, y, pre, h_n, wih_packed, whh_packed]
 

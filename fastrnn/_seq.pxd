@@ -7,7 +7,7 @@
 from cython cimport floating
 from fastrnn._cells cimport colsum_add, fill_rows
 from fastrnn._packed cimport matmul_nt, pack_panels, packed_gemm, packed_gemm_ex, panel_width
-from fastrnn._threads cimport barrier_wait, fr_barrier, split_range
+from fastrnn._threads cimport FR_MAX_PARTS, barrier_wait, fr_barrier, split_range
 
 
 cdef inline void copy_rows(int rows, int cols, const floating* src, int lds,
@@ -126,9 +126,74 @@ cdef inline int forward_threads(int B, int H, int nthreads, bint packed, int nr,
     of nr columns, and only from packed weights.
     """
     split_units[0] = B == 1 and nthreads > 1 and H % nr == 0 and H >= 2 * nr and packed
-    if split_units[0]:
-        return nthreads if nthreads < H // nr else H // nr
+    if split_units[0]:     # one part of each stage per thread (see UnitStage)
+        nthreads = nthreads if nthreads < H // nr else H // nr
+        return nthreads if nthreads < FR_MAX_PARTS else FR_MAX_PARTS
     return nthreads if nthreads < B else B
+
+
+# A single sequence shared by hidden units runs as a staged job
+# (fastrnn._threads.run_staged): its threads claim parts of each stage
+# rather than own a fixed share, so that a thread the OS deschedules does
+# not stall the others at every step.  The stages, in order: the weight
+# packs (when the call packs), then for each chunk of steps its input
+# projection and its steps, each step in per_step stages (GRU reset-before
+# needs r * h_{t-1} whole before its n product), and last the copy of the
+# final state (h_n may be h0's buffer, which the first step reads).  Part p
+# of nparts owns the same whole panels of hidden units at every step.
+cdef enum:
+    STAGE_PACK, STAGE_PROJECT, STAGE_STEP, STAGE_FINAL
+
+cdef struct UnitStage:
+    int kind        # STAGE_PACK, STAGE_PROJECT, STAGE_STEP or STAGE_FINAL
+    int t0, t1      # the chunk's steps
+    int t, sub      # STAGE_STEP: the step and its sub-stage (0 .. per_step-1);
+                    # STAGE_FINAL: the sequence's last step
+    int t_prev      # the step whose state step t continues from, or -1: the initial state
+
+
+cdef inline long unit_stages(int T, int chunk, int per_step, bint packs) noexcept nogil:
+    """How many stages a single sequence's forward has (see UnitStage)."""
+    return (1 if packs else 0) + (T + chunk - 1) // chunk + <long>T * per_step + 1
+
+
+cdef inline void unit_stage(long stage, int T, int chunk, int per_step, bint packs,
+                            bint reverse, const int* active, UnitStage* u) noexcept nogil:
+    """What stage `stage` of a single sequence's forward does (see UnitStage);
+    active as in StepRows, with B = 1."""
+    cdef long per_chunk = 1 + <long>chunk * per_step, r
+    cdef int i, length = T
+    if packs:
+        if stage == 0:
+            u.kind = STAGE_PACK
+            return
+        stage -= 1
+    if stage == unit_stages(T, chunk, per_step, False) - 1:
+        u.kind = STAGE_FINAL
+        if active != NULL:
+            length = 0
+            while length < T and active[length] > 0:
+                length += 1
+        u.t = 0 if reverse else length - 1
+        return
+    chunk_bounds(<int>(stage // per_chunk), chunk, T, reverse, &u.t0, &u.t1)
+    r = stage % per_chunk
+    if r == 0:
+        u.kind = STAGE_PROJECT
+        return
+    u.kind = STAGE_STEP
+    i, u.sub = <int>((r - 1) // per_step), <int>((r - 1) % per_step)
+    u.t = u.t1 - 1 - i if reverse else u.t0 + i
+    u.t_prev = u.t + 1 if reverse else u.t - 1
+    if rows_at(active, T, 1, u.t_prev) == 0:     # before the first step, or padding
+        u.t_prev = -1
+
+
+cdef inline void unit_range(int H, int nr, int part, int nparts, int* j0, int* j1) noexcept nogil:
+    """Hidden units [j0, j1) of part `part`: whole panels of nr units."""
+    cdef int u0, u1
+    split_range(H // nr, part, nparts, &u0, &u1)
+    j0[0], j1[0] = u0 * nr, u1 * nr
 
 
 cdef inline void project_task(int rows, int G, int D, const floating* x, bint packed,

@@ -12,6 +12,7 @@ cdef extern from "fastrnn_pool.h" nogil:
     int FR_HAVE_THREADS
     int fr_pool_run(int n, fr_task_fn fn, void* ctx, fr_barrier* barrier)
     void fr_barrier_wait(fr_barrier* b)
+    int fr_pool_run_staged(int n, fr_part_fn fn, void* ctx, long nstages, int nparts)
 
 
 cdef int run_parallel(int nthreads, fr_task_fn fn, void* ctx, fr_barrier* barrier) noexcept nogil:
@@ -21,6 +22,14 @@ cdef int run_parallel(int nthreads, fr_task_fn fn, void* ctx, fr_barrier* barrie
 
 cdef void barrier_wait(fr_barrier* b) noexcept nogil:
     fr_barrier_wait(b)
+
+
+cdef int run_staged(int nthreads, fr_part_fn fn, void* ctx, long nstages,
+                    int nparts) noexcept nogil:
+    """Run fn(ctx, stage, part, nparts) for every stage in order and every part of
+    it, parts claimed by up to nthreads threads (at most nparts <= FR_MAX_PARTS);
+    return the threads used."""
+    return fr_pool_run_staged(nthreads, fn, ctx, nstages, nparts)
 
 
 def _default_threads():

@@ -124,6 +124,43 @@ def test_concurrent_callers_share_the_pool_safely(restore_threads):
     assert errors == []
 
 
+def test_staged_and_barrier_jobs_interleave(restore_threads, monkeypatch):
+    # A single sequence split by units runs as a staged job, whose caller
+    # returns without waiting for workers that hold no part; short calls
+    # make workers come late to jobs already done, while batch calls (jobs
+    # with barriers, which wait for every worker) and callers on other
+    # Python threads come in between.  Every result stays exact.
+    import fastrnn._base as base
+    monkeypatch.setattr(base, "_THREADED_MIN_FLOPS", 0)
+    single = fastrnn.LSTM(8, 64, dtype=np.float32, seed=1)
+    batch = fastrnn.GRU(8, 32, dtype=np.float32, seed=2)
+    xs = {T: np.random.default_rng(T).standard_normal((T, 1, 8)).astype(np.float32)
+          for T in (4, 6, 9)}
+    xb = np.random.default_rng(9).standard_normal((6, 5, 8)).astype(np.float32)
+    _threads.set_num_threads(1)
+    expected = {T: single(x)[0] for T, x in xs.items()}
+    expected_b = batch(xb)[0]
+    _threads.set_num_threads(2)
+    errors = []
+
+    def work(rounds):
+        for i in range(rounds):
+            T = (4, 6, 9)[i % 3]
+            if not np.array_equal(single(xs[T])[0], expected[T]):
+                errors.append(("single", T))
+            if i % 4 == 0 and not np.array_equal(batch(xb)[0], expected_b):
+                errors.append(("batch", i))
+
+    others = [threading.Thread(target=work, args=(100,)) for _ in range(2)]
+    for t in others:
+        t.start()
+    work(300)
+    for t in others:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in others), "a thread hung"
+    assert errors == []
+
+
 @pytest.mark.parametrize("bad, exc", [(0, ValueError), (-2, ValueError), (1.5, TypeError),
                                       ("2", TypeError), (True, TypeError)])
 def test_set_num_threads_rejects_bad_values(bad, exc, restore_threads):
@@ -142,7 +179,8 @@ def test_set_num_threads_returns_previous(restore_threads):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_single_sequence_split_by_hidden_units(cell, H, dtype, restore_threads, monkeypatch):
     # Batch 1 splits the hidden units over threads (whole 64-byte panels,
-    # barrier per step); small chunks make the projection phase repeat.
+    # parts of each step claimed by the threads); small chunks make the
+    # projection stage repeat.
     # H: threads with equal and unequal panel counts, a sum over more than
     # one K block (272 > 256), and sizes whose panels do not divide (no split).
     import fastrnn._base as base
