@@ -46,6 +46,9 @@ typedef void (*fr_task_fn)(void *ctx, int tid, int nthreads);
 typedef void (*fr_part_fn)(void *ctx, long stage, int part, int nparts);
 
 #define FR_MAX_PARTS 8       /* parts per stage of a staged job */
+#ifndef FR_STEAL_POLLS
+#define FR_STEAL_POLLS 256   /* polls a thread waits for a part's owner (see fr_wait_stage) */
+#endif
 
 /* Sense-reversing barrier for the m tasks of one job. */
 typedef struct {
@@ -105,73 +108,107 @@ static void fr_barrier_wait(fr_barrier *b)
     }
 }
 
-/* The claims of a staged job: one word, so that a claim is one CAS that
- * also checks the job is still the current one.  Bits 63..44: the job's
- * generation (mod 2^20), 43..8: the stage being claimed, 7..0: its parts
- * claimed.  A late worker's CAS fails because the generation differs; it
- * could only succeed if the worker were descheduled between its load of the
- * word and its CAS for 2^19 jobs, and the word then held the same stage and
- * mask again. */
+/* The state of a staged job: for each part, how many of its stages have
+ * been claimed and how many are done, each in a word that also names the
+ * job (its generation, in the top FR_GEN_BITS bits), so that a late
+ * worker's claim fails on a job that is gone.  Each part's words sit in a
+ * cache line of their own: its owner writes them, the others only read
+ * them, save when they take a part its owner has not claimed. */
 #define FR_GEN_BITS 20
-#define FR_MASK_BITS 8
+#define FR_COUNT_MASK ((1UL << (64 - FR_GEN_BITS)) - 1)
 
-static inline unsigned long fr_claim_word(long gen, long stage, unsigned mask)
+static inline unsigned long fr_part_word(long gen, long count)
 {
-    return ((unsigned long)gen << (64 - FR_GEN_BITS))
-           | (((unsigned long)stage << FR_MASK_BITS) & ((1UL << (64 - FR_GEN_BITS)) - 1))
-           | mask;
+    return ((unsigned long)gen << (64 - FR_GEN_BITS)) | ((unsigned long)count & FR_COUNT_MASK);
 }
 
-static inline long fr_claim_gen(unsigned long w) { return (long)(w >> (64 - FR_GEN_BITS)); }
-static inline long fr_claim_stage(unsigned long w)
-{
-    return (long)((w & ((1UL << (64 - FR_GEN_BITS)) - 1)) >> FR_MASK_BITS);
-}
-static inline unsigned fr_claim_mask(unsigned long w) { return (unsigned)(w & 0xff); }
+static inline long fr_word_gen(unsigned long w) { return (long)(w >> (64 - FR_GEN_BITS)); }
+static inline long fr_word_count(unsigned long w) { return (long)(w & FR_COUNT_MASK); }
 
 typedef struct {
-    unsigned long word;   /* see fr_claim_word */
-    long done;            /* parts finished, over all stages so far */
-} fr_claims;
+    unsigned long claimed __attribute__((aligned(64)));   /* stages of this part claimed */
+    unsigned long done __attribute__((aligned(64)));      /* stages of this part done */
+} fr_part_state;
 
-/* Claim and run parts of the staged job `gen` until none is left to claim.
- * Returns when every part is claimed (not necessarily done) or the job is no
- * longer the current one.  fn and ctx are used only under a claim, that is
- * while the job's caller is still waiting for the claimed part. */
-static void fr_staged_loop(fr_claims *c, long gen, int tid, fr_part_fn fn, void *ctx,
-                           long nstages, int nparts)
+/* A staged job's threads work stage by stage: wait until every part of the
+ * stage before is done, claim their own part (part tid) and run it.  While
+ * it waits, a thread takes a part of the stage before that is still
+ * unclaimed after FR_STEAL_POLLS polls: owners claim theirs within a cache
+ * transfer of the stage opening, and reading an owner's claim word at every
+ * step would make the owner's next claim wait for the line to come back.
+ * Once an owner has not come in time, its parts are taken without waiting,
+ * until it is seen claiming them again.  Parts without an owner (the pool
+ * gave fewer threads than parts) are taken at once.  fn and ctx are used
+ * only under a claim, that is while the job's caller still waits for the
+ * claimed part. */
+static inline int fr_claim_part(fr_part_state *p, long gen, long stage)
 {
-    unsigned full = (1u << nparts) - 1;
-    unsigned i = 0;
-    gen &= (1L << FR_GEN_BITS) - 1;
-    for (;;) {
-        unsigned long w = __atomic_load_n(&c->word, __ATOMIC_ACQUIRE);
-        if (fr_claim_gen(w) != gen)
-            return;
-        long stage = fr_claim_stage(w);
-        unsigned mask = fr_claim_mask(w);
-        if (mask == full) {
-            if (stage + 1 >= nstages)
-                return;
-            /* The next stage opens when every part before it is done. */
-            if (__atomic_load_n(&c->done, __ATOMIC_ACQUIRE) < (stage + 1) * nparts) {
-                fr_cpu_relax();
-                if (++i >= 2048)
-                    sched_yield();   /* as in fr_barrier_wait */
-                continue;
+    unsigned long w = fr_part_word(gen, stage);
+    return __atomic_compare_exchange_n(&p->claimed, &w, fr_part_word(gen, stage + 1), 0,
+                                       __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+}
+
+static inline void fr_run_part(fr_part_state *p, long gen, long stage, int part, int nparts,
+                               fr_part_fn fn, void *ctx)
+{
+    fn(ctx, stage, part, nparts);
+    __atomic_store_n(&p->done, fr_part_word(gen, stage + 1), __ATOMIC_RELEASE);
+}
+
+/* Wait until every part of the stages before `stage` is done, taking parts
+ * whose owners are away (see above).  Returns 0 if the job is gone. */
+static int fr_wait_stage(fr_part_state *parts, long gen, long stage, int nthreads,
+                         fr_part_fn fn, void *ctx, int nparts, unsigned *patience)
+{
+    for (int q = 0; q < nparts; ++q) {
+        unsigned polls = 0;
+        int owner_seen = 0;
+        for (;;) {
+            unsigned long w = __atomic_load_n(&parts[q].done, __ATOMIC_ACQUIRE);
+            if (fr_word_gen(w) != gen)
+                return 0;
+            if (fr_word_count(w) >= stage)
+                break;
+            if (!owner_seen && (q >= nthreads || polls >= *patience)) {
+                w = __atomic_load_n(&parts[q].claimed, __ATOMIC_ACQUIRE);
+                if (fr_word_count(w) < stage && fr_claim_part(&parts[q], gen, stage - 1)) {
+                    if (q < nthreads)
+                        *patience = 0;            /* its owner did not come in time */
+                    fr_run_part(&parts[q], gen, stage - 1, q, nparts, fn, ctx);
+                    break;
+                }
+                owner_seen = 1;                   /* someone runs it: wait for it */
+                if (q < nthreads && *patience == 0)
+                    *patience = FR_STEAL_POLLS;   /* perhaps its owner, back */
             }
-            stage++;
-            mask = 0;
+            fr_cpu_relax();
+            if (++polls >= 2048)
+                sched_yield();   /* as in fr_barrier_wait */
         }
-        i = 0;
-        int part = tid % nparts;
-        while (mask & (1u << part))
-            part = (part + 1) % nparts;
-        if (!__atomic_compare_exchange_n(&c->word, &w, fr_claim_word(gen, stage, mask | (1u << part)),
-                                         0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-            continue;
-        fn(ctx, stage, part, nparts);
-        __atomic_add_fetch(&c->done, 1, __ATOMIC_RELEASE);
+    }
+    return 1;
+}
+
+/* Run the staged job `gen` as thread tid of nthreads until every part is
+ * done or the job is no longer the current one. */
+static void fr_staged_loop(fr_part_state *parts, long gen, int tid, int nthreads,
+                           fr_part_fn fn, void *ctx, long nstages, int nparts)
+{
+    unsigned patience = FR_STEAL_POLLS;
+    long stage = nstages;
+    gen &= (1L << FR_GEN_BITS) - 1;
+    for (int q = 0; q < nparts; ++q) {     /* a late worker starts where the job is */
+        unsigned long w = __atomic_load_n(&parts[q].claimed, __ATOMIC_ACQUIRE);
+        if (fr_word_gen(w) != gen)
+            return;
+        if (fr_word_count(w) < stage)
+            stage = fr_word_count(w);
+    }
+    for (; stage <= nstages; ++stage) {
+        if (!fr_wait_stage(parts, gen, stage, nthreads, fn, ctx, nparts, &patience))
+            return;
+        if (stage < nstages && tid < nparts && fr_claim_part(&parts[tid], gen, stage))
+            fr_run_part(&parts[tid], gen, stage, tid, nparts, fn, ctx);
     }
 }
 
@@ -189,7 +226,7 @@ static struct {
     fr_part_fn part_fn;        /* a staged job (fn is NULL then) */
     long nstages;
     int nparts;
-    fr_claims claims;
+    fr_part_state parts[FR_MAX_PARTS];
     pthread_t threads[FR_MAX_THREADS];
     long start_generation[FR_MAX_THREADS];   /* the generation a new worker has seen */
 } fr_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER};
@@ -210,8 +247,10 @@ static void fr_pool_publish(fr_task_fn fn, fr_part_fn part_fn, void *ctx, int nj
     fr_pool.nstages = nstages;
     fr_pool.nparts = nparts;
     if (fn == NULL) {
-        __atomic_store_n(&fr_pool.claims.done, 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&fr_pool.claims.word, fr_claim_word(g + 2, 0, 0), __ATOMIC_RELAXED);
+        for (int q = 0; q < nparts; ++q) {
+            __atomic_store_n(&fr_pool.parts[q].claimed, fr_part_word(g + 2, 0), __ATOMIC_RELAXED);
+            __atomic_store_n(&fr_pool.parts[q].done, fr_part_word(g + 2, 0), __ATOMIC_RELAXED);
+        }
     } else {
         fr_pool.remaining = fr_pool.started;   /* every worker checks in */
     }
@@ -263,7 +302,7 @@ static void *fr_worker_main(void *arg)
         } while ((seen & 1) || __atomic_load_n(&fr_pool.generation, __ATOMIC_RELAXED) != seen);
         if (fn == NULL) {      /* staged: nobody waits for this worker */
             if (id < njob)
-                fr_staged_loop(&fr_pool.claims, seen, id, part_fn, ctx, nstages, nparts);
+                fr_staged_loop(fr_pool.parts, seen, id, njob, part_fn, ctx, nstages, nparts);
             continue;
         }
         if (id < njob)
@@ -393,14 +432,8 @@ static int fr_pool_run_staged(int n, fr_part_fn fn, void *ctx, long nstages, int
         fr_staged_alone(fn, ctx, nstages, nparts);
         return 1;
     }
-    fr_staged_loop(&fr_pool.claims, gen, 0, fn, ctx, nstages, nparts);
-    /* Every part is claimed; wait for the ones still running elsewhere. */
-    long total = nstages * nparts;
-    for (unsigned i = 1; __atomic_load_n(&fr_pool.claims.done, __ATOMIC_ACQUIRE) < total; ++i) {
-        fr_cpu_relax();
-        if (i >= 2048)
-            sched_yield();
-    }
+    /* Returns when every part is done: it ends by waiting for the last stage. */
+    fr_staged_loop(fr_pool.parts, gen, 0, n, fn, ctx, nstages, nparts);
     pthread_mutex_lock(&fr_pool.lock);
     fr_pool.busy = 0;
     pthread_mutex_unlock(&fr_pool.lock);

@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 
+from fastrnn._aligned import empty_aligned
 from fastrnn._elementwise import pack_min_rows, panel_width
 from fastrnn._lengths import NO_LENGTHS, SortedBatch, check_lengths
 from fastrnn._module import ParamModule
@@ -193,7 +194,7 @@ class RecurrentLayer(ParamModule):
         if calls_rows is not None and calls_rows < _PACK_MIN_ROWS:
             return np.empty(1, self.dtype)
         nr = panel_width(self.dtype.itemsize)
-        return np.empty(-(-rows // nr) * nr * cols, self.dtype)
+        return empty_aligned(-(-rows // nr) * nr * cols, self.dtype)
 
     def _threads(self, T, B, in_size):
         """Threads for one direction's kernel call on (T, B, in_size) inputs.
@@ -268,12 +269,12 @@ class RecurrentLayer(ParamModule):
             states0 = [batch.to_kernel(s) for s in states0]
             # training zeroes the padding: weight gradients sum over every step
             x3 = batch.to_kernel_zero_padded(x3) if training else batch.to_kernel(x3)
-        states_n = [np.empty(self._state_shape(B), self.dtype) for _ in states0]
+        states_n = [empty_aligned(self._state_shape(B), self.dtype) for _ in states0]
         inputs, outputs, saved, masks = [], [], {}, []
         layer_in = x3
         for layer in range(self.num_layers):
             y = np.zeros((T, B, dirs * H), self.dtype) if B == 0 else \
-                np.empty((T, B, dirs * H), self.dtype)
+                empty_aligned((T, B, dirs * H), self.dtype)
             for direction in range(dirs if B > 0 else 0):
                 i = layer * dirs + direction
                 saved[i] = self._run_direction(

@@ -53,3 +53,9 @@ def tanh(const floating[::1] x, floating[::1] out):
             fr_tanh_array_f32(<int>x.shape[0], &x[0], &out[0])
         else:
             fr_tanh_array_f64(<int>x.shape[0], &x[0], &out[0])
+
+
+def line_offset(unsigned char[::1] raw):
+    """Bytes from raw's first byte to the first 64-byte boundary (raw non-empty);
+    used by fastrnn._aligned, where NumPy's .ctypes would cost microseconds."""
+    return <size_t>(-<Py_ssize_t>&raw[0]) % 64

@@ -25,7 +25,8 @@ from fastrnn._packed cimport (matmul_nt, packed_gemm, packed_gemv_blocks,
                               panel_width, worth_packing)
 from fastrnn._seq cimport (STAGE_FINAL, STAGE_PACK, STAGE_PROJECT, GradArgs, Packs, StepRows, UnitStage,
                            add_pack, chunk_bounds, copy_rows, forward_threads, gates_t0, 
-                           packs_task, param_grads_task, project_task, split_batch,
+                           packs_task, packs_units_task, param_grads_task, project_task,
+                           project_units_task, split_batch,
                            step_rows, unit_range, unit_stage, unit_stages, zero_rows)
 from fastrnn._plan cimport StepPlan, run_or_plan
 from fastrnn._threads cimport (barrier_wait, fr_barrier, fr_part_fn, fr_task_fn, run_parallel,
@@ -69,18 +70,17 @@ cdef inline void forward_units_part(Forward* a, floating* _, long stage, int par
     cdef UnitStage u
     unit_stage(stage, T, a.chunk, 1 if a.reset_after else 2, a.packs.count > 0, a.reverse,
                a.active, &u)
+    unit_range(H, panel_width(_), part, nparts, &j0, &j1)
     if u.kind == STAGE_PACK:
-        packs_task(&a.packs, _, part, nparts)
+        packs_units_task(&a.packs, _, H, j0, j1)
         return
     gt0 = gates_t0(a.all_steps, u.t0)
     if u.kind == STAGE_PROJECT:
-        project_task(u.t1 - u.t0, 3 * H, D, <const floating*>a.x + <size_t>u.t0 * D, a.packed,
-                     <const floating*>a.w_ih, <const floating*>a.wih_p,
-                     <const floating*>a.bias_x,
-                     <floating*>a.gates + <size_t>(u.t0 - gt0) * 4 * H, 4 * H, part, nparts)
+        project_units_task(u.t1 - u.t0, 3, H, D, <const floating*>a.x + <size_t>u.t0 * D,
+                           <const floating*>a.wih_p, <const floating*>a.bias_x,
+                           <floating*>a.gates + <size_t>(u.t0 - gt0) * 4 * H, 4 * H, j0, j1)
         return
     t = u.t
-    unit_range(H, panel_width(_), part, nparts, &j0, &j1)
     if u.kind == STAGE_FINAL:
         copy_rows(1, j1 - j0, y + <size_t>t * ldy + j0, H, <floating*>a.h_n + j0, H)
         return

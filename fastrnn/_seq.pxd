@@ -163,6 +163,8 @@ cdef inline void unit_stage(long stage, int T, int chunk, int per_step, bint pac
     active as in StepRows, with B = 1."""
     cdef long per_chunk = 1 + <long>chunk * per_step, r
     cdef int i, length = T
+    u.t0 = u.t1 = u.t = u.sub = 0
+    u.t_prev = -1
     if packs:
         if stage == 0:
             u.kind = STAGE_PACK
@@ -253,6 +255,33 @@ cdef inline void packs_task(Packs* p, floating* _, int tid, int nthreads) noexce
     for i in range(p.count):
         pack_task(p.N[i], p.K[i], <const floating*>p.W[i], p.sn[i], p.sk[i],
                   <floating*>p.Wp[i], tid, nthreads)
+
+
+# A part packs and projects the same units it steps, so the packed weights
+# and gate pre-activations that its steps read were written by the thread
+# that usually runs it: on a VM whose cores sit far apart, every cache line
+# that crosses between them each step costs more than the arithmetic.
+
+cdef inline void packs_units_task(Packs* p, floating* _, int H, int j0, int j1) noexcept nogil:
+    """Units [j0, j1) of every gate block (H rows each) of every pack."""
+    cdef int i, q, n0
+    for i in range(p.count):
+        for q in range(p.N[i] // H):
+            n0 = q * H
+            pack_panels(j1 - j0, p.K[i], <const floating*>p.W[i] + (n0 + j0) * p.sn[i],
+                        p.sn[i], p.sk[i], <floating*>p.Wp[i] + <size_t>(n0 + j0) * p.K[i])
+
+
+cdef inline void project_units_task(int rows, int nblocks, int H, int D, const floating* x,
+                                    const floating* wih_p, const floating* bias,
+                                    floating* out, int ldo, int j0, int j1) noexcept nogil:
+    """Units [j0, j1) of each of the nblocks gate blocks of out[:rows] =
+    x[:rows] @ W_ih^T + bias, from W_ih packed (D rows per panel)."""
+    cdef int q, n0
+    for q in range(nblocks):
+        n0 = q * H + j0
+        fill_rows(rows, j1 - j0, bias + n0, out + n0, ldo)
+        packed_gemm_ex(rows, n0, q * H + j1, D, x, D, 1, wih_p, D, out, ldo, 1, True)
 
 
 cdef struct GradArgs:

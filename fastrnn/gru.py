@@ -3,6 +3,7 @@
 import numpy as np
 
 from fastrnn import _docs, _gru
+from fastrnn._aligned import empty_aligned
 from fastrnn._base import RecurrentLayer
 from fastrnn._elementwise import panel_width
 from fastrnn._validation import check_bool
@@ -91,8 +92,8 @@ class GRU(RecurrentLayer):
             bias_x = np.zeros(3 * H, self.dtype)
             b_hn = np.zeros(H, self.dtype)
         chunk = self._chunk_steps(T, B, 4 * H)
-        gates = np.empty((T if training else chunk, B, 4 * H), self.dtype)
-        gh = np.empty((B, 3 * H), self.dtype)
+        gates = empty_aligned((T if training else chunk, B, 4 * H), self.dtype)
+        gh = empty_aligned((B, 3 * H), self.dtype)
         # reset-before packs W_h{r,z} and W_hn apart: at most one panel more
         whh_rows = 3 * H if self.reset_after else 3 * H + panel_width(self.dtype.itemsize)
         _FORWARD[self.dtype](x, w_ih, w_hh, bias_x, b_hn, states0[0], y, direction * H, gates, gh,

@@ -3,6 +3,7 @@
 import numpy as np
 
 from fastrnn import _docs, _lstm
+from fastrnn._aligned import empty_aligned
 from fastrnn._base import RecurrentLayer
 from fastrnn._validation import check_bool
 
@@ -77,11 +78,11 @@ class LSTM(RecurrentLayer):
         bias = b_ih + b_hh if self.bias else np.zeros(4 * H, self.dtype)
         chunk = self._chunk_steps(T, B, 4 * H)
         if training:     # keep every step's activations and cell for backward
-            gates = np.empty((T, B, 4 * H), self.dtype)
-            cells = np.empty((T, B, H), self.dtype)
+            gates = empty_aligned((T, B, 4 * H), self.dtype)
+            cells = empty_aligned((T, B, H), self.dtype)
         else:            # a bounded projection chunk and one cell updated in place
-            gates = np.empty((chunk, B, 4 * H), self.dtype)
-            cells = np.empty((1, B, H), self.dtype)
+            gates = empty_aligned((chunk, B, 4 * H), self.dtype)
+            cells = empty_aligned((1, B, H), self.dtype)
         (h0, c0), (h_n, c_n) = states0, states_n
         _FORWARD[self.dtype](x, w_ih, w_hh, bias, h0, c0, y, direction * H, gates, cells,
                            h_n, c_n, self._packed_weights(4 * H, x.shape[2], calls),

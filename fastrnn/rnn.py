@@ -3,6 +3,7 @@
 import numpy as np
 
 from fastrnn import _docs, _rnn
+from fastrnn._aligned import empty_aligned
 from fastrnn._base import RecurrentLayer
 
 _NONLINEARITIES = ("tanh", "relu")
@@ -47,7 +48,7 @@ class RNN(RecurrentLayer):
         H = self.hidden_size
         calls = T * B if plan is None else None   # a plan packs once for all its steps
         bias = b_ih + b_hh if self.bias else np.zeros(H, self.dtype)
-        pre = np.empty((self._chunk_steps(T, B, H), B, H), self.dtype)
+        pre = empty_aligned((self._chunk_steps(T, B, H), B, H), self.dtype)
         _FORWARD[self.dtype](x, w_ih, w_hh, bias, states0[0], y, direction * H, pre, states_n[0],
                          self._packed_weights(H, x.shape[2], calls),
                          self._packed_weights(H, H, calls),

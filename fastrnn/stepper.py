@@ -12,6 +12,7 @@ import copy
 import numpy as np
 
 from fastrnn import _plan
+from fastrnn._aligned import zeros_aligned
 from fastrnn._lengths import NO_LENGTHS
 from fastrnn._validation import check_positive_int, check_state
 
@@ -82,14 +83,14 @@ class Stepper:
         L, D, H, dtype = layer.num_layers, layer.input_size, layer.hidden_size, layer.dtype
         self._shape = (B, D)
         self._dtype = dtype
-        self._states = [np.zeros((L, B, H), dtype) for _ in range(2 if layer._has_cell else 1)]
+        self._states = [zeros_aligned((L, B, H), dtype) for _ in range(2 if layer._has_cell else 1)]
         self.reset(state0)
         # Every layer reads the one before through buffers that live as long as the plan.
         self._plan = _plan.StepPlan(L)
         x_buf = np.zeros((1, B, D), dtype)
         layer_in = x_buf
         for l in range(L):
-            y = np.zeros((1, B, H), dtype)
+            y = zeros_aligned((1, B, H), dtype)
             rows = [s[l] for s in self._states]     # (B, H) views: state in and out
             self._layer._run_direction(l, 0, layer_in, rows, y, rows, False, NO_LENGTHS,
                                        plan=self._plan)

@@ -1,0 +1,34 @@
+"""Arrays whose data start on a cache-line boundary.
+
+The kernels split rows between threads in whole panels of 64 bytes (16
+float32 or 8 float64 columns).  When a buffer starts on a 64-byte boundary,
+so does every panel of a row whose length is a whole number of panels, and
+two threads never write into one cache line; NumPy only promises 16 bytes.
+Used for the buffers that threads write side by side: outputs, states and
+the kernels' work buffers.
+"""
+
+import math
+
+import numpy as np
+
+from fastrnn._elementwise import line_offset
+
+CACHE_LINE = 64
+
+
+def empty_aligned(shape, dtype):
+    """np.empty(shape, dtype) whose first element sits on a 64-byte boundary
+    (a view into a slightly larger byte buffer)."""
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize if isinstance(shape, tuple) else shape * dtype.itemsize
+    raw = np.empty(nbytes + CACHE_LINE, np.uint8)
+    start = line_offset(raw)
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
+def zeros_aligned(shape, dtype):
+    """np.zeros(shape, dtype) starting on a 64-byte boundary."""
+    a = empty_aligned(shape, dtype)
+    a.fill(0)
+    return a

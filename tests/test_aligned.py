@@ -1,0 +1,26 @@
+"""Buffers that threads write side by side start on a cache line."""
+
+import numpy as np
+import pytest
+
+import fastrnn
+from fastrnn._aligned import CACHE_LINE, empty_aligned, zeros_aligned
+
+
+@pytest.mark.parametrize("shape", [(0,), (1,), (7,), (3, 5), (4, 1, 33)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_shape_dtype_and_alignment(shape, dtype):
+    for make in (empty_aligned, zeros_aligned):
+        a = make(shape, dtype)
+        assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous
+        assert a.flags.writeable
+        if a.size:
+            assert a.ctypes.data % CACHE_LINE == 0
+    assert not zeros_aligned(shape, dtype).any()
+
+
+def test_layer_outputs_are_aligned():
+    layer = fastrnn.LSTM(5, 16, seed=0)
+    y, (h, c) = layer(np.ones((3, 2, 5), np.float32))
+    for a in (y, h, c):
+        assert a.ctypes.data % CACHE_LINE == 0
