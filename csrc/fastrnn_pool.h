@@ -17,11 +17,11 @@
  * fr_pool_run_staged(n, fn, ctx, nstages, nparts) runs a job of stages in
  * order, each of nparts parts: fn(ctx, stage, part, nparts) for every pair,
  * the parts of a stage after every part of the stages before it.  Parts are
- * claimed, not assigned: a thread takes any part not yet taken (its own,
- * part == tid, first, so each thread keeps its data in its own cache).  So
- * a thread the OS has descheduled holds up nobody unless it is inside a
- * part, and the caller does all the parts itself when the workers are
- * asleep or their cores are taken.  The caller does not wait for workers
+ * claimed, not assigned: each thread claims its own part (part == tid, so
+ * it keeps its data in its own cache), and takes another's when that one's
+ * owner is late (see fr_wait_stage).  So a thread the OS has descheduled
+ * holds up nobody unless it is inside a part, and the caller does all the
+ * parts itself when the workers are asleep or their cores are taken.  The caller does not wait for workers
  * that hold no part, either: it returns when every part is done, and a
  * worker that comes late finds the job gone.  For a single sequence split
  * over threads, whose steps are microseconds, that is the difference
