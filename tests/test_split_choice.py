@@ -1,0 +1,69 @@
+"""A layer's choice, by timing its own calls, between splitting a single
+sequence over threads and running it on one thread."""
+
+import numpy as np
+import pytest
+
+import fastrnn
+from fastrnn import _threads
+from fastrnn._split_choice import EXPLORE_EVERY, SplitChoice
+
+
+def run_calls(choice, seconds, calls):
+    """Make `calls` choices, each taking seconds[way]; return the ways chosen."""
+    ways = []
+    for _ in range(calls):
+        way = choice.choose()
+        choice.record(way, seconds[way])
+        ways.append(way)
+    return ways
+
+
+@pytest.mark.parametrize("faster", [True, False])
+def test_keeps_to_the_faster_way_and_explores_the_other(faster):
+    choice = SplitChoice()
+    seconds = {faster: 1e-6, not faster: 2e-6}
+    ways = run_calls(choice, seconds, 4 * EXPLORE_EVERY)
+    assert ways[:2] == [True, False]                  # each way timed once first
+    slower_calls = [i for i, w in enumerate(ways[2:], 3) if w != faster]
+    assert slower_calls == [i for i in range(3, 4 * EXPLORE_EVERY + 1) if i % EXPLORE_EVERY == 0]
+
+
+def test_follows_a_change_of_machine():
+    # the split wins, then the machine changes and it loses: within a few
+    # explorations the layer moves to one thread, and back when it wins again
+    choice = SplitChoice()
+    run_calls(choice, {True: 1e-6, False: 2e-6}, 2 * EXPLORE_EVERY)
+    ways = run_calls(choice, {True: 5e-6, False: 2e-6}, 8 * EXPLORE_EVERY)
+    assert ways[-2 * EXPLORE_EVERY:].count(True) == 2      # explorations only
+    ways = run_calls(choice, {True: 1e-6, False: 2e-6}, 12 * EXPLORE_EVERY)
+    assert ways[-2 * EXPLORE_EVERY:].count(False) == 2
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_a_layer_times_both_ways_and_both_give_the_same_result(cell, restore_threads):
+    _threads.set_num_threads(2)
+    layer = getattr(fastrnn, cell)(32, 64, seed=0)
+    x = np.random.default_rng(0).standard_normal((100, 1, 32)).astype(np.float32)
+    first = layer(x)[0]
+    for _ in range(EXPLORE_EVERY + 2):
+        np.testing.assert_array_equal(layer(x)[0], first)
+    assert all(s is not None and s > 0 for s in layer._split_choice.seconds.values())
+
+
+def test_batches_and_one_thread_leave_no_choice(restore_threads):
+    layer = fastrnn.LSTM(32, 64, seed=0)
+    _threads.set_num_threads(2)
+    layer(np.ones((100, 3, 32), np.float32))         # B > 1: split by rows, no choice
+    _threads.set_num_threads(1)
+    layer(np.ones((100, 1, 32), np.float32))         # one thread: nothing to choose
+    assert "_split_choice" not in vars(layer)
+
+
+def test_the_choice_sets_the_threads_of_the_call(restore_threads):
+    _threads.set_num_threads(2)
+    layer = fastrnn.LSTM(32, 64, seed=0)
+    assert layer._threads(100, 1, 32) == 2
+    layer._split_now = False
+    assert layer._threads(100, 1, 32) == 1
+    assert layer._threads(100, 4, 32) == 2         # batches are split by rows regardless
