@@ -36,14 +36,16 @@ _CHUNK_ELEMENTS = 1 << 17
 _THREADED_MIN_FLOPS = 2_000_000
 
 # A single sequence is split over threads by hidden units only when its
-# recurrent weights (gate rows x H) hold at least this many numbers (48 KiB
+# recurrent weights (gate rows x H) hold at least this many numbers (64 KiB
 # of float32): then one core streams them from L2 at every step, and halves
 # come close to fitting each core's 32 KiB L1.  Below it the hand-over of
-# each step between the threads costs more than it saves.  Measured at
-# T = 100, split time / one-thread time, in one process: GRU at H = 64
-# (48 KiB) 0.73, LSTM at H = 64 0.65, RNN at H = 112 0.69; RNN at H = 64
-# and 80 (16 and 25 KiB) 1.0.
-_UNIT_SPLIT_MIN_WEIGHTS = 12288
+# each step between the threads costs more than it saves.  In a loop of
+# calls at T = 100, split time / one-thread time was 0.65 for LSTM at H = 64
+# (64 KiB) and 0.69 for RNN at H = 112 (49 KiB), but 1.0 for RNN at H = 64
+# and 80.  GRU at H = 64 (48 KiB) measured 0.73 in such a loop, but in full
+# benchmark runs it took 0.13-0.16 ms split and 0.13 ms on one thread (the
+# machine's state mattered more than the split), so it stays on one thread.
+_UNIT_SPLIT_MIN_WEIGHTS = 16384
 
 _PACK_MIN_ROWS = pack_min_rows()
 
