@@ -22,11 +22,11 @@ from cython cimport floating
 from fastrnn._cells cimport lstm_peep_grads, lstm_step_bwd, lstm_step_fwd
 from fastrnn._packed cimport (matmul_nt, packed_gemm, packed_gemv_blocks,
                               panel_width, worth_packing)
-from fastrnn._seq cimport (STAGE_FINAL, STAGE_PACK, STAGE_PROJECT, GradArgs, Packs, StepRows, UnitStage,
+from fastrnn._seq cimport (STAGE_FINAL, GradArgs, Packs, StepRows, UnitStage,
                            add_pack, chunk_bounds, copy_rows, forward_threads, gates_t0,
-                           packs_task, packs_units_task, param_grads_task, project_task,
-                           project_units_task, split_batch,
-                           step_rows, unit_range, unit_stage, unit_stages, zero_rows)
+                           pack_or_project, packs_task, param_grads_task, project_task,
+                           split_batch, step_rows, unit_range, unit_stage, unit_stages,
+                           zero_rows)
 from fastrnn._plan cimport StepPlan, run_or_plan
 from fastrnn._threads cimport (barrier_wait, fr_barrier, fr_part_fn, fr_task_fn, run_parallel,
                               split_range)
@@ -70,14 +70,10 @@ cdef inline void forward_units_part(Forward* a, floating* _, long stage, int par
     cdef UnitStage u
     unit_stage(stage, T, a.chunk, 1, a.packs.count > 0, a.reverse, a.active, &u)
     unit_range(H, panel_width(_), part, nparts, &j0, &j1)
-    if u.kind == STAGE_PACK:
-        packs_units_task(&a.packs, _, H, j0, j1)
-        return
     gt0 = gates_t0(a.all_steps, u.t0)
-    if u.kind == STAGE_PROJECT:
-        project_units_task(u.t1 - u.t0, 4, H, D, <const floating*>a.x + <size_t>u.t0 * D,
-                           <const floating*>a.wih_p, <const floating*>a.bias,
-                           <floating*>a.gates + <size_t>(u.t0 - gt0) * G, G, j0, j1)
+    if pack_or_project(&u, &a.packs, 4, H, D, <const floating*>a.x, <const floating*>a.wih_p,
+                       <const floating*>a.bias, <floating*>a.gates + <size_t>(u.t0 - gt0) * G,
+                       G, j0, j1):
         return
     t = u.t
     if u.kind == STAGE_FINAL:

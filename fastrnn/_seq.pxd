@@ -284,6 +284,22 @@ cdef inline void project_units_task(int rows, int nblocks, int H, int D, const f
         packed_gemm_ex(rows, n0, q * H + j1, D, x, D, 1, wih_p, D, out, ldo, 1, True)
 
 
+cdef inline bint pack_or_project(const UnitStage* u, Packs* packs, int nblocks, int H,
+                                 int D, const floating* x, const floating* wih_p,
+                                 const floating* bias, floating* chunk_out, int ldo, int j0,
+                                 int j1) noexcept nogil:
+    """Do units [j0, j1) of stage u if it packs the weights or projects a chunk (into
+    chunk_out, the gates row of the chunk's first step); return whether it did."""
+    if u.kind == STAGE_PACK:
+        packs_units_task(packs, chunk_out, H, j0, j1)
+        return True
+    if u.kind == STAGE_PROJECT:
+        project_units_task(u.t1 - u.t0, nblocks, H, D, x + <size_t>u.t0 * D, wih_p, bias,
+                           chunk_out, ldo, j0, j1)
+        return True
+    return False
+
+
 cdef struct GradArgs:
     # Everything the weight gradients of one layer direction need (void* so
     # one struct serves float and double; see param_grads_task).
