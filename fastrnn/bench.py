@@ -65,9 +65,16 @@ def time_round_robin(functions, repeats=5, budget=2.0, pauses=None, block=0.03):
     pauses = pauses or {}
     calls = {}
     for name, fn in functions.items():     # estimate each function's block size
-        t0 = time.perf_counter()
+        # from warm calls: a first call pays one-off costs (thread pools
+        # starting, buffers first touched) that made blocks 5 to 10 times
+        # too short, so the samples timed the calls just after a pause
         fn()
-        calls[name] = max(1, min(1000, int(block / max(time.perf_counter() - t0, 1e-7))))
+        one = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            fn()
+            one.append(time.perf_counter() - t0)
+        calls[name] = max(1, min(1000, int(block / max(statistics.median(one), 1e-7))))
         time.sleep(pauses.get(name, 0))
     samples = {name: [] for name in functions}
     start = time.perf_counter()
