@@ -21,9 +21,9 @@
  * it keeps its data in its own cache), and takes another's when that one's
  * owner is late (see fr_wait_stage).  So a thread the OS has descheduled
  * holds up nobody unless it is inside a part, and the caller does all the
- * parts itself when the workers are asleep or their cores are taken.  The caller does not wait for workers
- * that hold no part, either: it returns when every part is done, and a
- * worker that comes late finds the job gone.  For a single sequence split
+ * parts itself when the workers are asleep or their cores are taken.  The
+ * caller does not wait for workers that hold no part, either: it returns
+ * when every part is done, and a worker that comes late finds the job gone.  For a single sequence split
  * over threads, whose steps are microseconds, that is the difference
  * between running at one thread's speed and stalling at every step.
  *
@@ -49,6 +49,14 @@ typedef void (*fr_part_fn)(void *ctx, long stage, int part, int nparts);
 #ifndef FR_STEAL_POLLS
 #define FR_STEAL_POLLS 256   /* polls a thread waits for a part's owner (see fr_wait_stage) */
 #endif
+
+/* Every stage's parts in order, on the calling thread alone. */
+static void fr_staged_alone(fr_part_fn fn, void *ctx, long nstages, int nparts)
+{
+    for (long stage = 0; stage < nstages; ++stage)
+        for (int part = 0; part < nparts; ++part)
+            fn(ctx, stage, part, nparts);
+}
 
 /* Sense-reversing barrier for the m tasks of one job. */
 typedef struct {
@@ -354,27 +362,39 @@ static int fr_pool_grow(int want)
     return fr_pool.started + 1;
 }
 
+/* Take the workers for a job of up to n tasks and publish it (fn, or a
+ * staged job's part_fn); returns the tasks it gets, 1 when the pool is busy
+ * with another caller's job (fastrnn may be called from several Python
+ * threads at once) or no worker can start.  With 1 nothing is published and
+ * the caller runs the job alone; else it clears fr_pool.busy when done. */
+static int fr_pool_start(int n, fr_task_fn fn, fr_part_fn part_fn, void *ctx, long nstages,
+                         int nparts, fr_barrier *barrier)
+{
+    if (n <= 1)
+        return 1;
+    /* Before the lock: a fork between taking the lock and registering
+     * would leave the child a locked pool it could never use. */
+    pthread_once(&fr_atfork_once, fr_register_atfork);
+    pthread_mutex_lock(&fr_pool.lock);
+    if (fr_pool.busy) {
+        n = 1;
+    } else {
+        int avail = fr_pool_grow(n);
+        n = n < avail ? n : avail;
+        if (n > 1) {
+            if (barrier)
+                fr_barrier_init(barrier, n);
+            fr_pool.busy = 1;
+            fr_pool_publish(fn, part_fn, ctx, n, nstages, nparts);
+        }
+    }
+    pthread_mutex_unlock(&fr_pool.lock);
+    return n;
+}
+
 static int fr_pool_run(int n, fr_task_fn fn, void *ctx, fr_barrier *barrier)
 {
-    if (n > 1) {
-        /* Before the lock: a fork between taking the lock and registering
-         * would leave the child a locked pool it could never use. */
-        pthread_once(&fr_atfork_once, fr_register_atfork);
-        pthread_mutex_lock(&fr_pool.lock);
-        if (fr_pool.busy) {
-            n = 1;             /* another caller owns the workers: run alone */
-        } else {
-            int avail = fr_pool_grow(n);
-            n = n < avail ? n : avail;
-            if (n > 1) {
-                if (barrier)
-                    fr_barrier_init(barrier, n);
-                fr_pool.busy = 1;
-                fr_pool_publish(fn, NULL, ctx, n, 0, 0);
-            }
-        }
-        pthread_mutex_unlock(&fr_pool.lock);
-    }
+    n = fr_pool_start(n, fn, NULL, ctx, 0, 0, barrier);
     if (n <= 1) {
         if (barrier)
             fr_barrier_init(barrier, 1);
@@ -397,43 +417,19 @@ static int fr_pool_run(int n, fr_task_fn fn, void *ctx, fr_barrier *barrier)
     return n;
 }
 
-/* Every stage's parts in order, on the calling thread alone. */
-static void fr_staged_alone(fr_part_fn fn, void *ctx, long nstages, int nparts)
-{
-    for (long stage = 0; stage < nstages; ++stage)
-        for (int part = 0; part < nparts; ++part)
-            fn(ctx, stage, part, nparts);
-}
-
 static int fr_pool_run_staged(int n, fr_part_fn fn, void *ctx, long nstages, int nparts)
 {
-    long gen = 0;
     if (n > nparts)
         n = nparts;
-    if (nparts > FR_MAX_PARTS)
+    if (nparts > FR_MAX_PARTS || nstages <= 0)
         n = 1;
-    if (n > 1 && nstages > 0) {
-        pthread_once(&fr_atfork_once, fr_register_atfork);
-        pthread_mutex_lock(&fr_pool.lock);
-        if (fr_pool.busy) {
-            n = 1;
-        } else {
-            int avail = fr_pool_grow(n);
-            n = n < avail ? n : avail;
-            if (n > 1) {
-                fr_pool.busy = 1;
-                fr_pool_publish(NULL, fn, ctx, n, nstages, nparts);
-                gen = fr_pool.generation;
-            }
-        }
-        pthread_mutex_unlock(&fr_pool.lock);
-    }
+    n = fr_pool_start(n, NULL, fn, ctx, nstages, nparts, NULL);
     if (n <= 1) {
         fr_staged_alone(fn, ctx, nstages, nparts);
         return 1;
     }
     /* Returns when every part is done: it ends by waiting for the last stage. */
-    fr_staged_loop(fr_pool.parts, gen, 0, n, fn, ctx, nstages, nparts);
+    fr_staged_loop(fr_pool.parts, fr_pool.generation, 0, n, fn, ctx, nstages, nparts);
     pthread_mutex_lock(&fr_pool.lock);
     fr_pool.busy = 0;
     pthread_mutex_unlock(&fr_pool.lock);
@@ -455,9 +451,7 @@ static int fr_pool_run(int n, fr_task_fn fn, void *ctx, fr_barrier *barrier)
 static int fr_pool_run_staged(int n, fr_part_fn fn, void *ctx, long nstages, int nparts)
 {
     (void)n;
-    for (long stage = 0; stage < nstages; ++stage)
-        for (int part = 0; part < nparts; ++part)
-            fn(ctx, stage, part, nparts);
+    fr_staged_alone(fn, ctx, nstages, nparts);
     return 1;
 }
 #endif
