@@ -22,7 +22,8 @@ def empty_aligned(shape, dtype):
     """np.empty(shape, dtype) whose first element sits on a 64-byte boundary
     (an array over a slightly larger byte buffer)."""
     dtype = np.dtype(dtype)
-    nbytes = math.prod(shape) * dtype.itemsize if isinstance(shape, tuple) else shape * dtype.itemsize
+    count = math.prod(shape) if isinstance(shape, tuple) else shape
+    nbytes = count * dtype.itemsize
     raw = np.empty(nbytes + CACHE_LINE, np.uint8)
     return np.ndarray(shape, dtype, raw, line_offset(raw))
 

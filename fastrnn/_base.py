@@ -224,7 +224,7 @@ class RecurrentLayer(ParamModule):
     def _may_split(self, T, B, in_size):
         """Whether a forward call on (T, B, in_size) would share a single sequence's
         steps over threads (see fastrnn/_split_choice.py)."""
-        return B == 1 and get_num_threads() > 1 and self._threads(T, B, in_size) > 1
+        return B == 1 and self._threads(T, B, in_size) > 1
 
     def _chunk_steps(self, T, B, width):
         """Time steps per input-projection chunk in inference (memory independent of T)."""

@@ -23,9 +23,9 @@ from fastrnn._cells cimport (gru_rb_step_bwd_r, gru_rb_step_bwd_zn, gru_rb_step_
                              gru_rb_step_reset, gru_step_bwd, gru_step_fwd)
 from fastrnn._packed cimport (matmul_nt, packed_gemm, packed_gemv_blocks,
                               panel_width, worth_packing)
-from fastrnn._seq cimport (STAGE_FINAL, GradArgs, Packs, StepRows, UnitStage,
+from fastrnn._seq cimport (GradArgs, Packs, StepRows, UnitStage,
                            add_pack, chunk_bounds, copy_rows, forward_threads, gates_t0, 
-                           pack_or_project, packs_task, param_grads_task, project_task,
+                           final_or_past_end, pack_or_project, packs_task, param_grads_task, project_task,
                            split_batch, step_rows, unit_range, unit_stage, unit_stages,
                            zero_rows)
 from fastrnn._plan cimport StepPlan, run_or_plan
@@ -76,14 +76,9 @@ cdef inline void forward_units_part(Forward* a, floating* _, long stage, int par
                        <const floating*>a.bias_x,
                        <floating*>a.gates + <size_t>(u.t0 - gt0) * 4 * H, 4 * H, j0, j1):
         return
+    if final_or_past_end(&u, a.active, y, ldy, <floating*>a.h_n, H, j0, j1):
+        return
     t = u.t
-    if u.kind == STAGE_FINAL:
-        copy_rows(1, j1 - j0, y + <size_t>t * ldy + j0, H, <floating*>a.h_n + j0, H)
-        return
-    if a.active != NULL and a.active[t] == 0:    # past the sequence's end
-        if u.sub == 0:
-            zero_rows(1, j1 - j0, y + <size_t>t * ldy + j0, ldy)
-        return
     h_prev = <const floating*>a.h0 if u.t_prev < 0 else y + <size_t>u.t_prev * ldy
     g = <floating*>a.gates + <size_t>(t - gt0) * 4 * H
     if u.sub == 0:

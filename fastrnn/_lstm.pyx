@@ -24,7 +24,7 @@ from fastrnn._packed cimport (matmul_nt, packed_gemm, packed_gemv_blocks,
                               panel_width, worth_packing)
 from fastrnn._seq cimport (STAGE_FINAL, GradArgs, Packs, StepRows, UnitStage,
                            add_pack, chunk_bounds, copy_rows, forward_threads, gates_t0,
-                           pack_or_project, packs_task, param_grads_task, project_task,
+                           final_or_past_end, pack_or_project, packs_task, param_grads_task, project_task,
                            split_batch, step_rows, unit_range, unit_stage, unit_stages,
                            zero_rows)
 from fastrnn._plan cimport StepPlan, run_or_plan
@@ -76,13 +76,10 @@ cdef inline void forward_units_part(Forward* a, floating* _, long stage, int par
                        G, j0, j1):
         return
     t = u.t
+    c = cells + <size_t>t * H if a.keep_cells else cells    # step t's cell
     if u.kind == STAGE_FINAL:
-        c = cells + <size_t>t * H if a.keep_cells else cells
-        copy_rows(1, j1 - j0, y + <size_t>t * ldy + j0, H, <floating*>a.h_n + j0, H)
         copy_rows(1, j1 - j0, c + j0, H, <floating*>a.c_n + j0, H)
-        return
-    if a.active != NULL and a.active[t] == 0:    # past the sequence's end
-        zero_rows(1, j1 - j0, y + <size_t>t * ldy + j0, ldy)
+    if final_or_past_end(&u, a.active, y, ldy, <floating*>a.h_n, H, j0, j1):
         return
     if u.t_prev < 0:
         h_prev, c_prev = <const floating*>a.h0, <const floating*>a.c0
@@ -91,7 +88,6 @@ cdef inline void forward_units_part(Forward* a, floating* _, long stage, int par
         c_prev = cells + <size_t>u.t_prev * H if a.keep_cells else cells
     g = <floating*>a.gates + <size_t>(t - gt0) * G
     packed_gemv_blocks(H, h_prev, <const floating*>a.whh_p, H, 4, H, j0, j1, g, True)
-    c = cells + <size_t>t * H if a.keep_cells else cells
     lstm_step_fwd(1, H, j0, j1, g, c_prev, c, y + <size_t>t * ldy, ldy,
                   <const floating*>a.peep)
 

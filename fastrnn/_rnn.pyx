@@ -13,9 +13,9 @@ from cython cimport floating
 from fastrnn._cells cimport rnn_step_bwd, rnn_step_fwd
 from fastrnn._packed cimport (matmul_nt, packed_gemm, packed_gemv_blocks,
                               panel_width, worth_packing)
-from fastrnn._seq cimport (STAGE_FINAL, GradArgs, Packs, StepRows, UnitStage,
+from fastrnn._seq cimport (GradArgs, Packs, StepRows, UnitStage,
                            add_pack, chunk_bounds, copy_rows, forward_threads,
-                           pack_or_project, packs_task, param_grads_task, project_task,
+                           final_or_past_end, pack_or_project, packs_task, param_grads_task, project_task,
                            split_batch, step_rows, unit_range, unit_stage, unit_stages,
                            zero_rows)
 from fastrnn._plan cimport StepPlan, run_or_plan
@@ -56,13 +56,9 @@ cdef inline void forward_units_part(Forward* a, floating* _, long stage, int par
     if pack_or_project(&u, &a.packs, 1, H, D, <const floating*>a.x, <const floating*>a.wih_p,
                        <const floating*>a.bias, <floating*>a.pre, H, j0, j1):
         return
+    if final_or_past_end(&u, a.active, y, ldy, <floating*>a.h_n, H, j0, j1):
+        return
     t = u.t
-    if u.kind == STAGE_FINAL:
-        copy_rows(1, j1 - j0, y + <size_t>t * ldy + j0, H, <floating*>a.h_n + j0, H)
-        return
-    if a.active != NULL and a.active[t] == 0:    # past the sequence's end
-        zero_rows(1, j1 - j0, y + <size_t>t * ldy + j0, ldy)
-        return
     h_prev = <const floating*>a.h0 if u.t_prev < 0 else y + <size_t>u.t_prev * ldy
     p = <floating*>a.pre + <size_t>(t - u.t0) * H
     packed_gemv_blocks(H, h_prev, <const floating*>a.whh_p, H, 1, H, j0, j1, p, True)

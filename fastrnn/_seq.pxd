@@ -300,6 +300,22 @@ cdef inline bint pack_or_project(const UnitStage* u, Packs* packs, int nblocks, 
     return False
 
 
+cdef inline bint final_or_past_end(const UnitStage* u, const int* active, floating* y,
+                                   int ldy, floating* h_n, int H, int j0,
+                                   int j1) noexcept nogil:
+    """Do units [j0, j1) of stage u if it copies the final h into h_n, or is a step
+    past the sequence's end (its output is zero; once, at sub-stage 0); return
+    whether it did.  Cells with more state copy the rest themselves."""
+    if u.kind == STAGE_FINAL:
+        copy_rows(1, j1 - j0, y + <size_t>u.t * ldy + j0, H, h_n + j0, H)
+        return True
+    if active != NULL and active[u.t] == 0:
+        if u.sub == 0:
+            zero_rows(1, j1 - j0, y + <size_t>u.t * ldy + j0, ldy)
+        return True
+    return False
+
+
 cdef struct GradArgs:
     # Everything the weight gradients of one layer direction need (void* so
     # one struct serves float and double; see param_grads_task).

@@ -2,7 +2,7 @@
 
 A single sequence (batch 1) is split over fastrnn's threads by hidden units,
 and every step is handed over between the cores.  On a quiet machine that
-pays from 48 KiB of recurrent weights.  On a shared VM the hand-over can
+pays from 64 KiB of recurrent weights.  On a shared VM the hand-over can
 cost more than the split saves, for seconds at a time: LSTM at
 (100, 1, 32, 64) took 0.11 or 0.25 ms split depending on the minute, and a
 steady 0.14 ms on one thread.  So a layer times its own single-sequence
