@@ -122,9 +122,10 @@ FR_KERNEL void FR_FN(lstm_step_fwd)(int B, int H, int j0, int j1, REAL *restrict
  *   dc = dc + dh * o * (1 - tc^2) (+ d_o * p_o with peepholes: o reads c)
  *   d_i = dc*g*i(1-i)   d_f = dc*c_prev*f(1-f)   d_g = dc*i*(1-g^2)
  *   carry: dc * f (+ d_i * p_i + d_f * p_f with peepholes)
+ * for hidden units j0 <= j < j1 (0..H unless threads share one sequence);
  * peep as in lstm_step_fwd (NULL: none). */
 static inline __attribute__((always_inline)) void FR_FN(lstm_bwd_body)(
-    const int peep, int B, int H, const REAL *restrict act, const REAL *restrict c,
+    const int peep, int B, int H, int j0, int j1, const REAL *restrict act, const REAL *restrict c,
     const REAL *restrict c_prev, const REAL *restrict dy, int ldy,
     const REAL *restrict dh_rec, REAL *restrict dc, REAL *restrict dgates,
     const REAL *restrict pw)
@@ -135,7 +136,7 @@ static inline __attribute__((always_inline)) void FR_FN(lstm_bwd_body)(
         const REAL *dyb = dy + (size_t)b * ldy, *dhb = dh_rec + (size_t)b * H;
         REAL *dcb = dc + (size_t)b * H;
         REAL *di = dgates + (size_t)b * 4 * H, *df = di + H, *dg = df + H, *dout = dg + H;
-        for (int j = 0; j < H; ++j) {
+        for (int j = j0; j < j1; ++j) {
             REAL i = ai[j], f = af[j], g = ag[j], o = ao[j];
             REAL dh = dyb[j] + dhb[j];
             REAL tc = TANH(cb[j]);
@@ -153,16 +154,18 @@ static inline __attribute__((always_inline)) void FR_FN(lstm_bwd_body)(
     }
 }
 
-FR_KERNEL void FR_FN(lstm_step_bwd)(int B, int H, const REAL *restrict act,
+FR_KERNEL void FR_FN(lstm_step_bwd)(int B, int H, int j0, int j1, const REAL *restrict act,
                                     const REAL *restrict c, const REAL *restrict c_prev,
                                     const REAL *restrict dy, int ldy,
                                     const REAL *restrict dh_rec, REAL *restrict dc,
                                     REAL *restrict dgates, const REAL *restrict peep)
 {
     if (peep)
-        FR_FN(lstm_bwd_body)(1, B, H, act, c, c_prev, dy, ldy, dh_rec, dc, dgates, peep);
+        FR_FN(lstm_bwd_body)(1, B, H, j0, j1, act, c, c_prev, dy, ldy, dh_rec, dc, dgates,
+                             peep);
     else
-        FR_FN(lstm_bwd_body)(0, B, H, act, c, c_prev, dy, ldy, dh_rec, dc, dgates, peep);
+        FR_FN(lstm_bwd_body)(0, B, H, j0, j1, act, c, c_prev, dy, ldy, dh_rec, dc, dgates,
+                             peep);
 }
 
 /* Peephole gradients of B rows of one step, for hidden units j0 <= j < j1:

@@ -33,3 +33,10 @@ def zeros_aligned(shape, dtype):
     a = empty_aligned(shape, dtype)
     a.fill(0)
     return a
+
+
+def aligned_copy(a):
+    """A copy of the array a starting on a 64-byte boundary (C order)."""
+    out = empty_aligned(a.shape, a.dtype)
+    out[...] = a
+    return out

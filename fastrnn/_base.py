@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from fastrnn._aligned import empty_aligned
+from fastrnn._aligned import aligned_copy, empty_aligned
 from fastrnn._elementwise import pack_min_rows, panel_width
 from fastrnn._lengths import NO_LENGTHS, SortedBatch, check_lengths
 from fastrnn._module import ParamModule
@@ -208,9 +208,10 @@ class RecurrentLayer(ParamModule):
         Time loops are split by batch rows; a single sequence's forward loop
         by hidden units, handed over between threads at every step, which
         pays from _UNIT_SPLIT_MIN_WEIGHTS recurrent weights when the machine
-        lets it (fastrnn/_split_choice.py decides per call).  A single
-        sequence's backward loop runs on one thread, but its weight gradients
-        are still shared.
+        lets it (fastrnn/_split_choice.py decides per call).  An LSTM's
+        single-sequence backward loop is split by hidden units the same way
+        (always, past the threshold); the other cells run it on one thread
+        and share only the weight gradients.
         """
         G = self._gate_count * self.hidden_size
         flops = 2 * T * B * G * (in_size + self.hidden_size)
@@ -376,7 +377,8 @@ class RecurrentLayer(ParamModule):
             dx = np.zeros_like(layer_in)
             for direction in range(dirs if B > 0 else 0):
                 i = layer * dirs + direction
-                carries = [s[i].copy() for s in dstates_n]   # in: dstate_n, out: dstate0
+                # in: dstate_n, out: dstate0 (aligned: threads write their units side by side)
+                carries = [aligned_copy(s[i]) for s in dstates_n]
                 self._backprop_direction(
                     layer, direction, layer_in, layer_out, grad_out, cache.saved[i],
                     [s[i] for s in cache.states0], carries, dx, direction == 1, active)

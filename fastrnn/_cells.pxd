@@ -20,10 +20,10 @@ cdef extern from "fastrnn_cells.h" nogil:
     void fr_lstm_step_fwd_f64(int B, int H, int j0, int j1, double* gates,
                               const double* c_prev, double* c, double* h, int ldh,
                               const double* peep)
-    void fr_lstm_step_bwd_f32(int B, int H, const float* act, const float* c, const float* c_prev,
-                              const float* dy, int ldy, const float* dh_rec, float* dc,
-                              float* dgates, const float* peep)
-    void fr_lstm_step_bwd_f64(int B, int H, const double* act, const double* c,
+    void fr_lstm_step_bwd_f32(int B, int H, int j0, int j1, const float* act, const float* c,
+                              const float* c_prev, const float* dy, int ldy,
+                              const float* dh_rec, float* dc, float* dgates, const float* peep)
+    void fr_lstm_step_bwd_f64(int B, int H, int j0, int j1, const double* act, const double* c,
                               const double* c_prev, const double* dy, int ldy,
                               const double* dh_rec, double* dc, double* dgates,
                               const double* peep)
@@ -100,14 +100,14 @@ cdef inline void lstm_step_fwd(int B, int H, int j0, int j1, floating* gates,
         fr_lstm_step_fwd_f64(B, H, j0, j1, gates, c_prev, c, h, ldh, peep)
 
 
-cdef inline void lstm_step_bwd(int B, int H, const floating* act, const floating* c,
-                               const floating* c_prev, const floating* dy, int ldy,
-                               const floating* dh_rec, floating* dc,
+cdef inline void lstm_step_bwd(int B, int H, int j0, int j1, const floating* act,
+                               const floating* c, const floating* c_prev, const floating* dy,
+                               int ldy, const floating* dh_rec, floating* dc,
                                floating* dgates, const floating* peep) noexcept nogil:
     if floating is float:
-        fr_lstm_step_bwd_f32(B, H, act, c, c_prev, dy, ldy, dh_rec, dc, dgates, peep)
+        fr_lstm_step_bwd_f32(B, H, j0, j1, act, c, c_prev, dy, ldy, dh_rec, dc, dgates, peep)
     else:
-        fr_lstm_step_bwd_f64(B, H, act, c, c_prev, dy, ldy, dh_rec, dc, dgates, peep)
+        fr_lstm_step_bwd_f64(B, H, j0, j1, act, c, c_prev, dy, ldy, dh_rec, dc, dgates, peep)
 
 
 cdef inline void lstm_peep_grads(int B, int H, int j0, int j1, const floating* dgates,

@@ -10,7 +10,9 @@ fastrnn's threads: the projection by rows, the time loop by batch rows
 a single sequence by hidden units (each part of a step computes all four
 gates of its units and updates their cells; the threads claim the parts,
 and a step starts when every part of the one before is done: see
-UnitStage in fastrnn/_seq.pxd).
+UnitStage in fastrnn/_seq.pxd).  Backward splits a single sequence the same
+way (BackStage): each part takes its units of dh_t from the whole dG of the
+step after, then its units of dG_t.
 
 Peepholes (ONNX's P, Gers & Schmidhuber) are element-wise: the fused passes
 take [p_i p_f p_o] (3, H) and add p_i * c_{t-1}, p_f * c_{t-1} to the i, f
@@ -20,16 +22,18 @@ steps, taken after backward's time loop by hidden units.
 
 from cython cimport floating
 from fastrnn._cells cimport lstm_peep_grads, lstm_step_bwd, lstm_step_fwd
-from fastrnn._packed cimport (matmul_nt, packed_gemm, packed_gemv_blocks,
+from fastrnn._packed cimport (matmul_nt, packed_gemm, packed_gemm_ex, packed_gemv_blocks,
                               panel_width, worth_packing)
-from fastrnn._seq cimport (STAGE_FINAL, GradArgs, Packs, StepRows, UnitStage,
-                           add_pack, chunk_bounds, copy_rows, forward_threads, gates_t0,
-                           final_or_past_end, pack_or_project, packs_task, param_grads_task, project_task,
+from fastrnn._seq cimport (STAGE_FINAL, STAGE_PACK, STAGE_STEP, BackStage, GradArgs, Packs,
+                           StepRows, UnitStage, add_pack, back_stage, back_stages,
+                           chunk_bounds, copy_rows, forward_threads, gates_t0,
+                           final_or_past_end, pack_or_project, packs_task, param_grads_pack,
+                           param_grads_products, param_grads_task, project_task,
                            split_batch, step_rows, unit_range, unit_stage, unit_stages,
                            zero_rows)
 from fastrnn._plan cimport StepPlan, run_or_plan
 from fastrnn._threads cimport (barrier_wait, fr_barrier, fr_part_fn, fr_task_fn, run_parallel,
-                              split_range)
+                              run_staged, split_range)
 
 
 cdef struct Forward:
@@ -246,7 +250,7 @@ cdef inline void backward_rows(Backward* a, floating* _, int t, int lo, int hi,
     has its row 0 at c_prev."""
     cdef int B = a.B, H = a.H, G = 4 * a.H
     cdef size_t row = <size_t>t * B + lo
-    lstm_step_bwd(hi - lo, H, <const floating*>a.gates + row * G,
+    lstm_step_bwd(hi - lo, H, 0, H, <const floating*>a.gates + row * G,
                   <const floating*>a.cells + row * H, c_prev + <size_t>lo * H,
                   <const floating*>a.dy + row * a.ldy, a.ldy, <floating*>a.dh + <size_t>lo * H,
                   <floating*>a.dc + <size_t>lo * H, <floating*>a.dgates + row * G,
@@ -279,6 +283,52 @@ cdef inline void backward_task(Backward* a, floating* _, int tid, int nt) noexce
     param_grads_task(&a.grads, _, tid, nt, &a.barrier)
     if a.peep != NULL:
         peep_grads_task(a, _, tid, nt)
+
+
+cdef inline void backward_units_part(Backward* a, floating* _, long stage, int part,
+                                     int nparts) noexcept nogil:
+    """Batch 1: one part of one stage of backward (fastrnn/_seq.pxd BackStage).
+    Part p owns the same hidden units [j0, j1) at every step: their dh_t, dc
+    and dG_t columns in each gate block."""
+    cdef int T = a.T, H = a.H, G = 4 * a.H, j0, j1, q
+    cdef floating* dgates = <floating*>a.dgates
+    cdef const floating* cells = <const floating*>a.cells
+    cdef const floating* c_prev
+    cdef BackStage u
+    back_stage(stage, T, a.reverse, a.grads.active, &u)
+    unit_range(H, panel_width(_), part, nparts, &j0, &j1)
+    if u.kind == STAGE_PACK:        # W_hh^T by units (the panels this part reads), W_ih^T
+        packs_task(&a.packs, _, part, nparts)
+    elif u.kind == STAGE_STEP and not u.runs:    # past the sequence's end: no gradient
+        for q in range(4):
+            zero_rows(1, j1 - j0, dgates + <size_t>u.t * G + q * H + j0, G)
+    elif u.kind == STAGE_STEP:
+        if u.t_next >= 0:           # dh_t[j0:j1] = dG_{t+1} W_hh[:, j0:j1]; else dh_n
+            packed_gemm_ex(1, j0, j1, G, dgates + <size_t>u.t_next * G, G, 1,
+                           <const floating*>a.whhT_p, G, <floating*>a.dh, H, 1, False)
+        c_prev = cells + <size_t>u.t_prev * H if u.t_prev >= 0 else <const floating*>a.c0
+        lstm_step_bwd(1, H, j0, j1, <const floating*>a.gates + <size_t>u.t * G,
+                      cells + <size_t>u.t * H, c_prev,
+                      <const floating*>a.dy + <size_t>u.t * a.ldy, a.ldy,
+                      <floating*>a.dh, <floating*>a.dc, dgates + <size_t>u.t * G,
+                      <const floating*>a.peep)
+    elif u.kind == STAGE_FINAL:
+        if u.t >= 0:                # dh0 = dG_first W_hh
+            packed_gemm_ex(1, j0, j1, G, dgates + <size_t>u.t * G, G, 1,
+                           <const floating*>a.whhT_p, G, <floating*>a.dh, H, 1, False)
+        param_grads_pack(&a.grads, _, part, nparts)
+    else:                           # STAGE_GRADS
+        param_grads_products(&a.grads, _, part, nparts)
+        if a.peep != NULL:
+            peep_grads_task(a, _, part, nparts)
+
+
+cdef void backward_units_f32(void* a, long stage, int part, int nparts) noexcept nogil:
+    backward_units_part(<Backward*>a, <float*>NULL, stage, part, nparts)
+
+
+cdef void backward_units_f64(void* a, long stage, int part, int nparts) noexcept nogil:
+    backward_units_part(<Backward*>a, <double*>NULL, stage, part, nparts)
 
 
 cdef inline void peep_grads_task(Backward* a, floating* _, int tid, int nt) noexcept nogil:
@@ -360,8 +410,17 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.grads.db_ih, a.grads.db_hh = &db_ih[0], &db_hh[0]
     a.grads.G_prev = 4 * H     # every column of dW_hh pairs with h_{t-1}
     cdef fr_task_fn task = backward_task_f32 if floating is float else backward_task_f64
+    cdef fr_part_fn units = backward_units_f32 if floating is float else backward_units_f64
     a.packs.count = 0
     add_pack(&a.packs, H, 4 * H, &w_hh[0, 0], 1, H, &whhT_packed[0])
     add_pack(&a.packs, D, 4 * H, &w_ih[0, 0], 1, D, &wihT_packed[0])
+    # A single sequence's time loop is shared by hidden units, as in forward;
+    # otherwise by batch rows (at B = 1, only the weight gradients are shared).
+    cdef bint split_units
+    cdef int nparts = forward_threads(B, H, nthreads, True, panel_width(&dgates[0, 0, 0]),
+                                      &split_units)
     with nogil:
-        run_parallel(nthreads, task, &a, &a.barrier)
+        if split_units:
+            run_staged(nparts, units, &a, back_stages(T), nparts)
+        else:
+            run_parallel(nthreads, task, &a, &a.barrier)

@@ -198,6 +198,61 @@ cdef inline void unit_range(int H, int nr, int part, int nparts, int* j0, int* j
     j0[0], j1[0] = u0 * nr, u1 * nr
 
 
+# A single sequence's backward, shared by hidden units, is a staged job as
+# well.  Its stages: the weight packs; one stage per step, against the
+# forward's order of time, in which each part first takes its units of
+# dh_t = dG_{t+1} W_hh from the whole of the previous stage's dG, then its
+# units of the element-wise backward (writing dG_t); the final stage, dh0
+# from the first step's dG and the packing of dG; and last the weight
+# gradients, shared out as in param_grads_task.
+cdef enum:
+    STAGE_GRADS = STAGE_FINAL + 1
+
+cdef struct BackStage:
+    int kind        # STAGE_PACK, STAGE_STEP, STAGE_FINAL or STAGE_GRADS
+    int t           # STAGE_STEP: the step; STAGE_FINAL: the sequence's first step
+                    # in its direction of time, or -1 when it has none
+    bint runs       # STAGE_STEP: step t lies within the sequence (else dG_t = 0)
+    int t_next      # STAGE_STEP: the step after t, whose dG gives dh_t, or -1: dh_n
+    int t_prev      # STAGE_STEP: the step before t, whose c is c_{t-1}, or -1: c0
+
+
+cdef inline long back_stages(int T) noexcept nogil:
+    """How many stages a single sequence's backward has (see BackStage)."""
+    return <long>T + 3
+
+
+cdef inline int step_or_none(const int* active, int T, int t) noexcept nogil:
+    """t if the single sequence runs step t, else -1."""
+    return t if rows_at(active, T, 1, t) > 0 else -1
+
+
+cdef inline void back_stage(long stage, int T, bint reverse, const int* active,
+                            BackStage* u) noexcept nogil:
+    """What stage `stage` of a single sequence's backward does (see BackStage);
+    active as in StepRows, with B = 1."""
+    cdef int length = T
+    u.t = u.t_next = u.t_prev = -1
+    u.runs = False
+    if stage == 0:
+        u.kind = STAGE_PACK
+    elif stage == T + 1:
+        u.kind = STAGE_FINAL
+        if active != NULL:
+            length = 0
+            while length < T and active[length] > 0:
+                length += 1
+        u.t = (length - 1 if reverse else 0) if length > 0 else -1
+    elif stage == T + 2:
+        u.kind = STAGE_GRADS
+    else:
+        u.kind = STAGE_STEP
+        u.t = <int>(stage - 1) if reverse else T - <int>stage
+        u.runs = rows_at(active, T, 1, u.t) > 0
+        u.t_next = step_or_none(active, T, u.t - 1 if reverse else u.t + 1)
+        u.t_prev = step_or_none(active, T, u.t + 1 if reverse else u.t - 1)
+
+
 cdef inline void project_task(int rows, int G, int D, const floating* x, bint packed,
                               const floating* w_ih, const floating* wih_packed,
                               const floating* bias, floating* out, int ldo, int tid,
@@ -354,8 +409,31 @@ cdef inline void param_grads_task(GradArgs* a, floating* _, int tid, int nthread
     with H_prev the direction's output y shifted by one step in its direction
     of time and h0 at the first step.  The gate gradients are packed first
     (by panels, shared out), then each task owns whole panels of the weight
-    gradients and a block of rows of dX, so no two tasks write one element.
+    gradients and a block of rows of dX, so no two tasks write one element
+    and the result does not depend on the split.
     """
+    param_grads_pack(a, _, tid, nthreads)
+    barrier_wait(barrier)
+    param_grads_products(a, _, tid, nthreads)
+
+
+cdef inline void param_grads_pack(GradArgs* a, floating* _, int tid,
+                                  int nthreads) noexcept nogil:
+    """This task's share of packing the gate gradients for param_grads_products."""
+    cdef int TB = a.T * a.B, G = a.G, Gp = a.G_prev
+    cdef const floating* dgi = <const floating*>a.dgi
+    cdef const floating* dgh = <const floating*>a.dgh
+    pack_task(G, TB, dgi, 1, G, <floating*>a.dgi_packed, tid, nthreads)
+    if dgh != dgi:
+        pack_task(G, TB, dgh, 1, G, <floating*>a.dgh_packed, tid, nthreads)
+    if Gp < G:
+        pack_task(G - Gp, TB, dgh + Gp, 1, G, <floating*>a.hx_packed, tid, nthreads)
+
+
+cdef inline void param_grads_products(GradArgs* a, floating* _, int tid,
+                                      int nthreads) noexcept nogil:
+    """This task's share of the products of param_grads_task, once every task's
+    param_grads_pack is done."""
     cdef int TB = a.T * a.B, G = a.G, D = a.D, H = a.H, B = a.B, ldy = a.ldy
     cdef const floating* dgi = <const floating*>a.dgi
     cdef const floating* dgh = <const floating*>a.dgh
@@ -366,13 +444,6 @@ cdef inline void param_grads_task(GradArgs* a, floating* _, int tid, int nthread
     cdef int q0, q1, n0, n1, r0, r1, first_rows, t, b_lo, b_hi
     cdef int Gp = a.G_prev, n1h
     cdef floating* px = <floating*>a.hx_packed
-    pack_task(G, TB, dgi, 1, G, pi, tid, nthreads)
-    if dgh != dgi:
-        pack_task(G, TB, dgh, 1, G, ph, tid, nthreads)
-    if Gp < G:
-        pack_task(G - Gp, TB, dgh + Gp, 1, G, px, tid, nthreads)
-    barrier_wait(barrier)
-
     split_range((G + nr - 1) // nr, tid, nthreads, &q0, &q1)
     n0 = q0 * nr
     n1 = q1 * nr if q1 * nr < G else G

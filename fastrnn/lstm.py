@@ -100,7 +100,7 @@ class LSTM(RecurrentLayer):
         (h0, c0), (dh, dc) = states0, carries
         T, B, D = x.shape
         H = self.hidden_size
-        dgates = np.empty_like(gates)
+        dgates = empty_aligned(gates.shape, self.dtype)   # threads write it side by side
         _BACKWARD[self.dtype](x, w_ih, w_hh, h0, c0, y, dy, direction * H,
                             gates, cells, dh, dc, dgates, dx, accumulate,
                             dw_ih, dw_hh, db_ih, db_hh, self._packed_weights(H, 4 * H),

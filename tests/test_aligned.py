@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn._aligned import CACHE_LINE, empty_aligned, zeros_aligned
+from fastrnn._aligned import CACHE_LINE, aligned_copy, empty_aligned, zeros_aligned
 
 
 @pytest.mark.parametrize("shape", [(0,), (1,), (7,), (3, 5), (4, 1, 33)])
@@ -17,6 +17,16 @@ def test_shape_dtype_and_alignment(shape, dtype):
         if a.size:
             assert a.ctypes.data % CACHE_LINE == 0
     assert not zeros_aligned(shape, dtype).any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_aligned_copy_is_an_equal_aligned_copy(dtype):
+    src = np.arange(2 * 3 * 5, dtype=dtype).reshape(2, 3, 5)[:, ::2]   # not contiguous
+    out = aligned_copy(src)
+    assert out.ctypes.data % CACHE_LINE == 0 and out.flags.c_contiguous
+    np.testing.assert_array_equal(out, src)
+    out[0, 0, 0] = -1
+    assert src[0, 0, 0] == 0
 
 
 def test_layer_outputs_are_aligned():

@@ -192,3 +192,47 @@ def test_single_sequence_split_by_hidden_units(cell, H, dtype, restore_threads, 
     y_ref, _, _ = reference.forward(mode_of(cell), params, x, None, num_layers=2,
                                     bidirectional=True, nonlinearity=nonlinearity_of(cell))
     np.testing.assert_allclose(y, y_ref, **tol(dtype))
+
+
+def _training_run(layer, x, dy, lengths):
+    layer.zero_grad()
+    y, state_n, cache = layer.forward(x, lengths=lengths)
+    dx, ds0 = layer.backward(dy, cache)
+    return flat((y, state_n, dx, ds0, {k: v.copy() for k, v in layer.grads.items()}))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("H", [64, 144, 272])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_single_sequence_backward_split_by_hidden_units(cell, H, dtype, restore_threads,
+                                                       monkeypatch):
+    # Batch-1 backward shares each step's hidden units too (parts claimed by
+    # the threads): dh_t from the whole dG of the step after, then each
+    # part's units of dG_t.  H as in the forward test above; every layer
+    # above the threading threshold.
+    import fastrnn._base as base
+    monkeypatch.setattr(base, "_THREADED_MIN_FLOPS", 0)
+    layer = make_layer(cell, 12, H, 2, bidirectional=True, dtype=dtype, seed=6)
+    rng = np.random.default_rng(H)
+    x = rng.standard_normal((23, 1, 12))
+    dy = rng.standard_normal((23, 1, 2 * H))
+    shape = (4, 1, H)
+    dsn = (rng.standard_normal(shape), rng.standard_normal(shape)) if cell == "lstm" \
+        else rng.standard_normal(shape)
+    equal_over_threads_and_right(layer, x, dy, dsn)
+
+
+@pytest.mark.parametrize("length", [1, 9, 23])
+@pytest.mark.parametrize("peephole", [False, True])
+def test_single_sequence_backward_split_with_lengths(length, peephole, restore_threads,
+                                                    monkeypatch):
+    # A sequence shorter than T: steps past its end have no gradient, the
+    # reverse direction starts at its last step.  The one-thread run (batch
+    # rows, checked against the reference in test_lengths.py) is the standard.
+    import fastrnn._base as base
+    monkeypatch.setattr(base, "_THREADED_MIN_FLOPS", 0)
+    layer = fastrnn.LSTM(12, 64, 2, bidirectional=True, peephole=peephole, seed=7)
+    rng = np.random.default_rng(length)
+    x = rng.standard_normal((23, 1, 12))
+    dy = rng.standard_normal((23, 1, 128))
+    same_over_thread_counts(lambda: _training_run(layer, x, dy, [length]))
