@@ -18,14 +18,27 @@ from fastrnn._elementwise import line_offset
 CACHE_LINE = 64
 
 
+def nbytes_of(shape, dtype):
+    """Bytes of an array of this shape (a tuple or a length) and dtype."""
+    count = math.prod(shape) if isinstance(shape, tuple) else shape
+    return count * np.dtype(dtype).itemsize
+
+
+def raw_buffer(nbytes):
+    """A byte buffer that holds nbytes from its first 64-byte boundary on."""
+    return np.empty(nbytes + CACHE_LINE, np.uint8)
+
+
+def view_aligned(raw, shape, dtype):
+    """The array of this shape and dtype over raw (from raw_buffer), from its first
+    64-byte boundary."""
+    return np.ndarray(shape, dtype, raw, line_offset(raw))
+
+
 def empty_aligned(shape, dtype):
     """np.empty(shape, dtype) whose first element sits on a 64-byte boundary
     (an array over a slightly larger byte buffer)."""
-    dtype = np.dtype(dtype)
-    count = math.prod(shape) if isinstance(shape, tuple) else shape
-    nbytes = count * dtype.itemsize
-    raw = np.empty(nbytes + CACHE_LINE, np.uint8)
-    return np.ndarray(shape, dtype, raw, line_offset(raw))
+    return view_aligned(raw_buffer(nbytes_of(shape, dtype)), shape, dtype)
 
 
 def zeros_aligned(shape, dtype):

@@ -17,6 +17,7 @@ from fastrnn._aligned import aligned_copy, empty_aligned
 from fastrnn._elementwise import pack_min_rows, panel_width
 from fastrnn._lengths import NO_LENGTHS, SortedBatch, check_lengths
 from fastrnn._module import ParamModule
+from fastrnn._scratch import Scratch
 from fastrnn._split_choice import SplitChoice
 from fastrnn._threads import get_num_threads
 from fastrnn._validation import (as_real_array, check_float_dtype, check_positive_int,
@@ -190,7 +191,21 @@ class RecurrentLayer(ParamModule):
         return (g["weight_ih" + sfx], g["weight_hh" + sfx],
                 np.zeros(G, self.dtype), np.zeros(G, self.dtype))
 
-    def _packed_weights(self, rows, cols, calls_rows=None):
+    def _lease(self):
+        """A lease on this layer's kept work buffers for one call (fastrnn/_scratch.py)."""
+        scratch = self.__dict__.get("_scratch")
+        if scratch is None:
+            scratch = self.__dict__.setdefault("_scratch", Scratch())
+        return scratch.lease()
+
+    def _work(self, shape, work):
+        """A 64-byte aligned work array of the layer's dtype: from the call's lease
+        work, or newly allocated when work is None (a plan keeps its arrays)."""
+        if work is None:
+            return empty_aligned(shape, self.dtype)
+        return work.empty(shape, self.dtype)
+
+    def _packed_weights(self, rows, cols, calls_rows=None, work=None):
         """Work buffer for a (rows x cols) weight matrix packed by the kernels into
         panels of panel_width output columns (rows rounded up to whole panels).
 
@@ -200,7 +215,7 @@ class RecurrentLayer(ParamModule):
         if calls_rows is not None and calls_rows < _PACK_MIN_ROWS:
             return np.empty(1, self.dtype)
         nr = panel_width(self.dtype.itemsize)
-        return np.empty(-(-rows // nr) * nr * cols, self.dtype)
+        return self._work(-(-rows // nr) * nr * cols, work)
 
     def _threads(self, T, B, in_size):
         """Threads for one direction's kernel call on (T, B, in_size) inputs.
@@ -302,22 +317,23 @@ class RecurrentLayer(ParamModule):
         states_n = [np.empty(self._state_shape(B), self.dtype) for _ in states0]
         inputs, outputs, saved, masks = [], [], {}, []
         layer_in = x3
-        for layer in range(self.num_layers):
-            y = np.zeros((T, B, dirs * H), self.dtype) if B == 0 else \
-                empty_aligned((T, B, dirs * H), self.dtype)
-            for direction in range(dirs if B > 0 else 0):
-                i = layer * dirs + direction
-                saved[i] = self._run_direction(
-                    layer, direction, layer_in, [s[i] for s in states0], y,
-                    [s[i] for s in states_n], training, active)
-            if training:
-                inputs.append(layer_in)
-                outputs.append(y)
-            layer_in = y
-            if training and layer < self.num_layers - 1:
-                masks.append(self._dropout_mask(y.shape))
-                if masks[-1] is not None:
-                    layer_in = y * masks[-1]
+        with self._lease() as work:
+            for layer in range(self.num_layers):
+                y = np.zeros((T, B, dirs * H), self.dtype) if B == 0 else \
+                    empty_aligned((T, B, dirs * H), self.dtype)
+                for direction in range(dirs if B > 0 else 0):
+                    i = layer * dirs + direction
+                    saved[i] = self._run_direction(
+                        layer, direction, layer_in, [s[i] for s in states0], y,
+                        [s[i] for s in states_n], training, active, work=work)
+                if training:
+                    inputs.append(layer_in)
+                    outputs.append(y)
+                layer_in = y
+                if training and layer < self.num_layers - 1:
+                    masks.append(self._dropout_mask(y.shape))
+                    if masks[-1] is not None:
+                        layer_in = y * masks[-1]
         if batch is not None:
             y_user = self._to_user_sequence(batch.to_caller(layer_in), unbatched)
             state_user = self._to_user_state([batch.to_caller(s) for s in states_n], unbatched)
@@ -372,21 +388,24 @@ class RecurrentLayer(ParamModule):
             grad_out = batch.to_kernel(grad_out)
             dstates_n = [batch.to_kernel(s) for s in dstates_n]
         dstates0 = [np.zeros_like(s) for s in dstates_n]
-        for layer in reversed(range(self.num_layers)):
-            layer_in, layer_out = cache.inputs[layer], cache.outputs[layer]
-            dx = np.zeros_like(layer_in)
-            for direction in range(dirs if B > 0 else 0):
-                i = layer * dirs + direction
-                # in: dstate_n, out: dstate0 (aligned: threads write their units side by side)
-                carries = [aligned_copy(s[i]) for s in dstates_n]
-                self._backprop_direction(
-                    layer, direction, layer_in, layer_out, grad_out, cache.saved[i],
-                    [s[i] for s in cache.states0], carries, dx, direction == 1, active)
-                for dst, carry in zip(dstates0, carries):
-                    dst[i] = carry
-            if layer > 0 and cache.masks and cache.masks[layer - 1] is not None:
-                dx *= cache.masks[layer - 1]     # through the dropout on layer - 1's output
-            grad_out = dx
+        with self._lease() as work:
+            for layer in reversed(range(self.num_layers)):
+                layer_in, layer_out = cache.inputs[layer], cache.outputs[layer]
+                dx = np.zeros_like(layer_in)
+                for direction in range(dirs if B > 0 else 0):
+                    i = layer * dirs + direction
+                    # in: dstate_n, out: dstate0 (aligned: threads write their units
+                    # side by side)
+                    carries = [aligned_copy(s[i]) for s in dstates_n]
+                    self._backprop_direction(
+                        layer, direction, layer_in, layer_out, grad_out, cache.saved[i],
+                        [s[i] for s in cache.states0], carries, dx, direction == 1, active,
+                        work)
+                    for dst, carry in zip(dstates0, carries):
+                        dst[i] = carry
+                if layer > 0 and cache.masks and cache.masks[layer - 1] is not None:
+                    dx *= cache.masks[layer - 1]     # through the dropout on layer - 1's output
+                grad_out = dx
         if batch is not None:
             grad_out = batch.to_caller(grad_out)
             dstates0 = [batch.to_caller(s) for s in dstates0]
@@ -396,16 +415,17 @@ class RecurrentLayer(ParamModule):
     # ------------------------------------------------------------ cell hooks
 
     def _run_direction(self, layer, direction, x, states0, y, states_n, training, active,
-                       plan=None):
+                       plan=None, work=None):
         """Run one direction over x, write its columns of y and states_n; return what backward
         needs.  active: the kernels' variable-length argument (fastrnn._lengths).  With a
-        fastrnn._plan.StepPlan, set the call up as the plan's layer `layer` instead."""
+        fastrnn._plan.StepPlan, set the call up as the plan's layer `layer` instead.  work:
+        the call's lease on work buffers (see _work), None with a plan."""
         raise NotImplementedError
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,
-                            accumulate, active):
+                            accumulate, active, work):
         """Backward of one direction: write (or add, if accumulate) dx, add weight grads,
-        turn carries from dstate_n into dstate0 in place."""
+        turn carries from dstate_n into dstate0 in place.  work: the call's lease."""
         raise NotImplementedError
 
     # ---------------------------------------------------------------- extras

@@ -378,7 +378,7 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                   floating[::1] whhT_packed, floating[::1] wihT_packed,
                   floating[::1] dg_packed, int nthreads, bint reverse,
                   const int[::1] active, const floating[:, ::1] peephole=None,
-                  floating[:, ::1] dpeephole=None):
+                  floating[:, ::1] dpeephole=None, bint split_units=True):
     """Backward through time of lstm_forward (saved gates and cells of a training run),
     with the same active (variable lengths) as the forward call.
 
@@ -388,6 +388,8 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     Work: dgates (T, B, 4H); whhT_packed (packed_size(H, 4H)); wihT_packed
     (packed_size(D, 4H)); dg_packed (packed_size(4H, T*B)).  peephole (3, H)
     or None as in lstm_forward; with it dpeephole (3, H) is added to.
+    split_units: whether threads may share a single sequence's time loop by
+    hidden units (else it runs on one thread and they share the rest).
     """
     cdef Backward a
     a.peep = a.dpeep = NULL
@@ -416,11 +418,11 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     add_pack(&a.packs, D, 4 * H, &w_ih[0, 0], 1, D, &wihT_packed[0])
     # A single sequence's time loop is shared by hidden units, as in forward;
     # otherwise by batch rows (at B = 1, only the weight gradients are shared).
-    cdef bint split_units
+    cdef bint by_units
     cdef int nparts = forward_threads(B, H, nthreads, True, panel_width(&dgates[0, 0, 0]),
-                                      &split_units)
+                                      &by_units)
     with nogil:
-        if split_units:
+        if by_units and split_units:
             run_staged(nparts, units, &a, back_stages(T), nparts)
         else:
             run_parallel(nthreads, task, &a, &a.barrier)

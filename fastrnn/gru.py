@@ -76,7 +76,7 @@ class GRU(RecurrentLayer):
         return keras.from_keras(cls, weights, config, reset_after=bool(reset_after))
 
     def _run_direction(self, layer, direction, x, states0, y, states_n, training, active,
-                       plan=None):
+                       plan=None, work=None):
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
         T, B = x.shape[:2]
         H = self.hidden_size
@@ -92,32 +92,37 @@ class GRU(RecurrentLayer):
             bias_x = np.zeros(3 * H, self.dtype)
             b_hn = np.zeros(H, self.dtype)
         chunk = self._chunk_steps(T, B, 4 * H)
-        gates = empty_aligned((T if training else chunk, B, 4 * H), self.dtype)
-        gh = empty_aligned((B, 3 * H), self.dtype)
+        # training keeps the activations for backward; inference works in a chunk
+        gates = empty_aligned((T, B, 4 * H), self.dtype) if training else \
+            self._work((chunk, B, 4 * H), work)
+        gh = self._work((B, 3 * H), work)
         # reset-before packs W_h{r,z} and W_hn apart: at most one panel more
         whh_rows = 3 * H if self.reset_after else 3 * H + panel_width(self.dtype.itemsize)
         _FORWARD[self.dtype](x, w_ih, w_hh, bias_x, b_hn, states0[0], y, direction * H, gates, gh,
-                         states_n[0], self._packed_weights(3 * H, x.shape[2], calls),
-                         self._packed_weights(whh_rows, H, calls),
+                         states_n[0],
+                         self._packed_weights(3 * H, x.shape[2], calls, work),
+                         self._packed_weights(whh_rows, H, calls, work),
                          self._threads(T, B, x.shape[2]), self._backwards_in_time(direction),
                          active, self.reset_after, plan=plan, plan_layer=layer, chunk=chunk)
         return gates if training else None
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,
-                            accumulate, active):
+                            accumulate, active, work):
         w_ih, w_hh, _, _ = self._weights(layer, direction)
         dw_ih, dw_hh, db_ih, db_hh = self._weight_grads(layer, direction)
         T, B, D = x.shape
         H = self.hidden_size
-        dgi = np.empty((T, B, 3 * H), self.dtype)
+        dgi = self._work((T, B, 3 * H), work)
         # reset-before: both sides' gradients are equal, and only the n block is packed
         # apart (for dW_hn)
-        dgh = np.empty_like(dgi) if self.reset_after else dgi
+        dgh = self._work((T, B, 3 * H), work) if self.reset_after else dgi
         _BACKWARD[self.dtype](x, w_ih, w_hh, states0[0], y, dy, direction * H, saved, carries[0],
                           dgi, dgh, dx, accumulate, dw_ih, dw_hh, db_ih, db_hh,
-                          self._packed_weights(H, 3 * H), self._packed_weights(D, 3 * H),
-                          self._packed_weights(3 * H, T * B),
-                          self._packed_weights(3 * H if self.reset_after else H, T * B),
+                          self._packed_weights(H, 3 * H, work=work),
+                          self._packed_weights(D, 3 * H, work=work),
+                          self._packed_weights(3 * H, T * B, work=work),
+                          self._packed_weights(3 * H if self.reset_after else H, T * B,
+                                               work=work),
                           self._threads(T, B, D), self._backwards_in_time(direction), active,
                           self.reset_after)
 

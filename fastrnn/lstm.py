@@ -70,7 +70,7 @@ class LSTM(RecurrentLayer):
             else None
 
     def _run_direction(self, layer, direction, x, states0, y, states_n, training, active,
-                       plan=None):
+                       plan=None, work=None):
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
         T, B = x.shape[:2]
         H = self.hidden_size
@@ -81,33 +81,36 @@ class LSTM(RecurrentLayer):
             gates = empty_aligned((T, B, 4 * H), self.dtype)
             cells = empty_aligned((T, B, H), self.dtype)
         else:            # a bounded projection chunk and one cell updated in place
-            gates = empty_aligned((chunk, B, 4 * H), self.dtype)
-            cells = empty_aligned((1, B, H), self.dtype)
+            gates = self._work((chunk, B, 4 * H), work)
+            cells = self._work((1, B, H), work)
         (h0, c0), (h_n, c_n) = states0, states_n
         _FORWARD[self.dtype](x, w_ih, w_hh, bias, h0, c0, y, direction * H, gates, cells,
-                           h_n, c_n, self._packed_weights(4 * H, x.shape[2], calls),
-                           self._packed_weights(4 * H, H, calls), self._threads(T, B, x.shape[2]),
+                           h_n, c_n, self._packed_weights(4 * H, x.shape[2], calls, work),
+                           self._packed_weights(4 * H, H, calls, work),
+                           self._threads(T, B, x.shape[2]),
                            self._backwards_in_time(direction), active,
                            self._peephole(layer, direction, self.params), plan=plan,
                            plan_layer=layer, chunk=chunk)
         return (gates, cells) if training else None
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,
-                            accumulate, active):
+                            accumulate, active, work):
         w_ih, w_hh, _, _ = self._weights(layer, direction)
         dw_ih, dw_hh, db_ih, db_hh = self._weight_grads(layer, direction)
         gates, cells = saved
         (h0, c0), (dh, dc) = states0, carries
         T, B, D = x.shape
         H = self.hidden_size
-        dgates = empty_aligned(gates.shape, self.dtype)   # threads write it side by side
+        dgates = self._work(gates.shape, work)
         _BACKWARD[self.dtype](x, w_ih, w_hh, h0, c0, y, dy, direction * H,
                             gates, cells, dh, dc, dgates, dx, accumulate,
-                            dw_ih, dw_hh, db_ih, db_hh, self._packed_weights(H, 4 * H),
-                            self._packed_weights(D, 4 * H), self._packed_weights(4 * H, T * B),
+                            dw_ih, dw_hh, db_ih, db_hh, self._packed_weights(H, 4 * H, work=work),
+                            self._packed_weights(D, 4 * H, work=work),
+                            self._packed_weights(4 * H, T * B, work=work),
                             self._threads(T, B, D), self._backwards_in_time(direction), active,
                             self._peephole(layer, direction, self.params),
-                            self._peephole(layer, direction, self.grads))
+                            self._peephole(layer, direction, self.grads),
+                            self.__dict__.get("_split_backward", True))
 
     def _config_repr(self):
         args = super()._config_repr()

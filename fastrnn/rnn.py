@@ -3,7 +3,6 @@
 import numpy as np
 
 from fastrnn import _docs, _rnn
-from fastrnn._aligned import empty_aligned
 from fastrnn._base import RecurrentLayer
 
 _NONLINEARITIES = ("tanh", "relu")
@@ -42,32 +41,33 @@ class RNN(RecurrentLayer):
                          reverse=reverse, dtype=dtype, seed=seed)
 
     def _run_direction(self, layer, direction, x, states0, y, states_n, training, active,
-                       plan=None):
+                       plan=None, work=None):
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
         T, B = x.shape[:2]
         H = self.hidden_size
         calls = T * B if plan is None else None   # a plan packs once for all its steps
         bias = b_ih + b_hh if self.bias else np.zeros(H, self.dtype)
-        pre = empty_aligned((self._chunk_steps(T, B, H), B, H), self.dtype)
+        pre = self._work((self._chunk_steps(T, B, H), B, H), work)
         _FORWARD[self.dtype](x, w_ih, w_hh, bias, states0[0], y, direction * H, pre, states_n[0],
-                         self._packed_weights(H, x.shape[2], calls),
-                         self._packed_weights(H, H, calls),
+                         self._packed_weights(H, x.shape[2], calls, work),
+                         self._packed_weights(H, H, calls, work),
                          self._threads(T, B, x.shape[2]), self.nonlinearity == "relu",
                          self._backwards_in_time(direction), active, plan=plan,
                          plan_layer=layer)
         return None     # backward needs only y
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,
-                            accumulate, active):
+                            accumulate, active, work):
         w_ih, w_hh, _, _ = self._weights(layer, direction)
         dw_ih, dw_hh, db_ih, db_hh = self._weight_grads(layer, direction)
         T, B, D = x.shape
         H = self.hidden_size
-        dpre = np.empty((T, B, H), self.dtype)
+        dpre = self._work((T, B, H), work)
         _BACKWARD[self.dtype](x, w_ih, w_hh, states0[0], y, dy, direction * H,
                           carries[0], dpre, dx, accumulate, dw_ih, dw_hh, db_ih, db_hh,
-                          self._packed_weights(H, H), self._packed_weights(D, H),
-                          self._packed_weights(H, T * B), self._threads(T, B, D),
+                          self._packed_weights(H, H, work=work),
+                          self._packed_weights(D, H, work=work),
+                          self._packed_weights(H, T * B, work=work), self._threads(T, B, D),
                           self.nonlinearity == "relu", self._backwards_in_time(direction), active)
 
     def _config_repr(self):

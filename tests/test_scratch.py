@@ -1,0 +1,95 @@
+"""Work buffers a layer keeps between calls (fastrnn/_scratch.py)."""
+
+import copy
+import pickle
+import threading
+
+import numpy as np
+import pytest
+
+from fastrnn import _scratch
+from fastrnn._aligned import CACHE_LINE
+from fastrnn._scratch import Scratch
+from conftest import CELLS, make_layer
+
+
+def test_a_lease_hands_its_buffers_back_for_the_next():
+    scratch = Scratch()
+    with scratch.lease() as work:
+        a = work.empty((3, 40), np.float32)
+        b = work.empty((3, 40), np.float32)     # same size, while a is lent: another buffer
+        assert a.ctypes.data != b.ctypes.data
+        assert a.ctypes.data % CACHE_LINE == 0 and b.ctypes.data % CACHE_LINE == 0
+        first = {a.ctypes.data, b.ctypes.data}
+    assert scratch.kept_bytes() == 2 * (3 * 40 * 4 + CACHE_LINE)
+    with scratch.lease() as work:
+        again = {work.empty((3, 40), np.float32).ctypes.data,
+                 work.empty(480 // 8, np.float64).ctypes.data}    # any shape of those bytes
+    assert again == first
+
+
+def test_only_small_buffers_and_few_of_a_size_are_kept(monkeypatch):
+    monkeypatch.setattr(_scratch, "MAX_KEPT_BYTES", 1000)
+    scratch = Scratch()
+    with scratch.lease() as work:
+        work.empty(1001, np.uint8)
+        for _ in range(_scratch.MAX_KEPT_PER_SIZE + 2):
+            work.empty(100, np.uint8)
+    assert scratch.kept_bytes() == _scratch.MAX_KEPT_PER_SIZE * (100 + CACHE_LINE)
+
+
+def test_concurrent_leases_never_share_a_buffer():
+    scratch = Scratch()
+    seen, errors = [], []
+
+    def call():
+        for _ in range(200):
+            with scratch.lease() as work:
+                a = work.empty(64, np.float64)
+                a[:] = threading.get_ident()
+                seen.append(a.ctypes.data)
+                if not (a == threading.get_ident()).all():
+                    errors.append("a buffer was written by another lease")
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(set(seen)) <= 4      # reused, at most one per concurrent lease
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_kept_buffers_do_not_change_results(cell):
+    # A layer that trained on other shapes first (its buffers hold old
+    # values) gives bitwise what a fresh copy gives.
+    layer = make_layer(cell, 6, 32, 2, bidirectional=True, seed=1)
+    fresh = copy.deepcopy(layer)
+    rng = np.random.default_rng(0)
+    for T, B in ((9, 3), (20, 1), (9, 3)):
+        x = rng.standard_normal((T, B, 6)).astype(np.float32)
+        y, _, cache = layer.forward(x)
+        layer.backward(np.ones_like(y), cache)
+        layer(x)
+    x = rng.standard_normal((20, 1, 6)).astype(np.float32)
+    dy = rng.standard_normal((20, 1, 64)).astype(np.float32)
+    results = []
+    for net in (layer, fresh):
+        net.zero_grad()
+        y, _, cache = net.forward(x)
+        dx, _ = net.backward(dy, cache)
+        results.append([y, dx, net(x)[0]] + [net.grads[k].copy() for k in sorted(net.grads)])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_layers_with_kept_buffers_copy_and_pickle_empty():
+    layer = make_layer("lstm", 4, 16, seed=0)
+    x = np.ones((5, 2, 4), np.float32)
+    y, _, cache = layer.forward(x)
+    layer.backward(y, cache)
+    assert layer._scratch.kept_bytes() > 0
+    for other in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
+        assert other._scratch.kept_bytes() == 0
+        np.testing.assert_array_equal(other(x)[0], layer(x)[0])
