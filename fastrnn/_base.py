@@ -8,6 +8,7 @@ subclasses say how one direction runs (_run_direction) and how it
 backpropagates (_backprop_direction), and the Cython kernels do the rest.
 """
 
+import contextlib
 import time
 import warnings
 
@@ -83,6 +84,7 @@ class RecurrentLayer(ParamModule):
 
     _gate_count = 1      # gate blocks in the weight matrices: 1 (RNN), 4 (LSTM), 3 (GRU)
     _has_cell = False    # LSTM carries (h, c); the others carry h
+    _splits_backward = False   # whose single-sequence backward loop threads share
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, reverse=False,
@@ -298,19 +300,30 @@ class RecurrentLayer(ParamModule):
             states0 = [batch.to_kernel(s) for s in states0]
             # training zeroes the padding: weight gradients sum over every step
             x3 = batch.to_kernel_zero_padded(x3) if training else batch.to_kernel(x3)
-        choice = way = None
-        if self._may_split(T, B, x3.shape[2]):
-            choice = self.__dict__.setdefault("_split_choice", SplitChoice())
-            way = self._split_now = choice.choose()
-            start = time.perf_counter()
-        try:
+        with self._timed_split("_split_choice", "_split_now", T,
+                               self._may_split(T, B, x3.shape[2])):
             y_user, state_user, cache = self._forward_stack(x3, T, B, states0, batch, active,
                                                             unbatched, x, training)
-        finally:
-            self._split_now = None
-        if choice is not None:
-            choice.record(way, (time.perf_counter() - start) / T)
         return (y_user, state_user, cache) if training else (y_user, state_user)
+
+    @contextlib.contextmanager
+    def _timed_split(self, choice_attr, now_attr, T, may_split):
+        """For a call that may share a single sequence's steps over threads: choose
+        whether it does (the layer's SplitChoice in choice_attr; the way, True or
+        False, in now_attr while the call runs, None otherwise) and record its
+        time per step for that way (fastrnn/_split_choice.py)."""
+        if not may_split:
+            yield
+            return
+        choice = self.__dict__.setdefault(choice_attr, SplitChoice())
+        way = choice.choose()
+        setattr(self, now_attr, way)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            setattr(self, now_attr, None)
+        choice.record(way, (time.perf_counter() - start) / T)
 
     def _forward_stack(self, x3, T, B, states0, batch, active, unbatched, x, training):
         H, dirs = self.hidden_size, self.num_directions
@@ -388,7 +401,9 @@ class RecurrentLayer(ParamModule):
             grad_out = batch.to_kernel(grad_out)
             dstates_n = [batch.to_kernel(s) for s in dstates_n]
         dstates0 = [np.zeros_like(s) for s in dstates_n]
-        with self._lease() as work:
+        may_split = self._splits_backward and self._may_split(T, B, self.input_size)
+        with self._lease() as work, self._timed_split("_split_choice_backward",
+                                                      "_split_backward", T, may_split):
             for layer in reversed(range(self.num_layers)):
                 layer_in, layer_out = cache.inputs[layer], cache.outputs[layer]
                 dx = np.zeros_like(layer_in)

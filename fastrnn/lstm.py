@@ -51,6 +51,7 @@ class LSTM(RecurrentLayer):
 
     _gate_count = 4
     _has_cell = True
+    _splits_backward = True
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, reverse=False,
@@ -110,7 +111,7 @@ class LSTM(RecurrentLayer):
                             self._threads(T, B, D), self._backwards_in_time(direction), active,
                             self._peephole(layer, direction, self.params),
                             self._peephole(layer, direction, self.grads),
-                            self.__dict__.get("_split_backward", True))
+                            self.__dict__.get("_split_backward") is not False)
 
     def _config_repr(self):
         args = super()._config_repr()

@@ -67,3 +67,25 @@ def test_the_choice_sets_the_threads_of_the_call(restore_threads):
     layer._split_now = False
     assert layer._threads(100, 1, 32) == 1
     assert layer._threads(100, 4, 32) == 2         # batches are split by rows regardless
+
+
+def test_lstm_backward_times_both_ways_with_equal_results(restore_threads):
+    _threads.set_num_threads(2)
+    layer = fastrnn.LSTM(32, 64, seed=0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((100, 1, 32)).astype(np.float32)
+    dy = rng.standard_normal((100, 1, 64)).astype(np.float32)
+    y, _, cache = layer.forward(x)
+    first = None
+    for _ in range(EXPLORE_EVERY + 2):
+        layer.zero_grad()
+        dx, _ = layer.backward(dy, cache)
+        result = [dx] + [layer.grads[k].copy() for k in sorted(layer.grads)]
+        first = result if first is None else first
+        for a, b in zip(result, first):
+            np.testing.assert_array_equal(a, b)
+    assert all(s is not None and s > 0 for s in layer._split_choice_backward.seconds.values())
+    gru = fastrnn.GRU(32, 80, seed=0)          # its backward loop is never split: no choice
+    y, _, cache = gru.forward(x)
+    gru.backward(np.ones_like(y), cache)
+    assert "_split_choice_backward" not in vars(gru)
