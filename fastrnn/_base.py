@@ -227,8 +227,8 @@ class RecurrentLayer(ParamModule):
         pays from _UNIT_SPLIT_MIN_WEIGHTS recurrent weights when the machine
         lets it (fastrnn/_split_choice.py decides per call).  An LSTM's
         single-sequence backward loop is split by hidden units the same way
-        (always, past the threshold); the other cells run it on one thread
-        and share only the weight gradients.
+        (chosen apart from the forward's); the other cells run it on one
+        thread and share only the weight gradients.
         """
         G = self._gate_count * self.hidden_size
         flops = 2 * T * B * G * (in_size + self.hidden_size)

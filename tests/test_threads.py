@@ -70,7 +70,7 @@ def equal_over_threads_and_right(layer, x, dy, dsn):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("B", [1, 5, 7])
+@pytest.mark.parametrize("B", [1, 5, 7, 13])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_thread_count_does_not_change_results(cell, B, dtype, restore_threads):
     T, D, H = 37, 40, 36
@@ -236,3 +236,20 @@ def test_single_sequence_backward_split_with_lengths(length, peephole, restore_t
     x = rng.standard_normal((23, 1, 12))
     dy = rng.standard_normal((23, 1, 128))
     same_over_thread_counts(lambda: _training_run(layer, x, dy, [length]))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_batch_with_lengths_same_over_thread_counts(cell, restore_threads, monkeypatch):
+    # Batch rows split unevenly by work (fastrnn/_seq.pxd split_batch) over
+    # sequences of many lengths, with small chunks so that the projection
+    # repeats.
+    import fastrnn._base as base
+    monkeypatch.setattr(base, "_THREADED_MIN_FLOPS", 0)
+    monkeypatch.setattr(base, "_CHUNK_ELEMENTS", 4 * 24 * 13 * 5)
+    layer = make_layer(cell, 10, 24, 2, bidirectional=True, seed=8)
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((21, 13, 10))
+    dy = rng.standard_normal((21, 13, 48))
+    lengths = rng.integers(1, 22, size=13)
+    same_over_thread_counts(lambda: _training_run(layer, x, dy, lengths)
+                            + flat(layer(x, lengths=lengths)))
