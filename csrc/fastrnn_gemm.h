@@ -35,25 +35,32 @@ static inline int fr_wide_vectors(void)
 
 typedef float fr_vec_f32 __attribute__((vector_size(64)));
 typedef double fr_vec_f64 __attribute__((vector_size(64)));
+/* lane indices for __builtin_shuffle: integers as wide as the vectors' elements */
+typedef int fr_ivec_f32 __attribute__((vector_size(64)));
+typedef long long fr_ivec_f64 __attribute__((vector_size(64)));
 
 #define REAL float
 #define FR_FN(name) fr_##name##_f32
 #define VEC fr_vec_f32
+#define IVEC fr_ivec_f32
 #define NR FR_PANEL_F32
 #include "gemm_impl.h"
 #undef REAL
 #undef FR_FN
 #undef VEC
+#undef IVEC
 #undef NR
 
 #define REAL double
 #define FR_FN(name) fr_##name##_f64
 #define VEC fr_vec_f64
+#define IVEC fr_ivec_f64
 #define NR FR_PANEL_F64
 #include "gemm_impl.h"
 #undef REAL
 #undef FR_FN
 #undef VEC
+#undef IVEC
 #undef NR
 
 #endif /* FASTRNN_GEMM_H */

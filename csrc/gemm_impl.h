@@ -2,6 +2,7 @@
  * Body of the packed-weight GEMM, instantiated by fastrnn_gemm.h with
  *   REAL, FR_FN(x)  as in cells_impl.h
  *   VEC             a 64-byte GCC vector of REAL (NR lanes)
+ *   IVEC            a 64-byte GCC vector of integers as wide as REAL (lane indices)
  *   NR              lanes per VEC: 16 for float, 8 for double
  * No include guard on purpose: this file is included once per REAL.
  *
@@ -70,20 +71,64 @@ FR_KERNEL void FR_FN(rowdot)(int N, int K, const REAL *restrict W, int ldw,
     }
 }
 
+/* Transpose the NR x NR block held as NR row vectors: r[i][j] <- r[j][i].
+ * The stage of distance d swaps bit d of the row and the column index: rows
+ * i and i + d (bit d of i clear) trade the lanes whose bit d differs from
+ * their row's, lo[d] and hi[d] selecting from the pair (a, b) = (r[i], r[i+d]):
+ *   r[i][L]     = L & d ? b[L - d] : a[L]
+ *   r[i + d][L] = L & d ? b[L]     : a[L + d]
+ * After every d all index bits are swapped.  One two-register permute per
+ * row and stage (log2(NR) stages) instead of NR * NR scalar moves. */
+static inline __attribute__((always_inline)) void FR_FN(transpose_block)(
+    VEC r[NR], const IVEC lo[NR], const IVEC hi[NR])
+{
+    for (int d = NR / 2; d >= 1; d /= 2)
+        for (int i = 0; i < NR; ++i)
+            if (!(i & d)) {
+                VEC a = r[i], b = r[i + d];
+                r[i] = __builtin_shuffle(a, b, lo[d]);
+                r[i + d] = __builtin_shuffle(a, b, hi[d]);
+            }
+}
+
 /* Pack the N x K matrix with element (n, k) at W[n*sn + k*sk] into panels.
- * sn, sk let one routine pack W (sn = K, sk = 1) or its transpose. */
+ * sn, sk let one routine pack W (sn = K, sk = 1) or its transpose.  Full
+ * panels go by vectors: a row-major W (sk = 1: a panel's NR rows are
+ * contiguous in k) by NR x NR blocks transposed in registers, a transposed
+ * one (sn = 1: its NR columns are contiguous) by plain vector copies.  The
+ * rest (a last panel past N, a tail of k) element by element. */
 FR_KERNEL void FR_FN(pack_panels)(int N, int K, const REAL *restrict W, long sn, long sk,
                                   REAL *restrict Wp)
 {
-    int panels = (N + NR - 1) / NR;
-    for (int p = 0; p < panels; ++p)
-        for (int k = 0; k < K; ++k) {
-            REAL *dst = Wp + ((size_t)p * K + k) * NR;
-            for (int i = 0; i < NR; ++i) {
-                int n = p * NR + i;
-                dst[i] = n < N ? W[n * sn + k * sk] : 0;
-            }
+    IVEC lo[NR], hi[NR];         /* the shuffles of transpose_block, by distance d */
+    for (int d = 1; d < NR; d *= 2)
+        for (int L = 0; L < NR; ++L) {
+            lo[d][L] = L & d ? NR + L - d : L;
+            hi[d][L] = L & d ? NR + L : L + d;
         }
+    int panels = (N + NR - 1) / NR;
+    for (int p = 0; p < panels; ++p) {
+        const int n0 = p * NR, rows = N - n0 < NR ? N - n0 : NR;
+        const REAL *src = W + (size_t)n0 * sn;
+        REAL *dst = Wp + (size_t)p * K * NR;
+        int k = 0;
+        if (rows == NR && sk == 1) {
+            for (; k + NR <= K; k += NR) {
+                VEC r[NR];
+                for (int i = 0; i < NR; ++i)
+                    r[i] = FR_FN(vload)(src + (size_t)i * sn + k);
+                FR_FN(transpose_block)(r, lo, hi);
+                for (int j = 0; j < NR; ++j)
+                    FR_FN(vstore)(dst + (size_t)(k + j) * NR, r[j]);
+            }
+        } else if (rows == NR && sn == 1) {
+            for (; k < K; ++k)
+                FR_FN(vstore)(dst + (size_t)k * NR, FR_FN(vload)(src + (size_t)k * sk));
+        }
+        for (; k < K; ++k)
+            for (int i = 0; i < NR; ++i)
+                dst[(size_t)k * NR + i] = i < rows ? src[i * sn + k * sk] : 0;
+    }
 }
 
 /* Add (or write, when !accumulate) acc into ncols <= NR outputs of C, which
