@@ -36,6 +36,9 @@ _CHUNK_ELEMENTS = 1 << 17
 # floating-point operations: waking a worker and the barriers cost a few
 # microseconds (more in a VM), which small calls would not win back.
 _THREADED_MIN_FLOPS = 2_000_000
+# Inference calls allocate their work buffers afresh: the C allocator reuses
+# them without page faults, and a lease would cost a few microseconds a call.
+_NO_LEASE = contextlib.nullcontext()
 
 # A single sequence is split over threads by hidden units only when its
 # recurrent weights (gate rows x H) hold at least this many numbers (64 KiB
@@ -330,7 +333,7 @@ class RecurrentLayer(ParamModule):
         states_n = [np.empty(self._state_shape(B), self.dtype) for _ in states0]
         inputs, outputs, saved, masks = [], [], {}, []
         layer_in = x3
-        with self._lease() as work:
+        with (self._lease() if training else _NO_LEASE) as work:
             for layer in range(self.num_layers):
                 y = np.zeros((T, B, dirs * H), self.dtype) if B == 0 else \
                     empty_aligned((T, B, dirs * H), self.dtype)

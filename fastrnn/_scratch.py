@@ -8,7 +8,8 @@ again: about 210 faults per LSTM training step at (100, 1, 128, 128) and
 1300 at (20, 60, 200, 256), with the page clearing, unmapping and TLB
 shoot-downs that come with them (about a tenth of the step's profile at
 batch 1).  So each layer keeps its work buffers and lends them to its next
-call.  Only buffers of at most MAX_KEPT_BYTES are kept, at most
+training call (inference calls free less at once, and the C allocator
+keeps it: they page-fault no more than a lease would save).  Only buffers of at most MAX_KEPT_BYTES are kept, at most
 MAX_KEPT_PER_SIZE of each size: larger calls amortise their page faults
 over far more arithmetic, and a layer should not hold on to hundreds of
 MiB after a large call.
