@@ -175,14 +175,14 @@ def test_set_num_threads_returns_previous(restore_threads):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("H", [64, 80, 128, 144, 272])
+@pytest.mark.parametrize("H", [64, 80, 128, 144, 528])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_single_sequence_split_by_hidden_units(cell, H, dtype, restore_threads, monkeypatch):
     # Batch 1 splits the hidden units over threads (whole 64-byte panels,
     # parts of each step claimed by the threads); small chunks make the
     # projection stage repeat.
     # H: threads with equal and unequal panel counts, a sum over more than
-    # one K block (272 > 256), and sizes whose panels do not divide (no split).
+    # one K block (528 > FR_KC = 512), and sizes whose panels do not divide (no split).
     import fastrnn._base as base
     monkeypatch.setattr(base, "_CHUNK_ELEMENTS", 4 * H * 9)
     layer = make_layer(cell, 12, H, 2, bidirectional=True, dtype=dtype, seed=5)
@@ -202,7 +202,7 @@ def _training_run(layer, x, dy, lengths):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("H", [64, 144, 272])
+@pytest.mark.parametrize("H", [64, 144, 528])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_single_sequence_backward_split_by_hidden_units(cell, H, dtype, restore_threads,
                                                        monkeypatch):
