@@ -125,8 +125,8 @@ FR_KERNEL void FR_FN(lstm_step_fwd)(int B, int H, int j0, int j1, REAL *restrict
  * for hidden units j0 <= j < j1 (0..H unless threads share one sequence);
  * peep as in lstm_step_fwd (NULL: none). */
 static inline __attribute__((always_inline)) void FR_FN(lstm_bwd_body)(
-    const int peep, int B, int H, int j0, int j1, const REAL *restrict act, const REAL *restrict c,
-    const REAL *restrict c_prev, const REAL *restrict dy, int ldy,
+    const int peep, int B, int H, int j0, int j1, const REAL *restrict act,
+    const REAL *restrict c, const REAL *restrict c_prev, const REAL *restrict dy, int ldy,
     const REAL *restrict dh_rec, REAL *restrict dc, REAL *restrict dgates,
     const REAL *restrict pw)
 {

@@ -205,7 +205,8 @@ class RecurrentLayer(ParamModule):
 
     def _work(self, shape, work):
         """A 64-byte aligned work array of the layer's dtype: from the call's lease
-        work, or newly allocated when work is None (a plan keeps its arrays)."""
+        work, or newly allocated when work is None (inference, and a plan, which
+        keeps its arrays)."""
         if work is None:
             return empty_aligned(shape, self.dtype)
         return work.empty(shape, self.dtype)
@@ -437,7 +438,7 @@ class RecurrentLayer(ParamModule):
         """Run one direction over x, write its columns of y and states_n; return what backward
         needs.  active: the kernels' variable-length argument (fastrnn._lengths).  With a
         fastrnn._plan.StepPlan, set the call up as the plan's layer `layer` instead.  work:
-        the call's lease on work buffers (see _work), None with a plan."""
+        the call's lease on work buffers (see _work) in training, else None."""
         raise NotImplementedError
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,

@@ -24,7 +24,7 @@ from fastrnn._cells cimport (gru_rb_step_bwd_r, gru_rb_step_bwd_zn, gru_rb_step_
 from fastrnn._packed cimport (matmul_nt, packed_gemm, packed_gemv_blocks,
                               panel_width, worth_packing)
 from fastrnn._seq cimport (GradArgs, Packs, StepRows, UnitStage,
-                           add_pack, chunk_bounds, copy_rows, forward_threads, gates_t0, 
+                           add_pack, chunk_bounds, copy_rows, time_loop_threads, gates_t0,
                            final_or_past_end, pack_or_project, packs_task, param_grads_task, project_task,
                            split_batch, step_rows, unit_range, unit_stage, unit_stages,
                            zero_rows)
@@ -209,7 +209,7 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     if a.packed and not reset_after:   # after the r, z blocks' whole panels
         a.whn_p = &whh_packed[0] + <size_t>((2 * H + nr - 1) // nr) * nr * H
     cdef fr_task_fn task = forward_task_f32 if floating is float else forward_task_f64
-    nthreads = forward_threads(a.B, H, nthreads, a.packed, nr, &a.split_units)
+    nthreads = time_loop_threads(a.B, H, nthreads, a.packed, nr, &a.split_units)
     a.packs.count = 0
     if a.packed:
         add_pack(&a.packs, 3 * H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])

@@ -26,7 +26,7 @@ from fastrnn._packed cimport (matmul_nt, packed_gemm, packed_gemm_ex, packed_gem
                               panel_width, worth_packing)
 from fastrnn._seq cimport (STAGE_FINAL, STAGE_PACK, STAGE_STEP, BackStage, GradArgs, Packs,
                            StepRows, UnitStage, add_pack, back_stage, back_stages,
-                           chunk_bounds, copy_rows, forward_threads, gates_t0,
+                           chunk_bounds, copy_rows, time_loop_threads, gates_t0,
                            final_or_past_end, pack_or_project, packs_task, param_grads_pack,
                            param_grads_products, param_grads_task, project_task,
                            split_batch, step_rows, unit_range, unit_stage, unit_stages,
@@ -212,8 +212,8 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.active = &active[0] if active.shape[0] > 0 else NULL
     cdef fr_task_fn task = forward_task_f32 if floating is float else forward_task_f64
     cdef fr_part_fn units = NULL
-    nthreads = forward_threads(a.B, H, nthreads, a.packed, panel_width(&wih_packed[0]),
-                               &a.split_units)
+    nthreads = time_loop_threads(a.B, H, nthreads, a.packed, panel_width(&wih_packed[0]),
+                                 &a.split_units)
     a.packs.count = 0
     if a.packed:
         add_pack(&a.packs, 4 * H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
@@ -285,6 +285,13 @@ cdef inline void backward_task(Backward* a, floating* _, int tid, int nt) noexce
         peep_grads_task(a, _, tid, nt)
 
 
+cdef inline void dh_units(Backward* a, floating* _, int t, int j0, int j1) noexcept nogil:
+    """Batch 1: units [j0, j1) of dh = dG_t W_hh (dG_t whole, from every part)."""
+    cdef int G = 4 * a.H
+    packed_gemm_ex(1, j0, j1, G, <const floating*>a.dgates + <size_t>t * G, G, 1,
+                   <const floating*>a.whhT_p, G, <floating*>a.dh, a.H, 1, False)
+
+
 cdef inline void backward_units_part(Backward* a, floating* _, long stage, int part,
                                      int nparts) noexcept nogil:
     """Batch 1: one part of one stage of backward (fastrnn/_seq.pxd BackStage).
@@ -303,9 +310,8 @@ cdef inline void backward_units_part(Backward* a, floating* _, long stage, int p
         for q in range(4):
             zero_rows(1, j1 - j0, dgates + <size_t>u.t * G + q * H + j0, G)
     elif u.kind == STAGE_STEP:
-        if u.t_next >= 0:           # dh_t[j0:j1] = dG_{t+1} W_hh[:, j0:j1]; else dh_n
-            packed_gemm_ex(1, j0, j1, G, dgates + <size_t>u.t_next * G, G, 1,
-                           <const floating*>a.whhT_p, G, <floating*>a.dh, H, 1, False)
+        if u.t_next >= 0:           # dh_t = dG_{t+1} W_hh; else dh_n as given
+            dh_units(a, _, u.t_next, j0, j1)
         c_prev = cells + <size_t>u.t_prev * H if u.t_prev >= 0 else <const floating*>a.c0
         lstm_step_bwd(1, H, j0, j1, <const floating*>a.gates + <size_t>u.t * G,
                       cells + <size_t>u.t * H, c_prev,
@@ -314,8 +320,7 @@ cdef inline void backward_units_part(Backward* a, floating* _, long stage, int p
                       <const floating*>a.peep)
     elif u.kind == STAGE_FINAL:
         if u.t >= 0:                # dh0 = dG_first W_hh
-            packed_gemm_ex(1, j0, j1, G, dgates + <size_t>u.t * G, G, 1,
-                           <const floating*>a.whhT_p, G, <floating*>a.dh, H, 1, False)
+            dh_units(a, _, u.t, j0, j1)
         param_grads_pack(&a.grads, _, part, nparts)
     else:                           # STAGE_GRADS
         param_grads_products(&a.grads, _, part, nparts)
@@ -419,8 +424,8 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     # A single sequence's time loop is shared by hidden units, as in forward;
     # otherwise by batch rows (at B = 1, only the weight gradients are shared).
     cdef bint by_units
-    cdef int nparts = forward_threads(B, H, nthreads, True, panel_width(&dgates[0, 0, 0]),
-                                      &by_units)
+    cdef int nparts = time_loop_threads(B, H, nthreads, True, panel_width(&dgates[0, 0, 0]),
+                                        &by_units)
     with nogil:
         if by_units and split_units:
             run_staged(nparts, units, &a, back_stages(T), nparts)

@@ -14,7 +14,7 @@ from fastrnn._cells cimport rnn_step_bwd, rnn_step_fwd
 from fastrnn._packed cimport (matmul_nt, packed_gemm, packed_gemv_blocks,
                               panel_width, worth_packing)
 from fastrnn._seq cimport (GradArgs, Packs, StepRows, UnitStage,
-                           add_pack, chunk_bounds, copy_rows, forward_threads,
+                           add_pack, chunk_bounds, copy_rows, time_loop_threads,
                            final_or_past_end, pack_or_project, packs_task, param_grads_task, project_task,
                            split_batch, step_rows, unit_range, unit_stage, unit_stages,
                            zero_rows)
@@ -146,8 +146,8 @@ def rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.y, a.pre, a.h_n = &y[0, 0, y_off], &pre[0, 0, 0], &h_n[0, 0]
     a.active = &active[0] if active.shape[0] > 0 else NULL
     cdef fr_task_fn task = forward_task_f32 if floating is float else forward_task_f64
-    nthreads = forward_threads(a.B, H, nthreads, a.packed, panel_width(&wih_packed[0]),
-                               &a.split_units)
+    nthreads = time_loop_threads(a.B, H, nthreads, a.packed, panel_width(&wih_packed[0]),
+                                 &a.split_units)
     a.packs.count = 0
     if a.packed:
         add_pack(&a.packs, H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])

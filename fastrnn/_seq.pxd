@@ -117,9 +117,10 @@ cdef inline int gates_t0(bint all_steps, int t0) noexcept nogil:
     return 0 if all_steps else t0
 
 
-cdef inline int forward_threads(int B, int H, int nthreads, bint packed, int nr,
-                                bint* split_units) noexcept nogil:
-    """Threads for a forward time loop, and whether they share hidden units.
+cdef inline int time_loop_threads(int B, int H, int nthreads, bint packed, int nr,
+                                  bint* split_units) noexcept nogil:
+    """Threads for a time loop (a forward, or an LSTM's backward), and whether
+    they share hidden units.
 
     Sequences are split by batch rows (more threads than rows would idle);
     a single sequence can only be shared by hidden units, in whole panels
@@ -152,6 +153,16 @@ cdef struct UnitStage:
     int t_prev      # the step whose state step t continues from, or -1: the initial state
 
 
+cdef inline int sequence_length(const int* active, int T) noexcept nogil:
+    """Steps a single sequence runs (active as in StepRows, with B = 1)."""
+    cdef int length = 0
+    if active == NULL:
+        return T
+    while length < T and active[length] > 0:
+        length += 1
+    return length
+
+
 cdef inline long unit_stages(int T, int chunk, int per_step, bint packs) noexcept nogil:
     """How many stages a single sequence's forward has (see UnitStage)."""
     return (1 if packs else 0) + (T + chunk - 1) // chunk + <long>T * per_step + 1
@@ -162,7 +173,7 @@ cdef inline void unit_stage(long stage, int T, int chunk, int per_step, bint pac
     """What stage `stage` of a single sequence's forward does (see UnitStage);
     active as in StepRows, with B = 1."""
     cdef long per_chunk = 1 + <long>chunk * per_step, r
-    cdef int i, length = T
+    cdef int i
     u.t0 = u.t1 = u.t = u.sub = 0
     u.t_prev = -1
     if packs:
@@ -172,11 +183,7 @@ cdef inline void unit_stage(long stage, int T, int chunk, int per_step, bint pac
         stage -= 1
     if stage == unit_stages(T, chunk, per_step, False) - 1:
         u.kind = STAGE_FINAL
-        if active != NULL:
-            length = 0
-            while length < T and active[length] > 0:
-                length += 1
-        u.t = 0 if reverse else length - 1
+        u.t = 0 if reverse else sequence_length(active, T) - 1
         return
     chunk_bounds(<int>(stage // per_chunk), chunk, T, reverse, &u.t0, &u.t1)
     r = stage % per_chunk
@@ -231,17 +238,14 @@ cdef inline void back_stage(long stage, int T, bint reverse, const int* active,
                             BackStage* u) noexcept nogil:
     """What stage `stage` of a single sequence's backward does (see BackStage);
     active as in StepRows, with B = 1."""
-    cdef int length = T
+    cdef int length
     u.t = u.t_next = u.t_prev = -1
     u.runs = False
     if stage == 0:
         u.kind = STAGE_PACK
     elif stage == T + 1:
         u.kind = STAGE_FINAL
-        if active != NULL:
-            length = 0
-            while length < T and active[length] > 0:
-                length += 1
+        length = sequence_length(active, T)
         u.t = (length - 1 if reverse else 0) if length > 0 else -1
     elif stage == T + 2:
         u.kind = STAGE_GRADS
