@@ -91,6 +91,46 @@ static inline __attribute__((always_inline)) void FR_FN(transpose_block)(
             }
 }
 
+/* The shuffles of transpose_block, by distance d. */
+static inline __attribute__((always_inline)) void FR_FN(transpose_masks)(IVEC lo[NR],
+                                                                         IVEC hi[NR])
+{
+    for (int d = 1; d < NR; d *= 2)
+        for (int L = 0; L < NR; ++L) {
+            lo[d][L] = L & d ? NR + L - d : L;
+            hi[d][L] = L & d ? NR + L : L + d;
+        }
+}
+
+/* dst[c*ldd + r] = src[r*lds + c] for r < rows and c < cols: the transpose,
+ * by NR x NR blocks turned in registers (the edges element by element).
+ * For the weight gradients, whose long sums over time and batch run
+ * fastest along rows of A.  NumPy: dst[:cols, :rows] = src[:rows, :cols].T */
+FR_KERNEL void FR_FN(transpose)(int rows, int cols, const REAL *restrict src, long lds,
+                                REAL *restrict dst, long ldd)
+{
+    IVEC lo[NR], hi[NR];
+    FR_FN(transpose_masks)(lo, hi);
+    int c = 0;
+    for (; c + NR <= cols; c += NR) {    /* NR rows of dst, down all of src's rows */
+        int r = 0;
+        for (; r + NR <= rows; r += NR) {
+            VEC v[NR];
+            for (int i = 0; i < NR; ++i)
+                v[i] = FR_FN(vload)(src + (size_t)(r + i) * lds + c);
+            FR_FN(transpose_block)(v, lo, hi);
+            for (int j = 0; j < NR; ++j)
+                FR_FN(vstore)(dst + (size_t)(c + j) * ldd + r, v[j]);
+        }
+        for (; r < rows; ++r)
+            for (int j = 0; j < NR; ++j)
+                dst[(size_t)(c + j) * ldd + r] = src[(size_t)r * lds + c + j];
+    }
+    for (; c < cols; ++c)
+        for (int r = 0; r < rows; ++r)
+            dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
+}
+
 /* Pack the N x K matrix with element (n, k) at W[n*sn + k*sk] into panels.
  * sn, sk let one routine pack W (sn = K, sk = 1) or its transpose.  Full
  * panels go by vectors: a row-major W (sk = 1: a panel's NR rows are
@@ -100,12 +140,8 @@ static inline __attribute__((always_inline)) void FR_FN(transpose_block)(
 FR_KERNEL void FR_FN(pack_panels)(int N, int K, const REAL *restrict W, long sn, long sk,
                                   REAL *restrict Wp)
 {
-    IVEC lo[NR], hi[NR];         /* the shuffles of transpose_block, by distance d */
-    for (int d = 1; d < NR; d *= 2)
-        for (int L = 0; L < NR; ++L) {
-            lo[d][L] = L & d ? NR + L - d : L;
-            hi[d][L] = L & d ? NR + L : L + d;
-        }
+    IVEC lo[NR], hi[NR];
+    FR_FN(transpose_masks)(lo, hi);
     int panels = (N + NR - 1) / NR;
     for (int p = 0; p < panels; ++p) {
         const int n0 = p * NR, rows = N - n0 < NR ? N - n0 : NR;

@@ -223,6 +223,13 @@ class RecurrentLayer(ParamModule):
         nr = panel_width(self.dtype.itemsize)
         return self._work(-(-rows // nr) * nr * cols, work)
 
+    def _transposed_operands(self, rows, in_size, work, with_hx=False):
+        """Work buffer for the backward kernels' weight-gradient operands transposed:
+        the layer input (rows = T * B by in_size) and the previous outputs (rows by
+        H), and with_hx another rows by H (GRU's r * h_prev when not reset_after)."""
+        H = self.hidden_size
+        return self._work(rows * (in_size + (2 * H if with_hx else H)), work)
+
     def _threads(self, T, B, in_size):
         """Threads for one direction's kernel call on (T, B, in_size) inputs.
 

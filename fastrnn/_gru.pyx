@@ -25,7 +25,8 @@ from fastrnn._packed cimport (matmul_nt, packed_gemm, packed_gemv_blocks,
                               panel_width, worth_packing)
 from fastrnn._seq cimport (GradArgs, Packs, StepRows, UnitStage,
                            add_pack, chunk_bounds, copy_rows, time_loop_threads, gates_t0,
-                           final_or_past_end, pack_or_project, packs_task, param_grads_task, project_task,
+                           final_or_past_end, pack_or_project, packs_task,
+                           param_grads_task, project_task, set_transposed,
                            split_batch, step_rows, unit_range, unit_stage, unit_stages,
                            zero_rows)
 from fastrnn._plan cimport StepPlan, run_or_plan
@@ -311,8 +312,9 @@ def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                  floating[:, ::1] dw_ih, floating[:, ::1] dw_hh,
                  floating[::1] db_ih, floating[::1] db_hh,
                  floating[::1] whhT_packed, floating[::1] wihT_packed,
-                 floating[::1] dgi_packed, floating[::1] dgh_packed, int nthreads,
-                 bint reverse, const int[::1] active, bint reset_after=True):
+                 floating[::1] dgi_packed, floating[::1] dgh_packed,
+                 floating[::1] transposed, int nthreads, bint reverse,
+                 const int[::1] active, bint reset_after=True):
     """Backward through time of gru_forward (saved gates of a training run),
     with the same active (variable lengths) as the forward call.
 
@@ -322,7 +324,9 @@ def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     n block (d_n versus d_n * r).  dx is written (or added to, when
     dx_accumulate); dw_*, db_* are added to.  Also work: whhT_packed
     (packed_size(H, 3H)), wihT_packed (packed_size(D, 3H)), dgi_packed and
-    dgh_packed (packed_size(3H, T*B)).
+    dgh_packed (packed_size(3H, T*B)); transposed (T*B*(D+H), or T*B*(D+2H)
+    when not reset_after: X, H_prev and r * h_prev transposed for the weight
+    gradients).
 
     When not reset_after the gates are [r z n r*h_prev], the two sides'
     gradients are equal: pass dgh = dgi (the same array); dgh_packed then
@@ -346,6 +350,7 @@ def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.reset_after = reset_after
     a.grads.G_prev = 3 * H if reset_after else 2 * H
     a.grads.hx, a.grads.ldhx, a.grads.hx_packed = &gates[0, 0, 3 * H], 4 * H, &dgh_packed[0]
+    set_transposed(&a.grads, &transposed[0])
     cdef fr_task_fn task = backward_task_f32 if floating is float else backward_task_f64
     a.packs.count = 0
     add_pack(&a.packs, H, 3 * H, &w_hh[0, 0], 1, H, &whhT_packed[0])

@@ -29,6 +29,7 @@ from fastrnn._seq cimport (STAGE_FINAL, STAGE_PACK, STAGE_STEP, BackStage, GradA
                            chunk_bounds, copy_rows, time_loop_threads, gates_t0,
                            final_or_past_end, pack_or_project, packs_task, param_grads_pack,
                            param_grads_products, param_grads_task, project_task,
+                           set_transposed,
                            split_batch, step_rows, unit_range, unit_stage, unit_stages,
                            zero_rows)
 from fastrnn._plan cimport StepPlan, run_or_plan
@@ -381,8 +382,8 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                   floating[:, ::1] dw_ih, floating[:, ::1] dw_hh,
                   floating[::1] db_ih, floating[::1] db_hh,
                   floating[::1] whhT_packed, floating[::1] wihT_packed,
-                  floating[::1] dg_packed, int nthreads, bint reverse,
-                  const int[::1] active, const floating[:, ::1] peephole=None,
+                  floating[::1] dg_packed, floating[::1] transposed, int nthreads,
+                  bint reverse, const int[::1] active, const floating[:, ::1] peephole=None,
                   floating[:, ::1] dpeephole=None, bint split_units=True):
     """Backward through time of lstm_forward (saved gates and cells of a training run),
     with the same active (variable lengths) as the forward call.
@@ -391,7 +392,8 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     dh, dc (B, H) hold dh_n, dc_n on entry and dh0, dc0 on return.  dx is
     written (or added to, when dx_accumulate); dw_*, db_* are added to.
     Work: dgates (T, B, 4H); whhT_packed (packed_size(H, 4H)); wihT_packed
-    (packed_size(D, 4H)); dg_packed (packed_size(4H, T*B)).  peephole (3, H)
+    (packed_size(D, 4H)); dg_packed (packed_size(4H, T*B)); transposed
+    (T*B*(D+H): X and H_prev transposed for the weight gradients).  peephole (3, H)
     or None as in lstm_forward; with it dpeephole (3, H) is added to.
     split_units: whether threads may share a single sequence's time loop by
     hidden units (else it runs on one thread and they share the rest).
@@ -416,6 +418,7 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.grads.dx, a.grads.dw_ih, a.grads.dw_hh = &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0]
     a.grads.db_ih, a.grads.db_hh = &db_ih[0], &db_hh[0]
     a.grads.G_prev = 4 * H     # every column of dW_hh pairs with h_{t-1}
+    set_transposed(&a.grads, &transposed[0])
     cdef fr_task_fn task = backward_task_f32 if floating is float else backward_task_f64
     cdef fr_part_fn units = backward_units_f32 if floating is float else backward_units_f64
     a.packs.count = 0

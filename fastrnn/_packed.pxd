@@ -9,6 +9,10 @@ cdef extern from "fastrnn_gemm.h" nogil:
     int FR_PANEL_F64
     void fr_pack_panels_f32(int N, int K, const float* W, long sn, long sk, float* Wp)
     void fr_pack_panels_f64(int N, int K, const double* W, long sn, long sk, double* Wp)
+    void fr_transpose_f32(int rows, int cols, const float* src, long lds, float* dst,
+                          long ldd)
+    void fr_transpose_f64(int rows, int cols, const double* src, long lds, double* dst,
+                          long ldd)
     void fr_rowdot_f32(int N, int K, const float* W, int ldw, const float* x, float* y,
                        int accumulate)
     void fr_rowdot_f64(int N, int K, const double* W, int ldw, const double* x, double* y,
@@ -38,6 +42,15 @@ cdef inline void pack_panels(int N, int K, const floating* W, long sn, long sk,
         fr_pack_panels_f32(N, K, W, sn, sk, Wp)
     else:
         fr_pack_panels_f64(N, K, W, sn, sk, Wp)
+
+
+cdef inline void transpose(int rows, int cols, const floating* src, long lds, floating* dst,
+                           long ldd) noexcept nogil:
+    """dst[c*ldd + r] = src[r*lds + c] for r < rows, c < cols (see gemm_impl.h)."""
+    if floating is float:
+        fr_transpose_f32(rows, cols, src, lds, dst, ldd)
+    else:
+        fr_transpose_f64(rows, cols, src, lds, dst, ldd)
 
 
 cdef inline void packed_gemm_ex(int M, int n0, int n1, int K, const floating* A, long sam,

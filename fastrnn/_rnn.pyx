@@ -15,7 +15,8 @@ from fastrnn._packed cimport (matmul_nt, packed_gemm, packed_gemv_blocks,
                               panel_width, worth_packing)
 from fastrnn._seq cimport (GradArgs, Packs, StepRows, UnitStage,
                            add_pack, chunk_bounds, copy_rows, time_loop_threads,
-                           final_or_past_end, pack_or_project, packs_task, param_grads_task, project_task,
+                           final_or_past_end, pack_or_project, packs_task,
+                           param_grads_task, project_task, set_transposed,
                            split_batch, step_rows, unit_range, unit_stage, unit_stages,
                            zero_rows)
 from fastrnn._plan cimport StepPlan, run_or_plan
@@ -216,7 +217,8 @@ def rnn_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                  floating[:, ::1] dw_ih, floating[:, ::1] dw_hh,
                  floating[::1] db_ih, floating[::1] db_hh,
                  floating[::1] whhT_packed, floating[::1] wihT_packed,
-                 floating[::1] dg_packed, int nthreads, bint relu, bint reverse,
+                 floating[::1] dg_packed, floating[::1] transposed, int nthreads, bint relu,
+                 bint reverse,
                  const int[::1] active):
     """Backward through time of rnn_forward, with the same active (variable
     lengths) as the forward call.
@@ -225,7 +227,8 @@ def rnn_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     dh (B, H) holds dh_n on entry and dh0 on return.  dx is written (or
     added to, when dx_accumulate); dw_*, db_* are added to.  Work: dpre
     (T, B, H); whhT_packed (packed_size(H, H)); wihT_packed (packed_size(D, H));
-    dg_packed (packed_size(H, T*B)).
+    dg_packed (packed_size(H, T*B)); transposed (T*B*(D+H): X and H_prev
+    transposed for the weight gradients).
     """
     cdef Backward a
     cdef int T = x.shape[0], B = x.shape[1], D = x.shape[2], H = w_hh.shape[1]
@@ -242,6 +245,7 @@ def rnn_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.grads.dx, a.grads.dw_ih, a.grads.dw_hh = &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0]
     a.grads.db_ih, a.grads.db_hh = &db_ih[0], &db_hh[0]
     a.grads.G_prev = H     # every column of dW_hh pairs with h_{t-1}
+    set_transposed(&a.grads, &transposed[0])
     cdef fr_task_fn task = backward_task_f32 if floating is float else backward_task_f64
     a.packs.count = 0
     add_pack(&a.packs, H, H, &w_hh[0, 0], 1, H, &whhT_packed[0])

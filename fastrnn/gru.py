@@ -38,7 +38,9 @@ class GRU(RecurrentLayer):
     (r * h_{t-1} instead of the last with reset_after=False; 4 * T * B * H
     numbers per layer and direction, besides the layer's output), and
     backward allocates 6 * T * B * H more for the gate gradients (3 * T * B * H
-    with reset_after=False, where both sides' gate gradients are equal).
+    with reset_after=False, where both sides' gate gradients are equal) and
+    T * B * (D + H) for the layer's input and previous outputs transposed (the
+    weight gradients' operands; T * B * (D + 2H) with reset_after=False).
     """ + _docs.PARAMETERS + """    reset_after : bool, default True
         True: torch's GRU, r multiplies W_hn h + b_hn.  False: r multiplies
         h before W_hn (the equation above).
@@ -123,6 +125,8 @@ class GRU(RecurrentLayer):
                           self._packed_weights(3 * H, T * B, work=work),
                           self._packed_weights(3 * H if self.reset_after else H, T * B,
                                                work=work),
+                          self._transposed_operands(T * B, D, work,
+                                                    with_hx=not self.reset_after),
                           self._threads(T, B, D), self._backwards_in_time(direction), active,
                           self.reset_after)
 

@@ -41,7 +41,9 @@ class LSTM(RecurrentLayer):
 
     Training forward saves the activations i, f, g, o and c of every step
     (5 * T * B * H numbers per layer and direction, besides the layer's
-    output), and backward allocates 4 * T * B * H more for the gate gradients.
+    output), and backward allocates 4 * T * B * H more for the gate gradients
+    and T * B * (D + H) for the layer's input and previous outputs transposed
+    (the weight gradients' operands).
     """ + _docs.PARAMETERS + """    peephole : bool, default False
         Add the peepholes above.  Their parameters are drawn like the others
         and follow the four torch-named ones of their layer and direction in
@@ -108,6 +110,7 @@ class LSTM(RecurrentLayer):
                             dw_ih, dw_hh, db_ih, db_hh, self._packed_weights(H, 4 * H, work=work),
                             self._packed_weights(D, 4 * H, work=work),
                             self._packed_weights(4 * H, T * B, work=work),
+                            self._transposed_operands(T * B, D, work),
                             self._threads(T, B, D), self._backwards_in_time(direction), active,
                             self._peephole(layer, direction, self.params),
                             self._peephole(layer, direction, self.grads),

@@ -24,7 +24,9 @@ class RNN(RecurrentLayer):
         h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh),   act = tanh or relu
 
     Training forward saves nothing beyond each layer's output (act' is
-    computed from h_t), and backward allocates T * B * H for the gradients.
+    computed from h_t), and backward allocates T * B * H for the gradients and
+    T * B * (D + H) for the layer's input and previous outputs transposed (the
+    weight gradients' operands).
     """ + _docs.PARAMETERS + """    nonlinearity : {"tanh", "relu"}, default "tanh"
     """ + _docs.SHAPES.format(state="an array h", wshape="(H, D)")
 
@@ -67,7 +69,8 @@ class RNN(RecurrentLayer):
                           carries[0], dpre, dx, accumulate, dw_ih, dw_hh, db_ih, db_hh,
                           self._packed_weights(H, H, work=work),
                           self._packed_weights(D, H, work=work),
-                          self._packed_weights(H, T * B, work=work), self._threads(T, B, D),
+                          self._packed_weights(H, T * B, work=work),
+                          self._transposed_operands(T * B, D, work), self._threads(T, B, D),
                           self.nonlinearity == "relu", self._backwards_in_time(direction), active)
 
     def _config_repr(self):

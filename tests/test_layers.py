@@ -255,6 +255,18 @@ def test_long_sequence_large_batch(cell, dtype):
         assert_grads_close(layer.grads, ref["grads"], dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cell", CELLS)
+def test_gradients_with_whole_transpose_blocks(cell, dtype):
+    """Backward transposes the layer input and the previous outputs (T*B rows) in
+    blocks of 16 (float32) or 8 (float64) rows and columns, element by element at
+    the edges: D = 37, H = 32 and T*B = 7*5 give whole blocks and edges in both
+    dimensions, forward in time and reversed (bidirectional), through two layers."""
+    key = ("transpose blocks", cell, np.dtype(dtype).name)
+    layer = make_layer(cell, 37, 32, 2, bidirectional=True, dtype=dtype, seed=seed_for(*key))
+    check_against_reference(layer, 7, 5, True, True, key)
+
+
 @pytest.mark.parametrize("Dm, Hm", [(1, 1), (8, 1), (1, 8)])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cell", CELLS)
