@@ -37,17 +37,31 @@ def flops(cell, work, T, B, D, H):
     return forward if work == "inference" else 3 * forward
 
 
-def sgemm_rate(threads, n=2048, repeats=5):
-    """The machine's float32 GEMM rate in GFLOP/s (NumPy's BLAS, n x n x n)."""
+SGEMM_N = 2048    # the sgemm reference: NumPy's BLAS on n x n float32 matrices
+
+
+def sgemm_call(n=SGEMM_N):
+    """A function running one n x n x n float32 product with NumPy's BLAS, and
+    its floating-point operations."""
     a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
-    a @ a
+    return (lambda: a @ a), 2 * n ** 3
+
+
+def sgemm_rate(threads, n=SGEMM_N, repeats=5):
+    """The machine's float32 GEMM rate in GFLOP/s (NumPy's BLAS, n x n x n),
+    measured on its own (run() measures it in turns with each workload)."""
+    call, work = sgemm_call(n)
+    call()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        a @ a
+        call()
         times.append(time.perf_counter() - t0)
     time.sleep(peers.SPINS_AFTER.get("numpy", 0))
-    return 2 * n ** 3 / statistics.median(times) / 1e9
+    return work / statistics.median(times) / 1e9
+
+
+_SGEMM = "sgemm"   # the sgemm reference's name among a workload's timed functions
 
 
 def time_round_robin(functions, repeats=5, budget=2.0, pauses=None, block=0.03):
@@ -100,8 +114,14 @@ def run(cells=("rnn", "lstm", "gru"), shapes=DEFAULT_SHAPES, dtype=np.float32,
     the CPUs this process may use, given to every system alike.  The result
     has "machine" (threads, sgemm GFLOP/s, SIMD target) and "results": one
     dict per workload with cell, work, T, B, D, H, "seconds" {system: median},
-    "ratio" {peer: fastrnn seconds / peer seconds}, "gflops" (fastrnn) and
-    "sgemm_fraction".  progress, if given, is called with (done, total, label).
+    "ratio" {peer: fastrnn seconds / peer seconds}, "gflops" (fastrnn),
+    "sgemm_gflops" and "sgemm_fraction".  progress, if given, is called with
+    (done, total, label).
+
+    The sgemm rate is timed as one more turn of every workload's rounds, so
+    that the fraction compares rates measured in the same minutes (a rate
+    measured once, at the start, once came out at half the machine's and put
+    rows past 100%); the machine's rate is the median over the workloads.
     """
     from fastrnn._elementwise import simd_target
     systems = list(systems or peers.available())
@@ -110,7 +130,7 @@ def run(cells=("rnn", "lstm", "gru"), shapes=DEFAULT_SHAPES, dtype=np.float32,
     threads = threads or peers.default_threads()
     previous = _threads.set_num_threads(threads)
     try:
-        rate = sgemm_rate(threads)
+        sgemm, sgemm_flops = sgemm_call()
         results = []
         total = len(cells) * len(shapes) * len(works)
         for cell in cells:
@@ -123,17 +143,22 @@ def run(cells=("rnn", "lstm", "gru"), shapes=DEFAULT_SHAPES, dtype=np.float32,
                 built = {s: peers.build(s, cell, layer, x, dy, threads) for s in systems}
                 for work in works:
                     fns = {s: w[work] for s, w in built.items() if work in w}
+                    fns[_SGEMM] = sgemm
                     med = time_round_robin(fns, repeats=repeats, budget=budget,
-                                           pauses=peers.SPINS_AFTER)
+                                           pauses={**peers.SPINS_AFTER,
+                                                   _SGEMM: peers.SPINS_AFTER["numpy"]})
+                    rate = sgemm_flops / med.pop(_SGEMM) / 1e9
                     gf = flops(cell, work, T, B, D, H) / med["fastrnn"] / 1e9
                     results.append(dict(
                         cell=cell, work=work, T=T, B=B, D=D, H=H, seconds=med,
                         ratio={s: med["fastrnn"] / med[s] for s in med if s != "fastrnn"},
-                        gflops=gf, sgemm_fraction=gf / rate))
+                        gflops=gf, sgemm_gflops=rate, sgemm_fraction=gf / rate))
                     if progress is not None:
                         progress(len(results), total, f"{cell} {work} {shape}")
     finally:
         _threads.set_num_threads(previous)
+    rate = statistics.median(r["sgemm_gflops"] for r in results) if results else \
+        sgemm_rate(threads)
     machine = dict(threads=threads, sgemm_gflops=rate, simd=simd_target(),
                    dtype=np.dtype(dtype).name, systems=systems)
     return {"machine": machine, "results": results}

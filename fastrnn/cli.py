@@ -81,7 +81,8 @@ def cmd_bench(args):
         m = report["machine"]
         print(f"fastrnn bench: {m['dtype']}, {m['threads']} threads for every system, "
               f"median of up to {args.repeat} round-robin rounds; machine sgemm "
-              f"{m['sgemm_gflops']:.0f} GFLOP/s; element-wise kernels {m['simd']}")
+              f"{m['sgemm_gflops']:.0f} GFLOP/s (timed in turns with each workload, "
+              f"%sgemm against that workload's); element-wise kernels {m['simd']}")
         print("fr/<peer> = fastrnn time / peer time (below 1: fastrnn is faster)")
         print(bench.format_table(report))
     if args.plot:

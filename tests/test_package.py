@@ -77,7 +77,10 @@ def test_bench_json_has_ratios_for_every_peer():
     (r,) = report["results"]
     for peer in systems[1:]:
         assert r["ratio"][peer] == pytest.approx(r["seconds"]["fastrnn"] / r["seconds"][peer])
-    assert r["gflops"] > 0 and r["sgemm_fraction"] > 0
+    assert r["gflops"] > 0 and r["sgemm_gflops"] > 0
+    # the fraction is of the sgemm rate timed in turns with this workload
+    assert r["sgemm_fraction"] == pytest.approx(r["gflops"] / r["sgemm_gflops"])
+    assert report["machine"]["sgemm_gflops"] == pytest.approx(r["sgemm_gflops"])
 
 
 def test_bench_plot_writes_a_png(tmp_path):
