@@ -9,9 +9,20 @@ steady 0.14 ms on one thread.  So a layer times its own single-sequence
 forward calls both ways, keeps to the faster, and tries the other way again
 every EXPLORE_EVERY calls.  Both ways give bitwise equal results, so the
 choice changes only the speed.
+
+The first call after a change of way is not timed.  It finds the other way
+cold: fastrnn's worker threads go to sleep 1 ms after their last job, so a
+split call after a run of one-thread calls first waits for a worker to
+wake (and the very first one for the workers to start).  Timed, such calls
+made the split look slower than it was: a GRU at (100, 1, 128, 128), 0.22
+ms a call split and warm, was timed at 0.66-0.80 ms on its first split call
+and 0.35 ms on its explorations, and stayed on one thread (0.37 ms) for
+hundreds of calls.  So each way is tried for EXPLORE_CALLS calls in a row,
+and only the later ones are timed.
 """
 
-EXPLORE_EVERY = 32   # one call in this many tries the way that is not the faster
+EXPLORE_EVERY = 32   # in every this many calls, EXPLORE_CALLS try the way that is not the faster
+EXPLORE_CALLS = 2    # calls in a row that try a way: the first warms it, the rest are timed
 WEIGHT = 0.25        # weight of a new time in a way's running mean
 
 
@@ -21,18 +32,24 @@ class SplitChoice:
     def __init__(self):
         self.seconds = {True: None, False: None}
         self.calls = 0
+        self.last = None     # the way of the call recorded last
 
     def choose(self):
         """True: split this call over threads; False: run it on one thread."""
         self.calls += 1
-        for way in (True, False):       # time each way once first
+        for way in (True, False):       # time each way first
             if self.seconds[way] is None:
                 return way
         faster = self.seconds[True] <= self.seconds[False]
-        return (not faster) if self.calls % EXPLORE_EVERY == 0 else faster
+        exploring = self.calls % EXPLORE_EVERY < EXPLORE_CALLS
+        return (not faster) if exploring else faster
 
     def record(self, way, seconds_per_step):
-        """Fold a call's time per step into its way's running mean."""
+        """Fold a call's time per step into its way's running mean, unless the
+        call before went the other way (this one was cold; see above)."""
+        switched, self.last = way != self.last, way
+        if switched:
+            return
         old = self.seconds[way]
         self.seconds[way] = seconds_per_step if old is None else \
             (1 - WEIGHT) * old + WEIGHT * seconds_per_step

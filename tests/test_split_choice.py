@@ -6,15 +6,17 @@ import pytest
 
 import fastrnn
 from fastrnn import _threads
-from fastrnn._split_choice import EXPLORE_EVERY, SplitChoice
+from fastrnn._split_choice import EXPLORE_CALLS, EXPLORE_EVERY, SplitChoice
 
 
-def run_calls(choice, seconds, calls):
-    """Make `calls` choices, each taking seconds[way]; return the ways chosen."""
+def run_calls(choice, seconds, calls, cold=None):
+    """Make `calls` choices, each taking seconds[way], or cold[way] when the call
+    before went the other way; return the ways chosen."""
     ways = []
     for _ in range(calls):
         way = choice.choose()
-        choice.record(way, seconds[way])
+        switched = bool(ways) and ways[-1] != way
+        choice.record(way, (cold or seconds)[way] if switched else seconds[way])
         ways.append(way)
     return ways
 
@@ -24,9 +26,23 @@ def test_keeps_to_the_faster_way_and_explores_the_other(faster):
     choice = SplitChoice()
     seconds = {faster: 1e-6, not faster: 2e-6}
     ways = run_calls(choice, seconds, 4 * EXPLORE_EVERY)
-    assert ways[:2] == [True, False]                  # each way timed once first
-    slower_calls = [i for i, w in enumerate(ways[2:], 3) if w != faster]
-    assert slower_calls == [i for i in range(3, 4 * EXPLORE_EVERY + 1) if i % EXPLORE_EVERY == 0]
+    # each way first, for as many calls as it takes to time it once after
+    # the call that warms it
+    assert ways[:4] == [True, True, False, False]
+    slower_calls = [i for i, w in enumerate(ways[4:], 5) if w != faster]
+    assert slower_calls == [i for i in range(5, 4 * EXPLORE_EVERY + 1)
+                            if i % EXPLORE_EVERY < EXPLORE_CALLS]
+
+
+def test_the_first_call_after_a_change_of_way_is_not_timed():
+    # the split is faster once warm, but each first split call after
+    # one-thread calls is ten times slower (the workers were asleep): the
+    # layer must still find the split, and keep to it
+    choice = SplitChoice()
+    warm, cold = {True: 1e-6, False: 2e-6}, {True: 1e-5, False: 2e-6}
+    ways = run_calls(choice, warm, 4 * EXPLORE_EVERY, cold=cold)
+    assert choice.seconds[True] == pytest.approx(1e-6)
+    assert ways[-2 * EXPLORE_EVERY:].count(False) == 2 * EXPLORE_CALLS
 
 
 def test_follows_a_change_of_machine():
@@ -35,9 +51,9 @@ def test_follows_a_change_of_machine():
     choice = SplitChoice()
     run_calls(choice, {True: 1e-6, False: 2e-6}, 2 * EXPLORE_EVERY)
     ways = run_calls(choice, {True: 5e-6, False: 2e-6}, 8 * EXPLORE_EVERY)
-    assert ways[-2 * EXPLORE_EVERY:].count(True) == 2      # explorations only
+    assert ways[-2 * EXPLORE_EVERY:].count(True) == 2 * EXPLORE_CALLS   # explorations only
     ways = run_calls(choice, {True: 1e-6, False: 2e-6}, 12 * EXPLORE_EVERY)
-    assert ways[-2 * EXPLORE_EVERY:].count(False) == 2
+    assert ways[-2 * EXPLORE_EVERY:].count(False) == 2 * EXPLORE_CALLS
 
 
 @pytest.mark.parametrize("cell, H", [("LSTM", 64), ("GRU", 80)])
