@@ -36,9 +36,10 @@ _CHUNK_ELEMENTS = 1 << 17
 # floating-point operations: waking a worker and the barriers cost a few
 # microseconds (more in a VM), which small calls would not win back.
 _THREADED_MIN_FLOPS = 2_000_000
-# Inference calls allocate their work buffers afresh: the C allocator reuses
-# them without page faults, and a lease would cost a few microseconds a call.
-_NO_LEASE = contextlib.nullcontext()
+# The context of inference calls, which allocate their work buffers afresh
+# (the C allocator reuses them without page faults, and a lease would cost a
+# few microseconds a call), and of calls with no split to time.
+_EMPTY_CONTEXT = contextlib.nullcontext()
 
 # A single sequence is split over threads by hidden units only when its
 # recurrent weights (gate rows x H) hold at least this many numbers (64 KiB
@@ -317,15 +318,19 @@ class RecurrentLayer(ParamModule):
                                                             unbatched, x, training)
         return (y_user, state_user, cache) if training else (y_user, state_user)
 
-    @contextlib.contextmanager
     def _timed_split(self, choice_attr, now_attr, T, may_split):
         """For a call that may share a single sequence's steps over threads: choose
         whether it does (the layer's SplitChoice in choice_attr; the way, True or
         False, in now_attr while the call runs, None otherwise) and record its
-        time per step for that way (fastrnn/_split_choice.py)."""
+        time per step for that way (fastrnn/_split_choice.py).  Other calls get
+        a shared empty context, cheaper than entering a generator."""
         if not may_split:
-            yield
-            return
+            return _EMPTY_CONTEXT
+        return self._split_timer(choice_attr, now_attr, T)
+
+    @contextlib.contextmanager
+    def _split_timer(self, choice_attr, now_attr, T):
+        """_timed_split for a call that may split."""
         choice = self.__dict__.setdefault(choice_attr, SplitChoice())
         way = choice.choose()
         setattr(self, now_attr, way)
@@ -341,7 +346,7 @@ class RecurrentLayer(ParamModule):
         states_n = [np.empty(self._state_shape(B), self.dtype) for _ in states0]
         inputs, outputs, saved, masks = [], [], {}, []
         layer_in = x3
-        with (self._lease() if training else _NO_LEASE) as work:
+        with (self._lease() if training else _EMPTY_CONTEXT) as work:
             for layer in range(self.num_layers):
                 y = np.zeros((T, B, dirs * H), self.dtype) if B == 0 else \
                     empty_aligned((T, B, dirs * H), self.dtype)
