@@ -65,10 +65,10 @@ class ForwardCache:
     """
 
     __slots__ = ("owner", "unbatched", "x_shape", "inputs", "outputs", "states0", "saved",
-                 "masks", "batch")
+                 "masks", "batch", "kept")
 
     def __init__(self, owner, unbatched, x_shape, inputs, outputs, states0, saved, masks=(),
-                 batch=None):
+                 batch=None, kept=None):
         self.owner = owner
         self.batch = batch     # SortedBatch of a call with lengths, else None
         self.masks = masks     # masks[l]: dropout mask on layer l's output, or None
@@ -78,6 +78,15 @@ class ForwardCache:
         self.outputs = outputs
         self.states0 = states0
         self.saved = saved
+        self.kept = kept       # the buffers of saved, from the owner's pool, or None
+
+    def __del__(self):
+        # saved's buffers go back to the layer's pool for its next forward
+        # (fastrnn/_scratch.py), once our arrays over them are gone
+        kept, self.kept = self.kept, None
+        if kept is not None:
+            self.saved = None
+            kept.release()
 
     def __repr__(self):
         return f"<fastrnn ForwardCache of {type(self.owner).__name__}, input shape {self.x_shape}>"
@@ -211,6 +220,12 @@ class RecurrentLayer(ParamModule):
         if work is None:
             return empty_aligned(shape, self.dtype)
         return work.empty(shape, self.dtype)
+
+    def _saved_array(self, shape, work):
+        """An array for activations a training forward saves for backward: from the
+        call's lease work, kept past the call with the forward's cache (whose
+        deletion hands it back to the layer's pool; fastrnn/_scratch.py)."""
+        return work.empty_kept(shape, self.dtype)
 
     def _packed_weights(self, rows, cols, calls_rows=None, work=None):
         """Work buffer for a (rows x cols) weight matrix packed by the kernels into
@@ -363,6 +378,7 @@ class RecurrentLayer(ParamModule):
                     masks.append(self._dropout_mask(y.shape))
                     if masks[-1] is not None:
                         layer_in = y * masks[-1]
+            kept = work.kept() if training else None
         if batch is not None:
             y_user = self._to_user_sequence(batch.to_caller(layer_in), unbatched)
             state_user = self._to_user_state([batch.to_caller(s) for s in states_n], unbatched)
@@ -372,7 +388,7 @@ class RecurrentLayer(ParamModule):
         if not training:
             return y_user, state_user, None
         cache = ForwardCache(self, unbatched, np.shape(x), inputs, outputs, states0, saved,
-                             masks, batch)
+                             masks, batch, kept)
         return y_user, state_user, cache
 
     def backward(self, dy, cache, dstate_n=None):

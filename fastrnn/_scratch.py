@@ -20,20 +20,34 @@ step spent 8.7% of its profile clearing new pages.  Its gate gradients,
 their packed copy and the transposed operands are 26 to 52 MiB each; kept,
 steps took 0.94 times as long (GRU 0.95; LSTM at (50, 64, 256, 256), whose
 13 MiB buffers the earlier 8 MiB limit left out, 0.92), in-process
-alternation.  Such a layer then keeps about 140 MiB between steps, against
-a step's peak of some 400 MiB.
+alternation.  Three of a size: an LSTM step has its saved gates, their
+gradients and the packed gradients, all T*B*4H, in use at once.  Such a
+layer then keeps about 195 MiB between steps, against a step's peak of
+some 300 MiB.
+
+A training forward's saved activations also come from the pool, though they
+outlive the call: its cache hands them back (Kept) when it is deleted, so
+that the next forward of a training loop finds them.  Above 32 MiB glibc
+gives every buffer to the OS on free and takes it back zeroed: at
+(50, 128, 512, 512) an LSTM's saved gates are 52 MiB, and reusing them took
+training steps from 511 to 454 ms (in-process alternation, 6 rounds).  A
+buffer goes back only if nothing else refers to it.
 
 A lease is taken per call and handed back when the call ends, so calls from
 several Python threads each get buffers of their own.  Results never depend
 on a buffer's old contents: the kernels write every element they read.
 """
 
+import sys
 import threading
 
 from fastrnn._aligned import CACHE_LINE, nbytes_of, raw_buffer, view_aligned
 
 MAX_KEPT_BYTES = 64 << 20
-MAX_KEPT_PER_SIZE = 2
+MAX_KEPT_PER_SIZE = 3
+# References to a buffer while Kept.release looks at it: Kept's list, the loop
+# variable and sys.getrefcount's argument.  Any more: someone else holds it.
+_RELEASE_REFS = 3
 
 
 class Scratch:
@@ -80,6 +94,7 @@ class Lease:
     def __init__(self, scratch):
         self._scratch = scratch
         self._raws = []
+        self._kept = []
 
     def __enter__(self):
         return self
@@ -95,3 +110,31 @@ class Lease:
         raw = self._scratch._take(nbytes_of(shape, dtype))
         self._raws.append(raw)
         return view_aligned(raw, shape, dtype)
+
+    def empty_kept(self, shape, dtype):
+        """Like empty, but the array outlives the lease: its buffer goes back to
+        the pool when the Kept that kept() returns is released."""
+        raw = self._scratch._take(nbytes_of(shape, dtype))
+        self._kept.append(raw)
+        return view_aligned(raw, shape, dtype)
+
+    def kept(self):
+        """The buffers lent by empty_kept so far, as a Kept (the lease forgets them)."""
+        kept, self._kept = Kept(self._scratch, self._kept), []
+        return kept
+
+
+class Kept:
+    """Buffers that outlive their call (a training forward's saved activations)."""
+
+    __slots__ = ("_scratch", "_raws")
+
+    def __init__(self, scratch, raws):
+        self._scratch = scratch
+        self._raws = raws
+
+    def release(self):
+        """Hand the buffers back to their Scratch, each only if nothing else refers
+        to it (an array over it still alive); release once the arrays are dropped."""
+        raws, self._raws = self._raws, []
+        self._scratch._give([raw for raw in raws if sys.getrefcount(raw) <= _RELEASE_REFS])

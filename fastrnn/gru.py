@@ -3,7 +3,6 @@
 import numpy as np
 
 from fastrnn import _docs, _gru
-from fastrnn._aligned import empty_aligned
 from fastrnn._base import RecurrentLayer
 from fastrnn._elementwise import panel_width
 from fastrnn._validation import check_bool
@@ -95,7 +94,7 @@ class GRU(RecurrentLayer):
             b_hn = np.zeros(H, self.dtype)
         chunk = self._chunk_steps(T, B, 4 * H)
         # training keeps the activations for backward; inference works in a chunk
-        gates = empty_aligned((T, B, 4 * H), self.dtype) if training else \
+        gates = self._saved_array((T, B, 4 * H), work) if training else \
             self._work((chunk, B, 4 * H), work)
         gh = self._work((B, 3 * H), work)
         # reset-before packs W_h{r,z} and W_hn apart: at most one panel more

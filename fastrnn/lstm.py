@@ -3,7 +3,6 @@
 import numpy as np
 
 from fastrnn import _docs, _lstm
-from fastrnn._aligned import empty_aligned
 from fastrnn._base import RecurrentLayer
 from fastrnn._validation import check_bool
 
@@ -81,8 +80,8 @@ class LSTM(RecurrentLayer):
         bias = b_ih + b_hh if self.bias else np.zeros(4 * H, self.dtype)
         chunk = self._chunk_steps(T, B, 4 * H)
         if training:     # keep every step's activations and cell for backward
-            gates = empty_aligned((T, B, 4 * H), self.dtype)
-            cells = empty_aligned((T, B, H), self.dtype)
+            gates = self._saved_array((T, B, 4 * H), work)
+            cells = self._saved_array((T, B, H), work)
         else:            # a bounded projection chunk and one cell updated in place
             gates = self._work((chunk, B, 4 * H), work)
             cells = self._work((1, B, H), work)

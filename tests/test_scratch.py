@@ -93,3 +93,37 @@ def test_layers_with_kept_buffers_copy_and_pickle_empty():
     for other in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
         assert other._scratch.kept_bytes() == 0
         np.testing.assert_array_equal(other(x)[0], layer(x)[0])
+
+
+def saved_arrays(cache):
+    """The arrays a training forward saved (LSTM: a pair per direction, GRU: one)."""
+    return [a for saved in cache.saved.values()
+            for a in (saved if isinstance(saved, tuple) else (saved,))]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_deleted_cache_hands_its_saved_activations_to_the_next_forward(cell):
+    layer = make_layer(cell, 5, 6, seed=0)
+    x = np.random.default_rng(0).standard_normal((7, 3, 5)).astype(np.float32)
+    _, _, cache = layer.forward(x)
+    kept = layer._scratch.kept_bytes()         # the call's work buffers, back in the pool
+    saved = sum(a.nbytes + CACHE_LINE for a in saved_arrays(cache))
+    del cache
+    assert layer._scratch.kept_bytes() == kept + saved
+    _, _, cache = layer.forward(x)             # takes them again
+    assert layer._scratch.kept_bytes() == kept
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_saved_activations_referenced_elsewhere_are_not_reused(cell):
+    # the cache is opaque, but if something still holds one of its arrays the
+    # next forward must not write over it
+    layer = make_layer(cell, 5, 6, seed=0)
+    x = np.random.default_rng(0).standard_normal((7, 3, 5)).astype(np.float32)
+    _, _, cache = layer.forward(x)
+    held = saved_arrays(cache)[0]
+    before = held.copy()
+    del cache
+    _, _, cache = layer.forward(2 * x)
+    assert all(not np.shares_memory(held, a) for a in saved_arrays(cache))
+    np.testing.assert_array_equal(held, before)
