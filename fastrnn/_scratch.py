@@ -22,8 +22,8 @@ steps took 0.94 times as long (GRU 0.95; LSTM at (50, 64, 256, 256), whose
 13 MiB buffers the earlier 8 MiB limit left out, 0.92), in-process
 alternation.  Three of a size: an LSTM step has its saved gates, their
 gradients and the packed gradients, all T*B*4H, in use at once.  Such a
-layer then keeps about 195 MiB between steps, against a step's peak of
-some 300 MiB.
+layer then keeps about 195 MiB between steps, of a step's peak of about
+220 MiB (besides the caller's x and dy).
 
 A training forward's saved activations also come from the pool, though they
 outlive the call: its cache hands them back (Kept) when it is deleted, so
