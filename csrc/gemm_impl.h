@@ -102,15 +102,13 @@ static inline __attribute__((always_inline)) void FR_FN(transpose_masks)(IVEC lo
         }
 }
 
-/* dst[c*ldd + r] = src[r*lds + c] for r < rows and c < cols: the transpose,
- * by NR x NR blocks turned in registers (the edges element by element).
- * For the weight gradients, whose long sums over time and batch run
- * fastest along rows of A.  NumPy: dst[:cols, :rows] = src[:rows, :cols].T */
-FR_KERNEL void FR_FN(transpose)(int rows, int cols, const REAL *restrict src, long lds,
-                                REAL *restrict dst, long ldd)
+/* dst[c*ldd + r] = src[r*lds + c] for r < rows and c < cols, by NR x NR
+ * blocks turned in registers with the shuffles lo, hi (transpose_masks),
+ * the edges element by element. */
+static inline __attribute__((always_inline)) void FR_FN(transpose_with)(
+    int rows, int cols, const REAL *restrict src, long lds, REAL *restrict dst, long ldd,
+    const IVEC lo[NR], const IVEC hi[NR])
 {
-    IVEC lo[NR], hi[NR];
-    FR_FN(transpose_masks)(lo, hi);
     int c = 0;
     for (; c + NR <= cols; c += NR) {    /* NR rows of dst, down all of src's rows */
         int r = 0;
@@ -131,12 +129,23 @@ FR_KERNEL void FR_FN(transpose)(int rows, int cols, const REAL *restrict src, lo
             dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
 }
 
+/* dst[c*ldd + r] = src[r*lds + c] for r < rows and c < cols: the transpose.
+ * For the weight gradients, whose long sums over time and batch run
+ * fastest along rows of A.  NumPy: dst[:cols, :rows] = src[:rows, :cols].T */
+FR_KERNEL void FR_FN(transpose)(int rows, int cols, const REAL *restrict src, long lds,
+                                REAL *restrict dst, long ldd)
+{
+    IVEC lo[NR], hi[NR];
+    FR_FN(transpose_masks)(lo, hi);
+    FR_FN(transpose_with)(rows, cols, src, lds, dst, ldd, lo, hi);
+}
+
 /* Pack the N x K matrix with element (n, k) at W[n*sn + k*sk] into panels.
  * sn, sk let one routine pack W (sn = K, sk = 1) or its transpose.  Full
  * panels go by vectors: a row-major W (sk = 1: a panel's NR rows are
- * contiguous in k) by NR x NR blocks transposed in registers, a transposed
- * one (sn = 1: its NR columns are contiguous) by plain vector copies.  The
- * rest (a last panel past N, a tail of k) element by element. */
+ * contiguous in k) is transposed into the panel (NR x NR blocks turned in
+ * registers), a transposed one (sn = 1: its NR columns are contiguous) goes
+ * by plain vector copies.  The rest (a last panel past N) element by element. */
 FR_KERNEL void FR_FN(pack_panels)(int N, int K, const REAL *restrict W, long sn, long sk,
                                   REAL *restrict Wp)
 {
@@ -148,16 +157,11 @@ FR_KERNEL void FR_FN(pack_panels)(int N, int K, const REAL *restrict W, long sn,
         const REAL *src = W + (size_t)n0 * sn;
         REAL *dst = Wp + (size_t)p * K * NR;
         int k = 0;
-        if (rows == NR && sk == 1) {
-            for (; k + NR <= K; k += NR) {
-                VEC r[NR];
-                for (int i = 0; i < NR; ++i)
-                    r[i] = FR_FN(vload)(src + (size_t)i * sn + k);
-                FR_FN(transpose_block)(r, lo, hi);
-                for (int j = 0; j < NR; ++j)
-                    FR_FN(vstore)(dst + (size_t)(k + j) * NR, r[j]);
-            }
-        } else if (rows == NR && sn == 1) {
+        if (rows == NR && sk == 1) {     /* dst[k*NR + i] = src[i*sn + k] */
+            FR_FN(transpose_with)(NR, K, src, sn, dst, NR, lo, hi);
+            continue;
+        }
+        if (rows == NR && sn == 1) {
             for (; k < K; ++k)
                 FR_FN(vstore)(dst + (size_t)k * NR, FR_FN(vload)(src + (size_t)k * sk));
         }
@@ -229,6 +233,19 @@ static inline __attribute__((always_inline)) void FR_FN(gemv_tile)(
         FR_FN(put)(out[j], 1, acc[j], j == NP - 1 ? ncols_last : NR, accumulate);
 }
 
+/* gemv_tile for np <= 4 panels, np known only at run time. */
+static inline __attribute__((always_inline)) void FR_FN(gemv_tiles)(
+    int np, int K, const REAL *x, const REAL *const *wp, REAL *const *out, int ncols_last,
+    int accumulate)
+{
+    switch (np) {
+    case 4: FR_FN(gemv_tile)(4, K, x, wp, out, ncols_last, accumulate); break;
+    case 3: FR_FN(gemv_tile)(3, K, x, wp, out, ncols_last, accumulate); break;
+    case 2: FR_FN(gemv_tile)(2, K, x, wp, out, ncols_last, accumulate); break;
+    default: FR_FN(gemv_tile)(1, K, x, wp, out, ncols_last, accumulate); break;
+    }
+}
+
 /* A single row of A against the panels [n0, n1) (C one row, scn = 1), four
  * panels at a time as in packed_gemm_block's 1 x 4 tiles. */
 static inline __attribute__((always_inline)) void FR_FN(gemv_row)(
@@ -244,12 +261,7 @@ static inline __attribute__((always_inline)) void FR_FN(gemv_row)(
             wp[j] = Wp + (size_t)(p + j) * pstride;
             out[j] = C + (size_t)(p + j) * NR;
         }
-        switch (np) {
-        case 4: FR_FN(gemv_tile)(4, K, x, wp, out, ncols_last, accumulate); break;
-        case 3: FR_FN(gemv_tile)(3, K, x, wp, out, ncols_last, accumulate); break;
-        case 2: FR_FN(gemv_tile)(2, K, x, wp, out, ncols_last, accumulate); break;
-        default: FR_FN(gemv_tile)(1, K, x, wp, out, ncols_last, accumulate); break;
-        }
+        FR_FN(gemv_tiles)(np, K, x, wp, out, ncols_last, accumulate);
     }
 }
 
@@ -410,12 +422,7 @@ FR_KERNEL void FR_FN(packed_gemv_blocks)(int K, const REAL *restrict x,
                 wp[j] = Wp + (size_t)(col / NR) * pstride + (size_t)k0 * NR;
                 out[j] = y + col;
             }
-            switch (np) {
-            case 4: FR_FN(gemv_tile)(4, kb, x + k0, wp, out, NR, acc_k); break;
-            case 3: FR_FN(gemv_tile)(3, kb, x + k0, wp, out, NR, acc_k); break;
-            case 2: FR_FN(gemv_tile)(2, kb, x + k0, wp, out, NR, acc_k); break;
-            default: FR_FN(gemv_tile)(1, kb, x + k0, wp, out, NR, acc_k); break;
-            }
+            FR_FN(gemv_tiles)(np, kb, x + k0, wp, out, NR, acc_k);
         }
     }
 }
