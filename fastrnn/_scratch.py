@@ -108,15 +108,17 @@ class Lease:
     def empty(self, shape, dtype):
         """An uninitialised C-contiguous array starting on a 64-byte boundary,
         valid until the lease ends."""
-        raw = self._scratch._take(nbytes_of(shape, dtype))
-        self._raws.append(raw)
-        return view_aligned(raw, shape, dtype)
+        return self._lend(shape, dtype, self._raws)
 
     def empty_kept(self, shape, dtype):
         """Like empty, but the array outlives the lease: its buffer goes back to
         the pool when the Kept that kept() returns is released."""
+        return self._lend(shape, dtype, self._kept)
+
+    def _lend(self, shape, dtype, raws):
+        """An array over a buffer from the pool, noted in raws (to hand back)."""
         raw = self._scratch._take(nbytes_of(shape, dtype))
-        self._kept.append(raw)
+        raws.append(raw)
         return view_aligned(raw, shape, dtype)
 
     def kept(self):

@@ -411,8 +411,8 @@ cdef struct GradArgs:
 
 
 cdef inline void set_transposed(GradArgs* a, floating* work) noexcept nogil:
-    """Point xT, hpT (and hxT when G_prev < G) into work, of size
-    transposed_size(T*B, D, H, G_prev < G); T, B, D, H and G_prev set."""
+    """Point xT, hpT (and hxT when G_prev < G) into work, of T*B*(D+H) numbers
+    (T*B*(D+2H) when G_prev < G); T, B, D, H, G and G_prev set."""
     cdef size_t TB = <size_t>a.T * a.B
     a.xT = work
     a.hpT = work + TB * a.D
