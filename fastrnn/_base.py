@@ -18,7 +18,7 @@ from fastrnn._aligned import aligned_copy, empty_aligned
 from fastrnn._elementwise import pack_min_rows, panel_width
 from fastrnn._lengths import NO_LENGTHS, SortedBatch, check_lengths
 from fastrnn._module import ParamModule
-from fastrnn._scratch import Scratch
+from fastrnn._scratch import Reused, Scratch
 from fastrnn._split_choice import SplitChoice
 from fastrnn._threads import get_num_threads
 from fastrnn._validation import (as_real_array, check_float_dtype, check_positive_int,
@@ -36,9 +36,9 @@ _CHUNK_ELEMENTS = 1 << 17
 # floating-point operations: waking a worker and the barriers cost a few
 # microseconds (more in a VM), which small calls would not win back.
 _THREADED_MIN_FLOPS = 2_000_000
-# The context of inference calls, which allocate their work buffers afresh
-# (the C allocator reuses them without page faults, and a lease would cost a
-# few microseconds a call), and of calls with no split to time.
+# The context of inference calls, whose work arrays the layer keeps for its
+# next call (fastrnn/_scratch.py Reused; a lease would cost a few
+# microseconds a call), and of calls with no split to time.
 _EMPTY_CONTEXT = contextlib.nullcontext()
 
 # A single sequence is split over threads by hidden units only when its
@@ -214,9 +214,9 @@ class RecurrentLayer(ParamModule):
         return scratch.lease()
 
     def _work(self, shape, work):
-        """A 64-byte aligned work array of the layer's dtype: from the call's lease
-        work, or newly allocated when work is None (inference, and a plan, which
-        keeps its arrays)."""
+        """A 64-byte aligned work array of the layer's dtype: from the call's work
+        (a lease in training, the layer's Reused in inference), or newly
+        allocated when work is None (a plan, which keeps its arrays)."""
         if work is None:
             return empty_aligned(shape, self.dtype)
         return work.empty(shape, self.dtype)
@@ -361,7 +361,10 @@ class RecurrentLayer(ParamModule):
         states_n = [np.empty(self._state_shape(B), self.dtype) for _ in states0]
         inputs, outputs, saved, masks = [], [], {}, []
         layer_in = x3
-        with (self._lease() if training else _EMPTY_CONTEXT) as work:
+        # inference borrows the work arrays of the layer's last inference call
+        reused = None if training else (self.__dict__.pop("_reused", None) or Reused())
+        with (self._lease() if training else _EMPTY_CONTEXT) as lease:
+            work = lease if training else reused
             for layer in range(self.num_layers):
                 y = np.zeros((T, B, dirs * H), self.dtype) if B == 0 else \
                     empty_aligned((T, B, dirs * H), self.dtype)
@@ -379,6 +382,9 @@ class RecurrentLayer(ParamModule):
                     if masks[-1] is not None:
                         layer_in = y * masks[-1]
             kept = work.kept() if training else None
+        if reused is not None:
+            reused.rewind()
+            self._reused = reused
         if batch is not None:
             y_user = self._to_user_sequence(batch.to_caller(layer_in), unbatched)
             state_user = self._to_user_state([batch.to_caller(s) for s in states_n], unbatched)

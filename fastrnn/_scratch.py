@@ -42,10 +42,12 @@ on a buffer's old contents: the kernels write every element they read.
 import sys
 import threading
 
-from fastrnn._aligned import CACHE_LINE, nbytes_of, raw_buffer, view_aligned
+from fastrnn._aligned import CACHE_LINE, empty_aligned, nbytes_of, raw_buffer, view_aligned
 
 MAX_KEPT_BYTES = 64 << 20
 MAX_KEPT_PER_SIZE = 3
+# Bytes of work arrays an inference call may leave to the next (Reused).
+MAX_REUSED_BYTES = 4 << 20
 # References to a buffer while Kept.release looks at it: Kept's list, the loop
 # variable and sys.getrefcount's argument.  Any more: someone else holds it.
 _RELEASE_REFS = 3
@@ -141,3 +143,57 @@ class Kept:
         to it (an array over it still alive); release once the arrays are dropped."""
         raws, self._raws = self._raws, []
         self._scratch._give([raw for raw in raws if sys.getrefcount(raw) <= _RELEASE_REFS])
+
+
+class Reused:
+    """The work arrays of a layer's last inference call, lent again to its next.
+
+    An inference call asks for its work arrays (the projection chunk, the packed
+    weights) in a fixed order, so a call of the same shape as the one before
+    asks for the same arrays again.  Allocating each afresh costs 1.3-1.7 us
+    (a 64-byte aligned array), several a call, which is a tenth of a
+    single-sequence call at (100, 1, 32, 64).  Calls whose work arrays hold
+    more than MAX_REUSED_BYTES allocate what is past that afresh (their
+    arithmetic dwarfs it), so a layer keeps at most that much between calls;
+    the chunked projection keeps it independent of T.
+
+    The layer holds one Reused between calls and a call takes it for its
+    duration (fastrnn/_base.py), so a concurrent call of the same layer
+    finds none and starts its own.
+    """
+
+    __slots__ = ("_arrays", "_next", "_bytes")
+
+    def __init__(self):
+        self._arrays = []    # the arrays lent, in the order they were asked for
+        self._next = 0       # the position of the next request in this call
+        self._bytes = 0      # bytes of _arrays
+
+    def __reduce__(self):
+        # copies and pickles of a layer start with no arrays
+        return (Reused, ())
+
+    def rewind(self):
+        """End a call: the next one asks from the first array again."""
+        self._next = 0
+
+    def empty(self, shape, dtype):
+        """An uninitialised C-contiguous array starting on a 64-byte boundary: the
+        array this position of the previous call had when its shape and dtype
+        match, else a new one (which then replaces it and the later ones)."""
+        i, arrays = self._next, self._arrays
+        self._next = i + 1
+        if not isinstance(shape, tuple):
+            shape = (shape,)
+        if i < len(arrays):
+            a = arrays[i]
+            if a.shape == shape and a.dtype == dtype:
+                return a
+            for old in arrays[i:]:
+                self._bytes -= old.nbytes
+            del arrays[i:]
+        a = empty_aligned(shape, dtype)
+        if i == len(arrays) and self._bytes + a.nbytes <= MAX_REUSED_BYTES:
+            arrays.append(a)
+            self._bytes += a.nbytes
+        return a

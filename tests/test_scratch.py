@@ -9,7 +9,7 @@ import pytest
 
 from fastrnn import _scratch
 from fastrnn._aligned import CACHE_LINE
-from fastrnn._scratch import Scratch
+from fastrnn._scratch import Reused, Scratch
 from conftest import CELLS, make_layer
 
 
@@ -93,6 +93,50 @@ def test_layers_with_kept_buffers_copy_and_pickle_empty():
     for other in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
         assert other._scratch.kept_bytes() == 0
         np.testing.assert_array_equal(other(x)[0], layer(x)[0])
+
+
+def test_reused_lends_the_same_arrays_in_the_same_order():
+    reused = Reused()
+    first = [reused.empty((3, 40), np.float32), reused.empty(7, np.float64)]
+    assert all(a.ctypes.data % CACHE_LINE == 0 for a in first)
+    reused.rewind()
+    assert reused.empty((3, 40), np.float32) is first[0]
+    assert reused.empty(7, np.float64) is first[1]
+    reused.rewind()
+    other = reused.empty((3, 41), np.float32)      # a new shape there: new arrays from it on
+    assert other.shape == (3, 41) and other is not first[0]
+    assert reused.empty(7, np.float64) is not first[1]
+    reused.rewind()
+    assert reused.empty((3, 41), np.float32) is other
+    assert reused.empty((3, 40), np.float64).dtype == np.float64
+
+
+def test_reused_keeps_at_most_its_byte_limit(monkeypatch):
+    monkeypatch.setattr(_scratch, "MAX_REUSED_BYTES", 1000)
+    reused = Reused()
+    a = reused.empty(600, np.uint8)
+    b = reused.empty(600, np.uint8)      # past the limit: lent, not kept
+    reused.rewind()
+    assert reused.empty(600, np.uint8) is a
+    assert reused.empty(600, np.uint8) is not b
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_inference_calls_reuse_their_work_arrays(cell):
+    layer = make_layer(cell, 5, 24, 2, bidirectional=True, seed=2)
+    fresh = copy.deepcopy(layer)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((30, 2, 5)).astype(np.float32)
+    layer(x[:3])                     # another shape first: its arrays get replaced
+    y = layer(x)[0]
+    arrays = [id(a) for a in layer._reused._arrays]
+    assert len(arrays) >= 4          # at least the packed weights of each layer and direction
+    y[...] = 0                       # the output is the caller's, not a work array
+    np.testing.assert_array_equal(layer(x)[0], fresh(x)[0])
+    assert [id(a) for a in layer._reused._arrays] == arrays
+    np.testing.assert_array_equal(layer(x[:3])[0], fresh(x[:3])[0])
+    for other in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
+        assert other._reused._arrays == []
 
 
 def saved_arrays(cache):
