@@ -29,6 +29,10 @@ cdef extern from "fastrnn_gemm.h" nogil:
     void fr_packed_gemv_blocks_f64(int K, const double* x, const double* Wp, int kpanel,
                                    int nblocks, int ldb, int j0, int j1, double* y,
                                    int accumulate)
+    void fr_rnn_gemv_step_f32(int K, const float* h_prev, const float* Wp, int kpanel,
+                              int j0, int j1, float* pre, float* h, int relu)
+    void fr_rnn_gemv_step_f64(int K, const double* h_prev, const double* Wp, int kpanel,
+                              int j0, int j1, double* pre, double* h, int relu)
 
 
 cdef inline int panel_width(const floating* dummy) noexcept nogil:
@@ -106,3 +110,15 @@ cdef inline void matmul_nt(bint packed, int M, int N, int K, const floating* A, 
     else:
         for m in range(M):
             fr_rowdot_f64(N, K, W, K, A + <size_t>m * lda, C + <size_t>m * ldc, accumulate)
+
+
+cdef inline void rnn_gemv_step(int K, const floating* h_prev, const floating* Wp, int kpanel,
+                               int j0, int j1, floating* pre, floating* h,
+                               bint relu) noexcept nogil:
+    """A single sequence's vanilla RNN step for the hidden units [j0, j1) (panel
+    boundaries), product and activation in one pass:
+    pre[j] += W_hh[j] . h_prev, h[j] = act(pre[j])."""
+    if floating is float:
+        fr_rnn_gemv_step_f32(K, h_prev, Wp, kpanel, j0, j1, pre, h, relu)
+    else:
+        fr_rnn_gemv_step_f64(K, h_prev, Wp, kpanel, j0, j1, pre, h, relu)

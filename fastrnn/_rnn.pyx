@@ -11,8 +11,7 @@ hidden units, as in fastrnn/_lstm.pyx.
 
 from cython cimport floating
 from fastrnn._cells cimport rnn_step_bwd, rnn_step_fwd
-from fastrnn._packed cimport (matmul_nt, packed_gemm, packed_gemv_blocks,
-                              panel_width, worth_packing)
+from fastrnn._packed cimport matmul_nt, packed_gemm, panel_width, rnn_gemv_step, worth_packing
 from fastrnn._seq cimport (GradArgs, Packs, StepRows, UnitStage,
                            add_pack, chunk_bounds, copy_rows, time_loop_threads,
                            final_or_past_end, pack_or_project, packs_task,
@@ -62,8 +61,8 @@ cdef inline void forward_units_part(Forward* a, floating* _, long stage, int par
     t = u.t
     h_prev = <const floating*>a.h0 if u.t_prev < 0 else y + <size_t>u.t_prev * ldy
     p = <floating*>a.pre + <size_t>(t - u.t0) * H
-    packed_gemv_blocks(H, h_prev, <const floating*>a.whh_p, H, 1, H, j0, j1, p, True)
-    rnn_step_fwd(1, j1 - j0, p + j0, y + <size_t>t * ldy + j0, ldy, a.relu)
+    rnn_gemv_step(H, h_prev, <const floating*>a.whh_p, H, j0, j1, p, y + <size_t>t * ldy,
+                  a.relu)
 
 
 cdef void forward_units_f32(void* a, long stage, int part, int nparts) noexcept nogil:
@@ -79,9 +78,14 @@ cdef inline void forward_rows(Forward* a, floating* _, int t, int t0, int lo, in
     """Step t for batch rows [lo, hi), from states whose row 0 is at h_prev."""
     cdef int B = a.B, H = a.H
     cdef floating* p = <floating*>a.pre + (<size_t>(t - t0) * B + lo) * H
+    cdef floating* h = <floating*>a.y + (<size_t>t * B + lo) * a.ldy
+    if a.packed and hi - lo == 1:    # a single row: product and activation in one pass
+        rnn_gemv_step(H, h_prev + <size_t>lo * ld_prev, <const floating*>a.whh_p, H, 0, H,
+                      p, h, a.relu)
+        return
     matmul_nt(a.packed, hi - lo, H, H, h_prev + <size_t>lo * ld_prev, ld_prev,
               <const floating*>a.w_hh, <const floating*>a.whh_p, p, H, True)
-    rnn_step_fwd(hi - lo, H, p, <floating*>a.y + (<size_t>t * B + lo) * a.ldy, a.ldy, a.relu)
+    rnn_step_fwd(hi - lo, H, p, h, a.ldy, a.relu)
 
 
 cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept nogil:
