@@ -9,7 +9,8 @@ again: about 210 faults per LSTM training step at (100, 1, 128, 128) and
 shoot-downs that come with them (about a tenth of the step's profile at
 batch 1).  So each layer keeps its work buffers and lends them to its next
 training call (inference calls free less at once, and the C allocator
-keeps it: they page-fault no more than a lease would save).  Only buffers
+keeps it: they page-fault no more than a lease would save; a cheaper
+Reused, below, spares them the allocations).  Only buffers
 of at most MAX_KEPT_BYTES are kept, at most MAX_KEPT_PER_SIZE of each size:
 larger calls amortise their page faults over far more arithmetic, and a
 layer should not hold on to hundreds of MiB after a large call.
