@@ -115,8 +115,8 @@ cdef inline void matmul_nt(bint packed, int M, int N, int K, const floating* A, 
 cdef inline void rnn_gemv_step(int K, const floating* h_prev, const floating* Wp, int kpanel,
                                int j0, int j1, floating* pre, floating* h,
                                bint relu) noexcept nogil:
-    """A single sequence's vanilla RNN step for the hidden units [j0, j1) (panel
-    boundaries), product and activation in one pass:
+    """A single sequence's vanilla RNN step for the hidden units [j0, j1) (j0 on a
+    panel boundary), product and activation in one pass:
     pre[j] += W_hh[j] . h_prev, h[j] = act(pre[j])."""
     if floating is float:
         fr_rnn_gemv_step_f32(K, h_prev, Wp, kpanel, j0, j1, pre, h, relu)

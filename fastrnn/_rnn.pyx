@@ -3,7 +3,8 @@ forward over the whole sequence and backward through time.  The Python
 layer (fastrnn/rnn.py) validates and allocates; these trust their arguments.
 
 Per step: pre_t = (x_t W_ih^T + b, hoisted into one GEMM per chunk of steps)
-+ h_{t-1} W_hh^T, then h_t = act(pre_t) in one C pass.  Backward needs only
++ h_{t-1} W_hh^T, then h_t = act(pre_t) in one C pass (a single sequence
+does the product and the activation in one pass, rnn_gemv_step).  Backward needs only
 the outputs h_t: tanh' = 1 - h^2, relu' = [h > 0].  Threads split the
 projection by rows and the time loop by batch rows, or a single sequence by
 hidden units, as in fastrnn/_lstm.pyx.
