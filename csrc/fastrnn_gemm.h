@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 #include <string.h>
-#include "fastrnn_cells.h"   /* FR_KERNEL, and fastrnn_math.h's tanh for rnn_gemv_step */
+#include "fastrnn_cells.h"   /* FR_KERNEL, and rnn_step_fwd for rnn_gemv_step */
 
 /* Output columns per packed panel: one 64-byte vector. */
 #define FR_PANEL_F32 16
@@ -44,9 +44,7 @@ typedef long long fr_ivec_f64 __attribute__((vector_size(64)));
 #define VEC fr_vec_f32
 #define IVEC fr_ivec_f32
 #define NR FR_PANEL_F32
-#define TANH fr_tanhf
 #include "gemm_impl.h"
-#undef TANH
 #undef REAL
 #undef FR_FN
 #undef VEC
@@ -58,9 +56,7 @@ typedef long long fr_ivec_f64 __attribute__((vector_size(64)));
 #define VEC fr_vec_f64
 #define IVEC fr_ivec_f64
 #define NR FR_PANEL_F64
-#define TANH fr_tanh
 #include "gemm_impl.h"
-#undef TANH
 #undef REAL
 #undef FR_FN
 #undef VEC

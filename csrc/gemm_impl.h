@@ -424,36 +424,26 @@ FR_KERNEL void FR_FN(packed_gemv_blocks)(int K, const REAL *restrict x,
 
 /* A single-sequence vanilla RNN step over the hidden units [j0, j1) (j0 on a
  * panel boundary): pre[j] += sum_k h_prev[k] W[j, k], then h[j] = tanh(pre[j])
- * (or max(pre[j], 0) when relu), four panels at a time, each group's
- * activation right after its sums.  The sums, K blocks and additions are
- * those of packed_gemm with one row, and the activation that of
- * rnn_step_fwd, so the results are the same; one pass saves the second
- * trip through pre and lets a group's activation overlap the next group's
- * sums.  C driver, one core, a loop of dependent steps: 0.171 -> 0.125 us a
- * step at H = 64, 0.666 -> 0.593 us at H = 128.
+ * (or max(pre[j], 0) when relu), four panels at a time (gemv_row, in
+ * packed_gemm's K blocks), each group's activation right after its sums.
+ * The sums, K blocks and additions are those of packed_gemm with one row,
+ * and the activation is rnn_step_fwd's (fastrnn_cells.h) on the group, so
+ * the results are the same; one pass saves the second trip through pre and
+ * lets a group's activation overlap the next group's sums.  C driver, one
+ * core, a loop of dependent steps: 0.171 -> 0.125 us a step at H = 64,
+ * 0.666 -> 0.593 us at H = 128.
  * NumPy: pre[j0:j1] += W[j0:j1] @ h_prev; h[j0:j1] = np.tanh(pre[j0:j1]) */
 FR_KERNEL void FR_FN(rnn_gemv_step)(int K, const REAL *restrict h_prev,
                                     const REAL *restrict Wp, int kpanel, int j0, int j1,
                                     REAL *restrict pre, REAL *restrict h, int relu)
 {
     const size_t pstride = (size_t)kpanel * NR;
-    for (int p = j0 / NR, p_end = (j1 + NR - 1) / NR; p < p_end; p += 4) {
-        const int np = p_end - p < 4 ? p_end - p : 4;
-        const int n0 = p * NR, n1 = (p + np) * NR < j1 ? (p + np) * NR : j1;
-        for (int k0 = 0; k0 < K; k0 += FR_KC) {
-            const int kb = K - k0 < FR_KC ? K - k0 : FR_KC;
-            const REAL *wp[4];
-            REAL *out[4];
-            for (int j = 0; j < np; ++j) {
-                wp[j] = Wp + (size_t)(p + j) * pstride + (size_t)k0 * NR;
-                out[j] = pre + (size_t)(p + j) * NR;
-            }
-            FR_FN(gemv_tiles)(np, kb, h_prev + k0, wp, out, n1 - (p + np - 1) * NR, 1);
-        }
-        if (relu)
-            for (int n = n0; n < n1; ++n) h[n] = pre[n] > 0 ? pre[n] : 0;
-        else
-            for (int n = n0; n < n1; ++n) h[n] = TANH(pre[n]);
+    for (int n0 = j0; n0 < j1; n0 += 4 * NR) {
+        const int n1 = j1 - n0 < 4 * NR ? j1 : n0 + 4 * NR;
+        for (int k0 = 0; k0 < K; k0 += FR_KC)
+            FR_FN(gemv_row)(n0, n1, K - k0 < FR_KC ? K - k0 : FR_KC, h_prev + k0,
+                            Wp + (size_t)k0 * NR, pstride, pre, 1);
+        FR_FN(rnn_step_fwd)(1, n1 - n0, pre + n0, h + n0, 0, relu);
     }
 }
 

@@ -124,11 +124,12 @@ def test_unbatched_equals_batch_of_one(cell, dtype):
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("hidden", [37, 64])
+@pytest.mark.parametrize("hidden", [37, 64, 520])
 def test_a_single_sequence_equals_its_row_of_a_batch(cell, dtype, hidden):
     # A single sequence runs its own step kernels (a GEMV; for the vanilla RNN
     # product and activation fused), a batch the GEMM and a separate pass; both
-    # sum in the same order, so the sequence's outputs agree bit for bit.
+    # sum in the same order, so the sequence's outputs agree bit for bit.  H = 520
+    # takes the recurrent sums in two K blocks and ends on a partial panel.
     layer = make_layer(cell, 7, hidden, 2, bidirectional=True, dtype=dtype, seed=4)
     x = rng_for(cell, hidden).standard_normal((23, 3, 7)).astype(dtype)
     y_batch, h_batch = layer(x)[:2]
