@@ -167,15 +167,23 @@ FR_KERNEL void FR_FN(pack_panels)(int N, int K, const REAL *restrict W, long sn,
 }
 
 /* Add (or write, when !accumulate) acc into ncols <= NR outputs of C, which
- * lie at stride scn (1: one row of C; otherwise a column of a transposed C). */
+ * lie at stride scn (1: one row of C; otherwise a column of a transposed C).
+ * With a bias (only where scn == 1; NULL for none) a write is acc + bias:
+ * the same sum as writing the bias first and adding acc to it, one pass
+ * over C fewer (see packed_gemm_bias). */
 static inline __attribute__((always_inline)) void FR_FN(put)(REAL *c, long scn, VEC acc,
-                                                            int ncols, int accumulate)
+                                                            int ncols, int accumulate,
+                                                            const REAL *bias)
 {
     if (ncols == NR && scn == 1) {
-        FR_FN(vstore)(c, accumulate ? FR_FN(vload)(c) + acc : acc);
+        if (accumulate)
+            acc += FR_FN(vload)(c);
+        else if (bias)
+            acc += FR_FN(vload)(bias);
+        FR_FN(vstore)(c, acc);
     } else {
         for (int i = 0; i < ncols; ++i)
-            c[i * scn] = accumulate ? c[i * scn] + acc[i] : acc[i];
+            c[i * scn] = accumulate ? c[i * scn] + acc[i] : (bias ? acc[i] + bias[i] : acc[i]);
     }
 }
 
@@ -183,10 +191,12 @@ static inline __attribute__((always_inline)) void FR_FN(put)(REAL *c, long scn, 
  * (at most 8: enough FMA chains in flight to hide the FMA latency, few enough
  * to stay in registers).  MR and NP are compile-time constants at every call
  * site, so the loops unroll.  A's element (r, k) is at A[r*sam + k*sak];
- * panel j starts pstride after panel j - 1. */
+ * panel j starts pstride after panel j - 1; bias (or NULL) is that of the
+ * first panel's first column. */
 static inline __attribute__((always_inline)) void FR_FN(tile)(
     const int MR, const int NP, int K, const REAL *A, long sam, long sak, const REAL *wp,
-    size_t pstride, REAL *C, long scm, long scn, int ncols_last, int accumulate)
+    size_t pstride, REAL *C, long scm, long scn, int ncols_last, int accumulate,
+    const REAL *bias)
 {
     VEC acc[MR * NP];    /* sized by the tile: a larger array was zeroed through memory */
     for (int i = 0; i < MR * NP; ++i)
@@ -202,21 +212,23 @@ static inline __attribute__((always_inline)) void FR_FN(tile)(
     for (int r = 0; r < MR; ++r)
         for (int j = 0; j < NP; ++j)
             FR_FN(put)(C + r * scm + j * NR * scn, scn, acc[r * NP + j],
-                       j == NP - 1 ? ncols_last : NR, accumulate);
+                       j == NP - 1 ? ncols_last : NR, accumulate, bias ? bias + j * NR : NULL);
 }
 
 #define FR_TILE(mr, np) FR_FN(tile)(mr, np, K, A + m * sam, sam, sak, wp, pstride, \
-                                      c + m * scm, scm, scn, ncols_last, accumulate)
+                                      c + m * scm, scm, scn, ncols_last, accumulate, \
+                                      bias ? bias + p * NR : NULL)
 
-/* One row of NP panels given by their own pointers (wp[j], out[j]; the last
- * panel has ncols_last outputs): the accumulation order per output is that
+/* One row of NP panels given by their own pointers (wp[j], out[j], and
+ * bias[j] unless bias is NULL; the last panel has ncols_last outputs): the
+ * accumulation order per output is that
  * of tile(), k by k, so a product split this way equals packed_gemm's bit for
  * bit.  Pointers rather than tile()'s offsets from one panel keep the inner
  * loop free of reloads: a single row (a batch-1 step) went from 0.69 to 0.58
  * us at K = 64, N = 256 on one core. */
 static inline __attribute__((always_inline)) void FR_FN(gemv_tile)(
     const int NP, int K, const REAL *x, const REAL *const *wp, REAL *const *out,
-    int ncols_last, int accumulate)
+    const REAL *const *bias, int ncols_last, int accumulate)
 {
     VEC acc[NP];
     for (int j = 0; j < NP; ++j)
@@ -225,38 +237,41 @@ static inline __attribute__((always_inline)) void FR_FN(gemv_tile)(
         for (int j = 0; j < NP; ++j)
             acc[j] += x[k] * FR_FN(vload)(wp[j] + (size_t)k * NR);
     for (int j = 0; j < NP; ++j)
-        FR_FN(put)(out[j], 1, acc[j], j == NP - 1 ? ncols_last : NR, accumulate);
+        FR_FN(put)(out[j], 1, acc[j], j == NP - 1 ? ncols_last : NR, accumulate,
+                   bias ? bias[j] : NULL);
 }
 
 /* gemv_tile for np <= 4 panels, np known only at run time. */
 static inline __attribute__((always_inline)) void FR_FN(gemv_tiles)(
-    int np, int K, const REAL *x, const REAL *const *wp, REAL *const *out, int ncols_last,
-    int accumulate)
+    int np, int K, const REAL *x, const REAL *const *wp, REAL *const *out,
+    const REAL *const *bias, int ncols_last, int accumulate)
 {
     switch (np) {
-    case 4: FR_FN(gemv_tile)(4, K, x, wp, out, ncols_last, accumulate); break;
-    case 3: FR_FN(gemv_tile)(3, K, x, wp, out, ncols_last, accumulate); break;
-    case 2: FR_FN(gemv_tile)(2, K, x, wp, out, ncols_last, accumulate); break;
-    default: FR_FN(gemv_tile)(1, K, x, wp, out, ncols_last, accumulate); break;
+    case 4: FR_FN(gemv_tile)(4, K, x, wp, out, bias, ncols_last, accumulate); break;
+    case 3: FR_FN(gemv_tile)(3, K, x, wp, out, bias, ncols_last, accumulate); break;
+    case 2: FR_FN(gemv_tile)(2, K, x, wp, out, bias, ncols_last, accumulate); break;
+    default: FR_FN(gemv_tile)(1, K, x, wp, out, bias, ncols_last, accumulate); break;
     }
 }
 
-/* A single row of A against the panels [n0, n1) (C one row, scn = 1), four
- * panels at a time as in packed_gemm_block's 1 x 4 tiles. */
+/* A single row of A against the panels [n0, n1) (C one row, scn = 1; bias
+ * as in packed_gemm_block), four panels at a time as in packed_gemm_block's
+ * 1 x 4 tiles. */
 static inline __attribute__((always_inline)) void FR_FN(gemv_row)(
     int n0, int n1, int K, const REAL *x, const REAL *Wp, size_t pstride, REAL *C,
-    int accumulate)
+    int accumulate, const REAL *bias)
 {
     for (int p = n0 / NR, p_end = (n1 + NR - 1) / NR; p < p_end; p += 4) {
-        const REAL *wp[4];
+        const REAL *wp[4], *b[4];
         REAL *out[4];
         const int np = p_end - p < 4 ? p_end - p : 4;
         const int ncols_last = n1 - (p + np - 1) * NR < NR ? n1 - (p + np - 1) * NR : NR;
         for (int j = 0; j < np; ++j) {
             wp[j] = Wp + (size_t)(p + j) * pstride;
             out[j] = C + (size_t)(p + j) * NR;
+            b[j] = bias ? bias + (size_t)(p + j) * NR : NULL;
         }
-        FR_FN(gemv_tiles)(np, K, x, wp, out, ncols_last, accumulate);
+        FR_FN(gemv_tiles)(np, K, x, wp, out, bias ? b : NULL, ncols_last, accumulate);
     }
 }
 
@@ -273,16 +288,20 @@ static inline __attribute__((always_inline)) void FR_FN(gemv_row)(
  * the last 1 to 5 rows take several panels at once (1x4, 2x4, 3x2, 4x2, 5x1)
  * so that they keep as many accumulators busy as a full block.
  *
- * NumPy: C[:, n0:n1] = (C[:, n0:n1] if accumulate else 0) + A @ W[n0:n1].T */
+ *   bias: NULL, or (with scn = 1 and !accumulate) the row bias[n] that C
+ *     starts from: C[m, n] = bias[n] + sum_k ...
+ *
+ * NumPy: C[:, n0:n1] = (C[:, n0:n1] if accumulate else bias[n0:n1] or 0) + A @ W[n0:n1].T */
 static inline __attribute__((always_inline)) void FR_FN(packed_gemm_block)(
     int M, int n0, int n1, int K, const REAL *restrict A,
                                   long sam, long sak, const REAL *restrict Wp, int kpanel,
-                                  REAL *restrict C, long scm, long scn, int accumulate)
+                                  REAL *restrict C, long scm, long scn, int accumulate,
+                                  const REAL *restrict bias)
 {
     const size_t pstride = (size_t)kpanel * NR;
     const int p_end = (n1 + NR - 1) / NR;
     if (M == 1 && sak == 1 && scn == 1) {
-        FR_FN(gemv_row)(n0, n1, K, A, Wp, pstride, C, accumulate);
+        FR_FN(gemv_row)(n0, n1, K, A, Wp, pstride, C, accumulate, bias);
         return;
     }
     /* Full row blocks: 4 rows x 2 panels where 64-byte vectors are single
@@ -367,11 +386,12 @@ static inline __attribute__((always_inline)) void FR_FN(packed_gemm_block)(
 #endif
 FR_KERNEL void FR_FN(packed_gemm)(int M, int n0, int n1, int K, const REAL *restrict A,
                                   long sam, long sak, const REAL *restrict Wp, int kpanel,
-                                  REAL *restrict C, long scm, long scn, int accumulate)
+                                  REAL *restrict C, long scm, long scn, int accumulate,
+                                  const REAL *restrict bias)
 {
-    if (K <= 0) {    /* an empty sum: C = 0 (or unchanged when accumulating) */
+    if (K <= 0) {    /* an empty sum: C = bias or 0 (or unchanged when accumulating) */
         FR_FN(packed_gemm_block)(M, n0, n1, 0, A, sam, sak, Wp, kpanel, C, scm, scn,
-                                 accumulate);
+                                 accumulate, bias);
         return;
     }
     for (int k0 = 0; k0 < K; k0 += FR_KC) {
@@ -383,7 +403,7 @@ FR_KERNEL void FR_FN(packed_gemm)(int M, int n0, int n1, int K, const REAL *rest
             int mb = (int)(M - m0 < mc ? M - m0 : mc);
             FR_FN(packed_gemm_block)(mb, n0, n1, kb, A + m0 * sam + k0 * sak, sam, sak,
                                      Wp + (size_t)k0 * NR, kpanel, C + m0 * scm, scm, scn,
-                                     accumulate || k0 > 0);
+                                     accumulate || k0 > 0, k0 > 0 ? NULL : bias);
         }
     }
 }
@@ -417,7 +437,7 @@ FR_KERNEL void FR_FN(packed_gemv_blocks)(int K, const REAL *restrict x,
                 wp[j] = Wp + (size_t)(col / NR) * pstride + (size_t)k0 * NR;
                 out[j] = y + col;
             }
-            FR_FN(gemv_tiles)(np, kb, x + k0, wp, out, NR, acc_k);
+            FR_FN(gemv_tiles)(np, kb, x + k0, wp, out, NULL, NR, acc_k);
         }
     }
 }
@@ -442,7 +462,7 @@ FR_KERNEL void FR_FN(rnn_gemv_step)(int K, const REAL *restrict h_prev,
         const int n1 = j1 - n0 < 4 * NR ? j1 : n0 + 4 * NR;
         for (int k0 = 0; k0 < K; k0 += FR_KC)
             FR_FN(gemv_row)(n0, n1, K - k0 < FR_KC ? K - k0 : FR_KC, h_prev + k0,
-                            Wp + (size_t)k0 * NR, pstride, pre, 1);
+                            Wp + (size_t)k0 * NR, pstride, pre, 1, NULL);
         FR_FN(rnn_step_fwd)(1, n1 - n0, pre + n0, h + n0, 0, relu);
     }
 }

@@ -19,10 +19,10 @@ cdef extern from "fastrnn_gemm.h" nogil:
                        int accumulate)
     void fr_packed_gemm_f32(int M, int n0, int n1, int K, const float* A, long sam, long sak,
                             const float* Wp, int kpanel, float* C, long scm, long scn,
-                            int accumulate)
+                            int accumulate, const float* bias)
     void fr_packed_gemm_f64(int M, int n0, int n1, int K, const double* A, long sam,
                             long sak, const double* Wp, int kpanel, double* C, long scm,
-                            long scn, int accumulate)
+                            long scn, int accumulate, const double* bias)
     void fr_packed_gemv_blocks_f32(int K, const float* x, const float* Wp, int kpanel,
                                    int nblocks, int ldb, int j0, int j1, float* y,
                                    int accumulate)
@@ -62,9 +62,20 @@ cdef inline void packed_gemm_ex(int M, int n0, int n1, int K, const floating* A,
                                 long scm, long scn, bint accumulate) noexcept nogil:
     """C[m, n] (+)= sum_k A[m, k] W[n, k] for n in [n0, n1), any strides (see gemm_impl.h)."""
     if floating is float:
-        fr_packed_gemm_f32(M, n0, n1, K, A, sam, sak, Wp, kpanel, C, scm, scn, accumulate)
+        fr_packed_gemm_f32(M, n0, n1, K, A, sam, sak, Wp, kpanel, C, scm, scn, accumulate, NULL)
     else:
-        fr_packed_gemm_f64(M, n0, n1, K, A, sam, sak, Wp, kpanel, C, scm, scn, accumulate)
+        fr_packed_gemm_f64(M, n0, n1, K, A, sam, sak, Wp, kpanel, C, scm, scn, accumulate, NULL)
+
+
+cdef inline void packed_gemm_bias(int M, int n0, int n1, int K, const floating* A, int lda,
+                                  const floating* Wp, int kpanel, const floating* bias,
+                                  floating* C, int ldc) noexcept nogil:
+    """C[m, n] = bias[n] + sum_k A[m, k] W[n, k] for n in [n0, n1), row-major A and C:
+    the bias written with the products' first sums rather than in a pass of its own."""
+    if floating is float:
+        fr_packed_gemm_f32(M, n0, n1, K, A, lda, 1, Wp, kpanel, C, ldc, 1, False, bias)
+    else:
+        fr_packed_gemm_f64(M, n0, n1, K, A, lda, 1, Wp, kpanel, C, ldc, 1, False, bias)
 
 
 cdef inline void packed_gemm(int M, int N, int K, const floating* A, int lda,

@@ -6,8 +6,8 @@
 
 from cython cimport floating
 from fastrnn._cells cimport colsum_add, fill_rows
-from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemm_ex, panel_width,
-                              transpose)
+from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemm_bias,
+                              packed_gemm_ex, panel_width, transpose)
 from fastrnn._threads cimport FR_MAX_PARTS, barrier_wait, fr_barrier, split_range
 
 
@@ -266,9 +266,14 @@ cdef inline void project_task(int rows, int G, int D, const floating* x, bint pa
     from W_ih packed (when packed) or as it is."""
     cdef int r0, r1
     split_range(rows, tid, nthreads, &r0, &r1)
-    if r1 > r0:
+    if r1 <= r0:
+        return
+    if packed:
+        packed_gemm_bias(r1 - r0, 0, G, D, x + <size_t>r0 * D, D, wih_packed, D, bias,
+                         out + <size_t>r0 * ldo, ldo)
+    else:
         fill_rows(r1 - r0, G, bias, out + <size_t>r0 * ldo, ldo)
-        matmul_nt(packed, r1 - r0, G, D, x + <size_t>r0 * D, D, w_ih, wih_packed,
+        matmul_nt(False, r1 - r0, G, D, x + <size_t>r0 * D, D, w_ih, wih_packed,
                   out + <size_t>r0 * ldo, ldo, True)
 
 
@@ -337,11 +342,9 @@ cdef inline void project_units_task(int rows, int nblocks, int H, int D, const f
                                     floating* out, int ldo, int j0, int j1) noexcept nogil:
     """Units [j0, j1) of each of the nblocks gate blocks of out[:rows] =
     x[:rows] @ W_ih^T + bias, from W_ih packed (D rows per panel)."""
-    cdef int q, n0
+    cdef int q
     for q in range(nblocks):
-        n0 = q * H + j0
-        fill_rows(rows, j1 - j0, bias + n0, out + n0, ldo)
-        packed_gemm_ex(rows, n0, q * H + j1, D, x, D, 1, wih_p, D, out, ldo, 1, True)
+        packed_gemm_bias(rows, q * H + j0, q * H + j1, D, x, D, wih_p, D, bias, out, ldo)
 
 
 cdef inline bint pack_or_project(const UnitStage* u, Packs* packs, int nblocks, int H,
