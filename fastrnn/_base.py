@@ -9,7 +9,6 @@ backpropagates (_backprop_direction), and the Cython kernels do the rest.
 """
 
 import contextlib
-import time
 import warnings
 
 import numpy as np
@@ -19,7 +18,7 @@ from fastrnn._elementwise import pack_min_rows, panel_width
 from fastrnn._lengths import NO_LENGTHS, SortedBatch, check_lengths
 from fastrnn._module import ParamModule
 from fastrnn._scratch import Reused, Scratch
-from fastrnn._split_choice import SplitChoice
+from fastrnn._split_choice import SplitChoice, TimedCall
 from fastrnn._threads import get_num_threads
 from fastrnn._validation import (as_real_array, check_float_dtype, check_positive_int,
                                  check_probability, check_sequence, check_shape, check_state)
@@ -338,23 +337,13 @@ class RecurrentLayer(ParamModule):
         whether it does (the layer's SplitChoice in choice_attr; the way, True or
         False, in now_attr while the call runs, None otherwise) and record its
         time per step for that way (fastrnn/_split_choice.py).  Other calls get
-        a shared empty context, cheaper than entering a generator."""
+        a shared empty context."""
         if not may_split:
             return _EMPTY_CONTEXT
-        return self._split_timer(choice_attr, now_attr, T)
-
-    @contextlib.contextmanager
-    def _split_timer(self, choice_attr, now_attr, T):
-        """_timed_split for a call that may split."""
-        choice = self.__dict__.setdefault(choice_attr, SplitChoice())
-        way = choice.choose()
-        setattr(self, now_attr, way)
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            setattr(self, now_attr, None)
-        choice.record(way, (time.perf_counter() - start) / T)
+        choice = self.__dict__.get(choice_attr)
+        if choice is None:
+            choice = self.__dict__.setdefault(choice_attr, SplitChoice())
+        return TimedCall(choice, self, now_attr, T)
 
     def _forward_stack(self, x3, T, B, states0, batch, active, unbatched, x, training):
         H, dirs = self.hidden_size, self.num_directions

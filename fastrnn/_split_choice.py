@@ -21,6 +21,8 @@ hundreds of calls.  So each way is tried for EXPLORE_CALLS calls in a row,
 and only the later ones are timed.
 """
 
+import time
+
 EXPLORE_EVERY = 32   # in every this many calls, EXPLORE_CALLS try the way that is not the faster
 EXPLORE_CALLS = 2    # calls in a row that try a way: the first warms it, the rest are timed
 WEIGHT = 0.25        # weight of a new time in a way's running mean
@@ -53,3 +55,31 @@ class SplitChoice:
         old = self.seconds[way]
         self.seconds[way] = seconds_per_step if old is None else \
             (1 - WEIGHT) * old + WEIGHT * seconds_per_step
+
+
+class TimedCall:
+    """Context of one call that may split: chooses its way on entry, sets it as
+    the owner's attribute now_attr (True or False; None again on exit), and
+    on a normal exit records the call's time per step for that way.  A class
+    rather than a generator context manager, which cost about 1.5 us a call
+    more: a tenth of the Python work of a single-sequence call."""
+
+    __slots__ = ("_choice", "_owner", "_now_attr", "_steps", "_way", "_start")
+
+    def __init__(self, choice, owner, now_attr, steps):
+        self._choice = choice
+        self._owner = owner
+        self._now_attr = now_attr
+        self._steps = steps
+
+    def __enter__(self):
+        self._way = self._choice.choose()
+        setattr(self._owner, self._now_attr, self._way)
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        setattr(self._owner, self._now_attr, None)
+        if exc_type is None:
+            self._choice.record(self._way, (time.perf_counter() - self._start) / self._steps)
+        return False
