@@ -61,8 +61,9 @@ class TimedCall:
     """Context of one call that may split: chooses its way on entry, sets it as
     the owner's attribute now_attr (True or False; None again on exit), and
     on a normal exit records the call's time per step for that way.  A class
-    rather than a generator context manager, which cost about 1.5 us a call
-    more: a tenth of the Python work of a single-sequence call."""
+    rather than a generator context manager, which took 2.0 us a call to
+    enter and leave rather than 1.05 (of about 14 us of Python work in a
+    single-sequence call)."""
 
     __slots__ = ("_choice", "_owner", "_now_attr", "_steps", "_way", "_start")
 
