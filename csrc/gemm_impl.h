@@ -222,9 +222,10 @@ static inline __attribute__((always_inline)) void FR_FN(tile)(
 /* One row of NP panels given by their own pointers (wp[j], out[j], and
  * bias[j] unless bias is NULL; the last panel has ncols_last outputs): the
  * accumulation order per output is that of tile(), k by k, so a product
- * split this way equals packed_gemm's bit for bit.  Pointers rather than tile()'s offsets from one panel keep the inner
- * loop free of reloads: a single row (a batch-1 step) went from 0.69 to 0.58
- * us at K = 64, N = 256 on one core. */
+ * split this way equals packed_gemm's bit for bit.  Pointers rather than
+ * tile()'s offsets from one panel keep the inner loop free of reloads: a
+ * single row (a batch-1 step) went from 0.69 to 0.58 us at K = 64, N = 256
+ * on one core. */
 static inline __attribute__((always_inline)) void FR_FN(gemv_tile)(
     const int NP, int K, const REAL *x, const REAL *const *wp, REAL *const *out,
     const REAL *const *bias, int ncols_last, int accumulate)
