@@ -7,9 +7,9 @@ allocates; these trust their arguments.
 Per step: the input side [x_r x_z x_n] comes from one GEMM per chunk of
 steps (biases b_ir+b_hr, b_iz+b_hz, b_in folded in); gh = h_{t-1} W_hh^T is
 one product with the packed weights; one fused C pass forms r, z, n and h.
-b_hn stays apart because r multiplies it.  Threads split the projection by
-rows and the time loop by batch rows, or a single sequence by hidden units,
-as in fastrnn/_lstm.pyx.
+b_hn stays apart because r multiplies it.  Threads split the time loop by
+batch rows, or a single sequence by hidden units, and the projection as in
+fastrnn/_lstm.pyx.
 
 Reset-before: every bias folds into the input side, and a step is the
 product for the r, z blocks, a pass that forms r and r * h_{t-1}, the
@@ -26,7 +26,8 @@ from fastrnn._packed cimport (matmul_nt, packed_gemm, packed_gemv_blocks,
 from fastrnn._seq cimport (GradArgs, Packs, StepRows, UnitStage,
                            add_pack, chunk_bounds, copy_rows, time_loop_threads, gates_t0,
                            final_or_past_end, pack_or_project, packs_task,
-                           param_grads_task, project_task, set_transposed,
+                           param_grads_task, end_chunk, project_chunk, projects_own_rows,
+                           set_transposed,
                            split_batch, step_rows, unit_range, unit_stage, unit_stages,
                            zero_rows)
 from fastrnn._plan cimport StepPlan, run_or_plan
@@ -136,14 +137,15 @@ cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept
     cdef int b0, b1, k, s, t, t0, t1, gt0
     cdef StepRows r
     split_batch(a.active, T, B, tid, nt, &b0, &b1)
+    cdef bint own_rows = projects_own_rows(B, nt)
     for k in range((T + a.chunk - 1) // a.chunk):
         chunk_bounds(k, a.chunk, T, a.reverse, &t0, &t1)
         gt0 = gates_t0(a.all_steps, t0)
-        project_task((t1 - t0) * B, 3 * H, D, <const floating*>a.x + <size_t>t0 * B * D,
-                     a.packed, <const floating*>a.w_ih, <const floating*>a.wih_p,
-                     <const floating*>a.bias_x,
-                     <floating*>a.gates + <size_t>(t0 - gt0) * B * 4 * H, 4 * H, tid, nt)
-        barrier_wait(&a.barrier)
+        project_chunk(own_rows, t0, t1, B, b0, b1, 3 * H, D, <const floating*>a.x, a.packed,
+                      <const floating*>a.w_ih, <const floating*>a.wih_p,
+                      <const floating*>a.bias_x,
+                      <floating*>a.gates + <size_t>(t0 - gt0) * B * 4 * H, 4 * H, tid, nt,
+                      &a.barrier)
         for s in range(t1 - t0 if b1 > b0 else 0):
             t = t1 - 1 - s if a.reverse else t0 + s
             step_rows(a.active, T, B, a.reverse, t, b0, b1, &r)
@@ -158,7 +160,7 @@ cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept
                 zero_rows(b1 - r.end, H,
                           <floating*>a.gates + (<size_t>(t - gt0) * B + r.end) * 4 * H + 3 * H,
                           4 * H)
-        barrier_wait(&a.barrier)   # the next chunk's projection overwrites gates
+        end_chunk(own_rows, &a.barrier)
 
 
 cdef void forward_task_f32(void* a, int tid, int nt) noexcept nogil:

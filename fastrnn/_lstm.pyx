@@ -5,8 +5,10 @@ validates and allocates; these trust their arguments.
 Per step: gates_t = (x_t W_ih^T + b, hoisted into one GEMM per chunk of
 steps) + h_{t-1} W_hh^T, then one fused C pass (csrc/cells_impl.h).  The
 weights are packed once per call (csrc/gemm_impl.h).  Work is split over
-fastrnn's threads: the projection by rows, the time loop by batch rows
-(sequences are independent, so the loop needs no barrier per step), or for
+fastrnn's threads: the time loop by batch rows (sequences are independent,
+so the loop needs no barrier per step; each thread projects its own rows
+when it has enough, else they share each chunk's projection: see
+project_chunk in fastrnn/_seq.pxd), or for
 a single sequence by hidden units (each part of a step computes all four
 gates of its units and updates their cells; the threads claim the parts,
 and a step starts when every part of the one before is done: see
@@ -28,7 +30,8 @@ from fastrnn._seq cimport (STAGE_FINAL, STAGE_PACK, STAGE_STEP, BackStage, GradA
                            StepRows, UnitStage, add_pack, back_stage, back_stages,
                            chunk_bounds, copy_rows, time_loop_threads, gates_t0,
                            final_or_past_end, pack_or_project, packs_task, param_grads_pack,
-                           param_grads_products, param_grads_task, project_task,
+                           param_grads_products, param_grads_task, end_chunk, project_chunk,
+                           projects_own_rows,
                            set_transposed,
                            split_batch, step_rows, unit_range, unit_stage, unit_stages,
                            zero_rows)
@@ -135,14 +138,14 @@ cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept
     cdef StepRows r
     cdef size_t t_cells
     split_batch(a.active, T, B, tid, nt, &b0, &b1)
+    cdef bint own_rows = projects_own_rows(B, nt)
     for k in range((T + a.chunk - 1) // a.chunk):
         chunk_bounds(k, a.chunk, T, a.reverse, &t0, &t1)
         gt0 = gates_t0(a.all_steps, t0)
-        project_task((t1 - t0) * B, G, D, x + <size_t>t0 * B * D, a.packed,
-                     <const floating*>a.w_ih, <const floating*>a.wih_p,
-                     <const floating*>a.bias,
-                     <floating*>a.gates + <size_t>(t0 - gt0) * B * G, G, tid, nt)
-        barrier_wait(&a.barrier)
+        project_chunk(own_rows, t0, t1, B, b0, b1, G, D, x, a.packed,
+                      <const floating*>a.w_ih, <const floating*>a.wih_p,
+                      <const floating*>a.bias, <floating*>a.gates + <size_t>(t0 - gt0) * B * G,
+                      G, tid, nt, &a.barrier)
         for s in range(t1 - t0 if b1 > b0 else 0):
             t = t1 - 1 - s if a.reverse else t0 + s
             step_rows(a.active, T, B, a.reverse, t, b0, b1, &r)
@@ -158,7 +161,7 @@ cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept
             copy_rows(r.end - r.fin, H, cells + (t_cells + r.fin) * H, H,
                       <floating*>a.c_n + <size_t>r.fin * H, H)
             zero_rows(b1 - r.end, H, y + (<size_t>t * B + r.end) * ldy, ldy)
-        barrier_wait(&a.barrier)   # the next chunk's projection overwrites gates
+        end_chunk(own_rows, &a.barrier)
 
 
 cdef void forward_task_f32(void* a, int tid, int nt) noexcept nogil:

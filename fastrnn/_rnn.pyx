@@ -6,8 +6,7 @@ Per step: pre_t = (x_t W_ih^T + b, hoisted into one GEMM per chunk of steps)
 + h_{t-1} W_hh^T, then h_t = act(pre_t) in one C pass (a single sequence
 does the product and the activation in one pass, rnn_gemv_step).  Backward needs only
 the outputs h_t: tanh' = 1 - h^2, relu' = [h > 0].  Threads split the
-projection by rows and the time loop by batch rows, or a single sequence by
-hidden units, as in fastrnn/_lstm.pyx.
+time loop and the projection as in fastrnn/_lstm.pyx.
 """
 
 from cython cimport floating
@@ -16,7 +15,8 @@ from fastrnn._packed cimport matmul_nt, packed_gemm, panel_width, rnn_gemv_step,
 from fastrnn._seq cimport (GradArgs, Packs, StepRows, UnitStage,
                            add_pack, chunk_bounds, copy_rows, time_loop_threads,
                            final_or_past_end, pack_or_project, packs_task,
-                           param_grads_task, project_task, set_transposed,
+                           param_grads_task, end_chunk, project_chunk, projects_own_rows,
+                           set_transposed,
                            split_batch, step_rows, unit_range, unit_stage, unit_stages,
                            zero_rows)
 from fastrnn._plan cimport StepPlan, run_or_plan
@@ -98,12 +98,12 @@ cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept
     cdef int b0, b1, k, s, t, t0, t1
     cdef StepRows r
     split_batch(a.active, T, B, tid, nt, &b0, &b1)
+    cdef bint own_rows = projects_own_rows(B, nt)
     for k in range((T + a.chunk - 1) // a.chunk):
         chunk_bounds(k, a.chunk, T, a.reverse, &t0, &t1)
-        project_task((t1 - t0) * B, H, D, <const floating*>a.x + <size_t>t0 * B * D,
-                     a.packed, <const floating*>a.w_ih, <const floating*>a.wih_p,
-                     <const floating*>a.bias, <floating*>a.pre, H, tid, nt)
-        barrier_wait(&a.barrier)
+        project_chunk(own_rows, t0, t1, B, b0, b1, H, D, <const floating*>a.x, a.packed,
+                      <const floating*>a.w_ih, <const floating*>a.wih_p,
+                      <const floating*>a.bias, <floating*>a.pre, H, tid, nt, &a.barrier)
         for s in range(t1 - t0 if b1 > b0 else 0):
             t = t1 - 1 - s if a.reverse else t0 + s
             step_rows(a.active, T, B, a.reverse, t, b0, b1, &r)
@@ -114,7 +114,7 @@ cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept
             copy_rows(r.end - r.fin, H, y + (<size_t>t * B + r.fin) * ldy, ldy,
                       <floating*>a.h_n + <size_t>r.fin * H, H)
             zero_rows(b1 - r.end, H, y + (<size_t>t * B + r.end) * ldy, ldy)
-        barrier_wait(&a.barrier)   # the next chunk's projection overwrites pre
+        end_chunk(own_rows, &a.barrier)
 
 
 cdef void forward_task_f32(void* a, int tid, int nt) noexcept nogil:

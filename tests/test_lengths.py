@@ -186,13 +186,17 @@ def test_matches_torch_packed_sequence(cell, dtype, cfg):
 @pytest.mark.parametrize("cell, variant", [(c, {}) for c in CELLS]
                          + [("gru", dict(reset_after=False)), ("lstm", dict(peephole=True))])
 def test_threads_and_unit_split_with_lengths(cell, variant, monkeypatch):
-    """On 1 and 2 threads (threaded whatever the size): the batch split (B = 7) and
-    the single sequence split by hidden units (B = 1, H = 128), against the
-    reference per sequence, and bitwise equal across thread counts."""
+    """On 1 and 2 threads (threaded whatever the size): the batch split (B = 7, the
+    threads sharing each chunk's projection; B = 19, each projecting its own
+    rows) and the single sequence split by hidden units (B = 1, H = 128),
+    against the reference per sequence, and bitwise equal across thread counts."""
     monkeypatch.setattr(_base, "_THREADED_MIN_FLOPS", 0)
     previous = _threads.get_num_threads()
     try:
-        for B, lengths, Hb in [(7, [30, 7, 41, 41, 1, 12, 40], 36), (1, [23], 128)]:
+        for B, lengths, Hb in [(7, [30, 7, 41, 41, 1, 12, 40], 36),
+                               (19, [3, 41, 17, 41, 1, 29, 40, 8, 41, 12, 33, 2, 41, 26, 5,
+                                     38, 19, 41, 9], 20),
+                               (1, [23], 128)]:
             T, Db = 41, 24
             layer = make_layer(cell, Db, Hb, 1, bidirectional=True, dtype=np.float64, seed=B,
                                **variant)

@@ -70,7 +70,8 @@ def equal_over_threads_and_right(layer, x, dy, dsn):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("B", [1, 5, 7, 13])
+# B = 19: each of two threads projects its own rows (fastrnn/_seq.pxd project_chunk)
+@pytest.mark.parametrize("B", [1, 5, 7, 13, 19])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_thread_count_does_not_change_results(cell, B, dtype, restore_threads):
     T, D, H = 37, 40, 36
