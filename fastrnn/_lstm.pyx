@@ -2,18 +2,18 @@
 sequence and backward through time.  The Python layer (fastrnn/lstm.py)
 validates and allocates; these trust their arguments.
 
-Per step: gates_t = (x_t W_ih^T + b, hoisted into one GEMM per chunk of
-steps) + h_{t-1} W_hh^T, then one fused C pass (csrc/cells_impl.h).  The
-weights are packed once per call (csrc/gemm_impl.h).  Work is split over
-fastrnn's threads: the time loop by batch rows (sequences are independent,
-so the loop needs no barrier per step; each thread projects its own rows
-when it has enough, else they share each chunk's projection: see
-project_chunk in fastrnn/_seq.pxd), or for
-a single sequence by hidden units (each part of a step computes all four
+Per step: gates_t = (x_t W_ih^T + b, hoisted out of the loop: computed for
+a chunk of steps before them) + h_{t-1} W_hh^T, then one fused C pass
+(csrc/cells_impl.h).  The weights are packed once per call
+(csrc/gemm_impl.h).  Work is split over fastrnn's threads: the time loop by
+batch rows (sequences are independent, so the loop needs no barrier per
+step; each thread projects its own rows when it has enough, else they share
+each chunk's projection: see project_chunk in fastrnn/_seq.pxd), or for a
+single sequence by hidden units (each part of a step computes all four
 gates of its units and updates their cells; the threads claim the parts,
-and a step starts when every part of the one before is done: see
-UnitStage in fastrnn/_seq.pxd).  Backward splits a single sequence the same
-way (BackStage): each part takes its units of dh_t from the whole dG of the
+and a step starts when every part of the one before is done: see UnitStage
+in fastrnn/_seq.pxd).  Backward splits a single sequence the same way
+(BackStage): each part takes its units of dh_t from the whole dG of the
 step after, then its units of dG_t.
 
 Peepholes (ONNX's P, Gers & Schmidhuber) are element-wise: the fused passes
