@@ -26,11 +26,12 @@ from fastrnn.loss import log_softmax, softmax_cross_entropy
 from fastrnn.optim import SGD, Adam
 from fastrnn.sampling import sample
 from fastrnn.stepper import Stepper
+from fastrnn.frozen import FrozenLayer
 from fastrnn import onnx     # fastrnn.onnx.load; the onnx package itself is imported on use
 
 __version__ = "0.1.0"
 
-__all__ = ["RNN", "LSTM", "GRU", "Stepper", "onnx", "get_num_threads", "set_num_threads", "save", "load", "__version__",
+__all__ = ["RNN", "LSTM", "GRU", "Stepper", "FrozenLayer", "onnx", "get_num_threads", "set_num_threads", "save", "load", "__version__",
            "Embedding", "Linear", "softmax_cross_entropy", "log_softmax",
            "SGD", "Adam", "clip_grad_norm", "clip_grad_value",
            "sample", "greedy_decode", "beam_search"]

@@ -53,6 +53,8 @@ _EMPTY_CONTEXT = contextlib.nullcontext()
 _UNIT_SPLIT_MIN_WEIGHTS = 16384
 
 _PACK_MIN_ROWS = pack_min_rows()
+# The forward kernels' packing argument (its enum is in fastrnn/_packed.pxd).
+_PACK_WHEN_WORTH, _PACK_NOW, _PACKED = 0, 1, 2
 
 
 class ForwardCache:
@@ -238,6 +240,25 @@ class RecurrentLayer(ParamModule):
         nr = panel_width(self.dtype.itemsize)
         return self._work(-(-rows // nr) * nr * cols, work)
 
+    def _forward_packs(self, layer, direction, sizes, calls_rows, work):
+        """The forward kernel's packed-weight buffers, one for each (rows, cols)
+        matrix in sizes, and its packing argument.
+
+        A layer packs its weights into the call's work at every call, as they
+        may have changed since the last.  The layer copy inside a
+        fastrnn.FrozenLayer keeps a set of buffers per layer and direction
+        (its _kept_packs), packed by its first call and only read after.
+        """
+        kept = self.__dict__.get("_kept_packs")
+        if kept is None:
+            return ([self._packed_weights(r, c, calls_rows, work) for r, c in sizes],
+                    _PACK_WHEN_WORTH)
+        buffers = kept.get((layer, direction))
+        if buffers is not None:
+            return buffers, _PACKED
+        buffers = kept[layer, direction] = [self._packed_weights(r, c) for r, c in sizes]
+        return buffers, _PACK_NOW
+
     def _transposed_operands(self, rows, in_size, work, with_hx=False):
         """Work buffer for the backward kernels' weight-gradient operands transposed:
         the layer input (rows = T * B by in_size) and the previous outputs (rows by
@@ -298,6 +319,12 @@ class RecurrentLayer(ParamModule):
         fastrnn.Stepper for the arguments."""
         from fastrnn.stepper import Stepper
         return Stepper(self, state0, batch_size)
+
+    def frozen(self):
+        """A fastrnn.FrozenLayer: a copy of this stack for inference only, its
+        weights packed once rather than at every call (the way to deploy it)."""
+        from fastrnn.frozen import FrozenLayer
+        return FrozenLayer(self)
 
     def _state_shape(self, B):
         return (self.num_layers * self.num_directions, B, self.hidden_size)

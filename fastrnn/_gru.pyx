@@ -22,7 +22,7 @@ from cython cimport floating
 from fastrnn._cells cimport (gru_rb_step_bwd_r, gru_rb_step_bwd_zn, gru_rb_step_fwd,
                              gru_rb_step_reset, gru_step_bwd, gru_step_fwd)
 from fastrnn._packed cimport (matmul_nt, packed_gemm, packed_gemv_blocks,
-                              panel_width, worth_packing)
+                              panel_width, uses_packs, PACK_WHEN_WORTH, PACKED)
 from fastrnn._seq cimport (GradArgs, Packs, StepRows, UnitStage,
                            add_pack, chunk_bounds, copy_rows, time_loop_threads, gates_t0,
                            final_or_past_end, pack_or_project, packs_task,
@@ -178,7 +178,8 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                 floating[:, ::1] gh, floating[:, ::1] h_n,
                 floating[::1] wih_packed, floating[::1] whh_packed, int nthreads,
                 bint reverse, const int[::1] active, bint reset_after=True,
-                StepPlan plan=None, int plan_layer=0, int chunk=0):
+                StepPlan plan=None, int plan_layer=0, int chunk=0,
+                int packing=PACK_WHEN_WORTH):
     """Run one direction of a GRU layer over x (T, B, D) on up to nthreads threads.
 
     Writes h_t into y[t, :, y_off:y_off+H] and the last state into h_n.
@@ -190,7 +191,7 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     wih_packed, whh_packed (packed_size(3H, D), packed_size(3H, H); when not
     reset_after packed_size(2H, H) + packed_size(H, H)).  bias_x (3H) is the
     bias folded into the input side (every bias when not reset_after, and
-    b_hn is then unused).
+    b_hn is then unused).  packing: as in fastrnn._lstm.lstm_forward.
     With plan (fastrnn._plan.StepPlan), nothing runs: the arguments, weights
     packed, become layer plan_layer of the plan, which keeps the arrays alive.
     """
@@ -203,7 +204,7 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.x, a.bias_x, a.b_hn, a.h0 = &x[0, 0, 0], &bias_x[0], &b_hn[0], &h0[0, 0]
     a.wih_p, a.whh_p = &wih_packed[0], &whh_packed[0]
     a.w_ih, a.w_hh = &w_ih[0, 0], &w_hh[0, 0]
-    a.packed = worth_packing(a.T * a.B) or plan is not None   # a plan packs once
+    a.packed = uses_packs(packing, a.T * a.B) or plan is not None   # a plan packs once
     a.y, a.gates, a.gh, a.h_n = &y[0, 0, y_off], &gates[0, 0, 0], &gh[0, 0], &h_n[0, 0]
     a.active = &active[0] if active.shape[0] > 0 else NULL
     a.reset_after = reset_after
@@ -214,7 +215,7 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     cdef fr_task_fn task = forward_task_f32 if floating is float else forward_task_f64
     nthreads = time_loop_threads(a.B, H, nthreads, a.packed, nr, &a.split_units)
     a.packs.count = 0
-    if a.packed:
+    if a.packed and packing != PACKED:
         add_pack(&a.packs, 3 * H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
         add_pack(&a.packs, 3 * H if reset_after else 2 * H, H, &w_hh[0, 0], H, 1,
                  &whh_packed[0])

@@ -25,7 +25,7 @@ steps, taken after backward's time loop by hidden units.
 from cython cimport floating
 from fastrnn._cells cimport lstm_peep_grads, lstm_step_bwd, lstm_step_fwd
 from fastrnn._packed cimport (matmul_nt, packed_gemm, packed_gemm_ex, packed_gemv_blocks,
-                              panel_width, worth_packing)
+                              panel_width, uses_packs, PACK_WHEN_WORTH, PACKED)
 from fastrnn._seq cimport (STAGE_FINAL, STAGE_PACK, STAGE_STEP, BackStage, GradArgs, Packs,
                            StepRows, UnitStage, add_pack, back_stage, back_stages,
                            chunk_bounds, copy_rows, time_loop_threads, gates_t0,
@@ -179,7 +179,8 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                  floating[:, :, ::1] cells, floating[:, ::1] h_n, floating[:, ::1] c_n,
                  floating[::1] wih_packed, floating[::1] whh_packed, int nthreads,
                  bint reverse, const int[::1] active, const floating[:, ::1] peephole=None,
-                 StepPlan plan=None, int plan_layer=0, int chunk=0):
+                 StepPlan plan=None, int plan_layer=0, int chunk=0,
+                 int packing=PACK_WHEN_WORTH):
     """Run one direction of an LSTM layer over x (T, B, D) on up to nthreads threads.
 
     Writes h_t into y[t, :, y_off:y_off+H], the last state into h_n, c_n.
@@ -193,7 +194,10 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a chunk just before its steps keeps its gates in cache.
     bias is b_ih + b_hh.  wih_packed, whh_packed are work for the packed
     weights (packed_size(4H, D) and packed_size(4H, H)).  peephole is
-    [p_i p_f p_o] (3, H), or None for none.
+    [p_i p_f p_o] (3, H), or None for none.  packing (fastrnn/_packed.pxd):
+    PACK_WHEN_WORTH packs the weights into wih_packed, whh_packed when T * B
+    has PACK_MIN_ROWS rows; PACK_NOW packs them whatever T * B, for a caller
+    that keeps the buffers; PACKED uses the buffers as an earlier call left them.
     With plan (fastrnn._plan.StepPlan), nothing runs: the arguments, weights
     packed, become layer plan_layer of the plan, which keeps the arrays alive.
     """
@@ -210,7 +214,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.x, a.bias, a.h0, a.c0 = &x[0, 0, 0], &bias[0], &h0[0, 0], &c0[0, 0]
     a.wih_p, a.whh_p = &wih_packed[0], &whh_packed[0]
     a.w_ih, a.w_hh = &w_ih[0, 0], &w_hh[0, 0]
-    a.packed = worth_packing(a.T * a.B) or plan is not None   # a plan packs once
+    a.packed = uses_packs(packing, a.T * a.B) or plan is not None   # a plan packs once
     a.y, a.gates, a.cells = &y[0, 0, y_off], &gates[0, 0, 0], &cells[0, 0, 0]
     a.h_n, a.c_n = &h_n[0, 0], &c_n[0, 0]
     a.active = &active[0] if active.shape[0] > 0 else NULL
@@ -219,7 +223,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     nthreads = time_loop_threads(a.B, H, nthreads, a.packed, panel_width(&wih_packed[0]),
                                  &a.split_units)
     a.packs.count = 0
-    if a.packed:
+    if a.packed and packing != PACKED:
         add_pack(&a.packs, 4 * H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
         add_pack(&a.packs, 4 * H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
     if a.split_units:

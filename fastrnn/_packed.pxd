@@ -107,6 +107,20 @@ cdef inline bint worth_packing(int rows) noexcept nogil:
     return rows >= PACK_MIN_ROWS
 
 
+# The forward kernels' packing argument: where a call's packed weights come
+# from.  A layer packs at every call, since its weights may have changed
+# since the last; a fastrnn.FrozenLayer packs once and keeps the buffers.
+cdef enum:
+    PACK_WHEN_WORTH = 0    # pack when the call has PACK_MIN_ROWS rows, else use W as it is
+    PACK_NOW = 1           # pack whatever the call's size (the caller keeps the buffers)
+    PACKED = 2             # the buffers already hold the weights packed: pack nothing
+
+
+cdef inline bint uses_packs(int packing, int rows) noexcept nogil:
+    """Whether a forward call of rows (T * B) rows multiplies from packed weights."""
+    return packing != PACK_WHEN_WORTH or worth_packing(rows)
+
+
 cdef inline void matmul_nt(bint packed, int M, int N, int K, const floating* A, int lda,
                            const floating* W, const floating* Wp, floating* C, int ldc,
                            bint accumulate) noexcept nogil:

@@ -11,7 +11,8 @@ time loop and the projection as in fastrnn/_lstm.pyx.
 
 from cython cimport floating
 from fastrnn._cells cimport rnn_step_bwd, rnn_step_fwd
-from fastrnn._packed cimport matmul_nt, packed_gemm, panel_width, rnn_gemv_step, worth_packing
+from fastrnn._packed cimport (matmul_nt, packed_gemm, panel_width, rnn_gemv_step, uses_packs,
+                              PACK_WHEN_WORTH, PACKED)
 from fastrnn._seq cimport (GradArgs, Packs, StepRows, UnitStage,
                            add_pack, chunk_bounds, copy_rows, time_loop_threads,
                            final_or_past_end, pack_or_project, packs_task,
@@ -131,13 +132,14 @@ def rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                 floating[:, :, ::1] pre, floating[:, ::1] h_n,
                 floating[::1] wih_packed, floating[::1] whh_packed, int nthreads,
                 bint relu, bint reverse, const int[::1] active,
-                StepPlan plan=None, int plan_layer=0):
+                StepPlan plan=None, int plan_layer=0, int packing=PACK_WHEN_WORTH):
     """Run one direction of an RNN layer over x (T, B, D) on up to nthreads threads.
 
     Writes h_t into y[t, :, y_off:y_off+H] and the last state into h_n.
     active: variable lengths, as in fastrnn._lstm.lstm_forward.
     pre (Tc, B, H) is the work buffer for Tc time steps; bias is b_ih + b_hh.
     wih_packed, whh_packed are work (packed_size(H, D), packed_size(H, H)).
+    packing: as in fastrnn._lstm.lstm_forward.
     With plan (fastrnn._plan.StepPlan), nothing runs: the arguments, weights
     packed, become layer plan_layer of the plan, which keeps the arrays alive.
     """
@@ -148,14 +150,14 @@ def rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     a.x, a.bias, a.h0 = &x[0, 0, 0], &bias[0], &h0[0, 0]
     a.wih_p, a.whh_p = &wih_packed[0], &whh_packed[0]
     a.w_ih, a.w_hh = &w_ih[0, 0], &w_hh[0, 0]
-    a.packed = worth_packing(a.T * a.B) or plan is not None   # a plan packs once
+    a.packed = uses_packs(packing, a.T * a.B) or plan is not None   # a plan packs once
     a.y, a.pre, a.h_n = &y[0, 0, y_off], &pre[0, 0, 0], &h_n[0, 0]
     a.active = &active[0] if active.shape[0] > 0 else NULL
     cdef fr_task_fn task = forward_task_f32 if floating is float else forward_task_f64
     nthreads = time_loop_threads(a.B, H, nthreads, a.packed, panel_width(&wih_packed[0]),
                                  &a.split_units)
     a.packs.count = 0
-    if a.packed:
+    if a.packed and packing != PACKED:
         add_pack(&a.packs, H, a.D, &w_ih[0, 0], a.D, 1, &wih_packed[0])
         add_pack(&a.packs, H, H, &w_hh[0, 0], H, 1, &whh_packed[0])
     cdef fr_part_fn units = NULL

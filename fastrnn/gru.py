@@ -99,12 +99,12 @@ class GRU(RecurrentLayer):
         gh = self._work((B, 3 * H), work)
         # reset-before packs W_h{r,z} and W_hn apart: at most one panel more
         whh_rows = 3 * H if self.reset_after else 3 * H + panel_width(self.dtype.itemsize)
+        (wih_p, whh_p), packing = self._forward_packs(
+            layer, direction, [(3 * H, x.shape[2]), (whh_rows, H)], calls, work)
         _FORWARD[self.dtype](x, w_ih, w_hh, bias_x, b_hn, states0[0], y, direction * H, gates, gh,
-                         states_n[0],
-                         self._packed_weights(3 * H, x.shape[2], calls, work),
-                         self._packed_weights(whh_rows, H, calls, work),
-                         self._threads(T, B, x.shape[2]), self._backwards_in_time(direction),
-                         active, self.reset_after, plan=plan, plan_layer=layer, chunk=chunk)
+                         states_n[0], wih_p, whh_p, self._threads(T, B, x.shape[2]),
+                         self._backwards_in_time(direction), active, self.reset_after,
+                         plan=plan, plan_layer=layer, chunk=chunk, packing=packing)
         return gates if training else None
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,

@@ -86,13 +86,13 @@ class LSTM(RecurrentLayer):
             gates = self._work((chunk, B, 4 * H), work)
             cells = self._work((1, B, H), work)
         (h0, c0), (h_n, c_n) = states0, states_n
+        (wih_p, whh_p), packing = self._forward_packs(
+            layer, direction, [(4 * H, x.shape[2]), (4 * H, H)], calls, work)
         _FORWARD[self.dtype](x, w_ih, w_hh, bias, h0, c0, y, direction * H, gates, cells,
-                           h_n, c_n, self._packed_weights(4 * H, x.shape[2], calls, work),
-                           self._packed_weights(4 * H, H, calls, work),
-                           self._threads(T, B, x.shape[2]),
+                           h_n, c_n, wih_p, whh_p, self._threads(T, B, x.shape[2]),
                            self._backwards_in_time(direction), active,
                            self._peephole(layer, direction, self.params), plan=plan,
-                           plan_layer=layer, chunk=chunk)
+                           plan_layer=layer, chunk=chunk, packing=packing)
         return (gates, cells) if training else None
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,

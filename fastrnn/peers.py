@@ -6,7 +6,9 @@ the works it supports: "inference" (the whole sequence, no gradients) and
 Every system computes with the same weights (the fastrnn layer's), so the
 timings compare the same mathematics.
 
-- fastrnn:     this library.
+- fastrnn:     this library: inference through layer.frozen(), whose weights
+               are packed once, as ONNX Runtime packs them when its session
+               is made; training through the layer itself.
 - numpy:       fastrnn.reference, a loop of NumPy matmuls per time step.
 - torch:       torch.nn.RNN/LSTM/GRU, inference under torch.no_grad(),
                training with autograd; when torch is importable.
@@ -70,7 +72,8 @@ def build(system, cell, layer, x, dy, threads):
         def fastrnn_train():
             _, _, cache = layer.forward(x)
             layer.backward(dy, cache)
-        return {"inference": lambda: layer(x), "training": fastrnn_train}
+        frozen = layer.frozen()
+        return {"inference": lambda: frozen(x), "training": fastrnn_train}
 
     if system == "numpy":
         params = layer.state_dict()

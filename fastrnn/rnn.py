@@ -50,12 +50,12 @@ class RNN(RecurrentLayer):
         calls = T * B if plan is None else None   # a plan packs once for all its steps
         bias = b_ih + b_hh if self.bias else np.zeros(H, self.dtype)
         pre = self._work((self._chunk_steps(T, B, H), B, H), work)
+        (wih_p, whh_p), packing = self._forward_packs(
+            layer, direction, [(H, x.shape[2]), (H, H)], calls, work)
         _FORWARD[self.dtype](x, w_ih, w_hh, bias, states0[0], y, direction * H, pre, states_n[0],
-                         self._packed_weights(H, x.shape[2], calls, work),
-                         self._packed_weights(H, H, calls, work),
-                         self._threads(T, B, x.shape[2]), self.nonlinearity == "relu",
-                         self._backwards_in_time(direction), active, plan=plan,
-                         plan_layer=layer)
+                         wih_p, whh_p, self._threads(T, B, x.shape[2]),
+                         self.nonlinearity == "relu", self._backwards_in_time(direction),
+                         active, plan=plan, plan_layer=layer, packing=packing)
         return None     # backward needs only y
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,

@@ -64,14 +64,16 @@ def layer_for(cell, **kwargs):
     return layer
 
 
+@pytest.mark.parametrize("frozen", [False, True], ids=["layer", "frozen"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("cell", CELLS)
-def test_inference_from_many_threads_on_one_layer(cell, bidirectional):
+def test_inference_from_many_threads_on_one_layer(cell, bidirectional, frozen):
     layer = layer_for(cell, bidirectional=bidirectional, dtype=np.float64)
+    run = layer.frozen() if frozen else layer     # a FrozenLayer shares its packed weights
     work = [random_calls(layer, ("inference", cell, bidirectional, i), CALLS)
             for i in range(THREADS)]
-    expected = [[layer(x, s) for x, s in calls] for calls in work]          # sequential
-    got = run_threads(lambda i: [layer(x, s) for x, s in work[i]])
+    expected = [[run(x, s) for x, s in calls] for calls in work]          # sequential
+    got = run_threads(lambda i: [run(x, s) for x, s in work[i]])
     for i in range(THREADS):
         for j, ((y, s), (y_ref, s_ref)) in enumerate(zip(got[i], expected[i])):
             assert_close(y, y_ref, np.float64, f"thread {i} call {j} y", rtol=0, atol=1e-13)
