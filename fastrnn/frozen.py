@@ -18,10 +18,11 @@ class FrozenLayer:
     """A copy of a recurrent layer stack for inference only, its weights packed once.
 
     ``frozen = layer.frozen()`` (or ``fastrnn.FrozenLayer(layer)``) then
-    ``y, state_n = frozen(x, state0, lengths)``: the same arguments, the same
-    outputs and the same numbers as ``layer(x, state0, lengths)``, without
-    repacking the weights at every call.  Every layer and direction computes,
-    as a layer call does::
+    ``y, state_n = frozen(x, state0, lengths)``: the same arguments and
+    outputs as ``layer(x, state0, lengths)``, without repacking the weights
+    at every call.  The numbers are bitwise the layer's when T * B is at least
+    4; shorter layer calls multiply from the unpacked weights, and differ in
+    rounding only.  Every layer and direction computes, as a layer call does::
 
         y_t = cell(x_t, h_{t-1})   (the cell's equations: fastrnn.RNN, LSTM, GRU)
 
@@ -84,6 +85,14 @@ class FrozenLayer:
     def hidden_size(self):
         """H, the features of each direction's state."""
         return self._layer.hidden_size
+
+    def __reduce__(self):
+        # A copy or a pickle is made anew from the parameters: its packs then
+        # start on a cache line (a copied array need not), and a pickle does
+        # not carry them.
+        layer = copy.copy(self._layer)
+        del layer._kept_packs
+        return (FrozenLayer, (layer,))
 
     def __repr__(self):
         return f"FrozenLayer({self._layer!r})"

@@ -8,6 +8,9 @@ always.  It works on its own copy of the parameters, reuses the packs it made
 when it was made, and rejects what the layer rejects.
 """
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 
@@ -125,6 +128,21 @@ def test_products_read_the_packs_made_when_frozen(cell):
         if name.startswith("weight_"):
             v *= -1.0
     assert_same_outputs(frozen(x), (y0, s0), True, np.float64)
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_copies_pack_their_own_weights(how):
+    layer = fastrnn.GRU(D, H, num_layers=2, bidirectional=True, seed=11)
+    frozen = layer.frozen()
+    other = copy.deepcopy(frozen) if how == "deepcopy" else pickle.loads(pickle.dumps(frozen))
+    x = make_x(rng_for("frozen-copies", how), layer, 7, 3)
+    assert_same_outputs(other(x), frozen(x), True, np.float32)
+    kept = other._layer._kept_packs
+    assert sorted(kept) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    for buffers in kept.values():
+        for b in buffers:
+            assert b.ctypes.data % 64 == 0, "packs start on a cache line"
+            assert not any(b is a for a in frozen._layer._kept_packs[0, 0])
 
 
 def test_inputs_are_not_modified_and_may_be_read_only():
