@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 from fastrnn._aligned import aligned_copy, empty_aligned
-from fastrnn._elementwise import pack_min_rows, panel_width
+from fastrnn._elementwise import pack_min_rows, packing_modes, panel_width
 from fastrnn._lengths import NO_LENGTHS, SortedBatch, check_lengths
 from fastrnn._module import ParamModule
 from fastrnn._scratch import Reused, Scratch
@@ -53,8 +53,8 @@ _EMPTY_CONTEXT = contextlib.nullcontext()
 _UNIT_SPLIT_MIN_WEIGHTS = 16384
 
 _PACK_MIN_ROWS = pack_min_rows()
-# The forward kernels' packing argument (its enum is in fastrnn/_packed.pxd).
-_PACK_WHEN_WORTH, _PACK_NOW, _PACKED = 0, 1, 2
+# The forward kernels' packing argument (fastrnn/_packed.pxd).
+_PACK_WHEN_WORTH, _PACK_NOW, _PACKED = packing_modes()
 
 
 class ForwardCache:

@@ -24,12 +24,17 @@ def simd_target():
     return fr_simd_target().decode()
 
 
-from fastrnn._packed cimport PACK_MIN_ROWS
+from fastrnn._packed cimport PACK_MIN_ROWS, PACK_NOW, PACK_WHEN_WORTH, PACKED
 
 
 def pack_min_rows():
     """Fewest rows (T * B) for which the kernels pack the weights (else they use them as they are)."""
     return PACK_MIN_ROWS
+
+
+def packing_modes():
+    """The forward kernels' packing argument: (PACK_WHEN_WORTH, PACK_NOW, PACKED)."""
+    return PACK_WHEN_WORTH, PACK_NOW, PACKED
 
 
 def panel_width(itemsize):

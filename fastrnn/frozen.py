@@ -29,9 +29,10 @@ class FrozenLayer:
     The frozen layer works on a copy of the parameters taken when it is
     made: later changes to ``layer.params`` do not reach it, so make a new one
     after training the layer further.  It has no ``forward`` or ``backward``:
-    train the layer, freeze it to deploy.  Like a layer, it may be called
-    from several threads at once (the packed weights are only read after
-    it is made).
+    train the layer, freeze it to deploy (to store one, save the layer
+    with fastrnn.save and freeze it after loading).  Like a layer, it may be
+    called from several threads at once (the packed weights are only read
+    after it is made).
 
     Parameters
     ----------
@@ -56,6 +57,9 @@ class FrozenLayer:
             raise TypeError(f"layer: expected a fastrnn.RNN, LSTM or GRU layer, got "
                             f"{type(layer).__name__}")
         own = copy.deepcopy(layer)       # the parameters as they are now
+        own.grads = {}                   # never read in inference
+        for timing in ("_split_choice", "_split_now"):   # the layer's, not the copy's
+            own.__dict__.pop(timing, None)
         # Each layer and direction keeps its packed weights here (see
         # RecurrentLayer._forward_packs); a one-step call fills them all, so
         # that a failure shows here rather than leaving some unpacked.
@@ -85,6 +89,19 @@ class FrozenLayer:
     def hidden_size(self):
         """H, the features of each direction's state."""
         return self._layer.hidden_size
+
+    @property
+    def num_layers(self):
+        return self._layer.num_layers
+
+    @property
+    def bidirectional(self):
+        return self._layer.bidirectional
+
+    @property
+    def batch_first(self):
+        """Whether x and y are (B, T, features) rather than (T, B, features)."""
+        return self._layer.batch_first
 
     def __reduce__(self):
         # A copy or a pickle is made anew from the parameters: its packs then

@@ -72,7 +72,7 @@ def test_inference_from_many_threads_on_one_layer(cell, bidirectional, frozen):
     run = layer.frozen() if frozen else layer     # a FrozenLayer shares its packed weights
     work = [random_calls(layer, ("inference", cell, bidirectional, i), CALLS)
             for i in range(THREADS)]
-    expected = [[run(x, s) for x, s in calls] for calls in work]          # sequential
+    expected = [[layer(x, s) for x, s in calls] for calls in work]          # sequential
     got = run_threads(lambda i: [run(x, s) for x, s in work[i]])
     for i in range(THREADS):
         for j, ((y, s), (y_ref, s_ref)) in enumerate(zip(got[i], expected[i])):

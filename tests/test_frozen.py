@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn import _threads
+from fastrnn import _base, _threads
+from fastrnn._split_choice import SplitChoice
 from fastrnn._elementwise import pack_min_rows
 from conftest import (CELLS, DTYPES, as_parts, assert_close, make_layer, make_state, make_x, reference_run,
                       rng_for, tol)
@@ -65,9 +66,10 @@ def test_frozen_equals_layer_and_reference(variant, dtype, stack, T, B):
     assert_close(got[1], ref["state_n"], dtype, "state_n against the reference")
 
 
+@pytest.mark.parametrize("stack", ["deep-bidirectional", "reverse"])
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
-def test_frozen_with_lengths(cell):
-    layer = make_layer(cell, D, H, 2, bidirectional=True, dtype=np.float64, seed=5)
+def test_frozen_with_lengths(cell, stack):
+    layer = make_layer(cell, D, H, dtype=np.float64, seed=5, **STACKS[stack])
     rng = rng_for("frozen-lengths", cell)
     x = make_x(rng, layer, 10, 4)
     lengths = np.array([3, 10, 1, 7])
@@ -76,19 +78,31 @@ def test_frozen_with_lengths(cell):
 
 
 @pytest.mark.parametrize("threads_at_freeze, threads_at_call", [(1, 2), (2, 1), (2, 2)])
-@pytest.mark.parametrize("T, B, hidden", [(30, 1, 64), (12, 19, 16), (7, 3, 16)],
-                         ids=["split-by-units", "own-rows", "shared-rows"])
+@pytest.mark.parametrize("T, B, hidden", [(30, 1, 64), (2, 1, 64), (12, 19, 16), (7, 3, 16)],
+                         ids=["split-by-units", "short-split-by-units", "own-rows",
+                              "shared-rows"])
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
 def test_frozen_over_thread_counts(cell, T, B, hidden, threads_at_freeze, threads_at_call,
-                                   restore_threads):
-    """Packed on one thread count, run on another, in each way a time loop is split:
-    the packs do not depend on the threads that made them."""
+                                   restore_threads, monkeypatch):
+    """Packed on one thread count, run on another, in each way a time loop is split
+    (threads forced even for these small calls): the packs do not depend on the
+    threads that made them.  A split call with T * B < 4 is one only a frozen layer
+    makes (a layer does not pack for it): it must equal the frozen layer on one
+    thread bitwise, and the layer within rounding."""
+    monkeypatch.setattr(_base, "_THREADED_MIN_FLOPS", 0)
+    monkeypatch.setattr(_base, "_UNIT_SPLIT_MIN_WEIGHTS", 0)
+    monkeypatch.setattr(SplitChoice, "choose", lambda self: True)
     layer = make_layer(cell, 24, hidden, seed=6)
     x = make_x(rng_for("frozen-threads", cell, T, B), layer, T, B)
     _threads.set_num_threads(threads_at_freeze)
     frozen = layer.frozen()
+    _threads.set_num_threads(1)
+    one_thread = frozen(x)
     _threads.set_num_threads(threads_at_call)
-    assert_same_outputs(frozen(x), layer(x), True, np.float32)
+    assert layer._threads(T, B, 24) == threads_at_call
+    got = frozen(x)
+    assert_same_outputs(got, one_thread, True, np.float32)
+    assert_same_outputs(got, layer(x), T * B >= pack_min_rows(), np.float32)
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -97,7 +111,7 @@ def test_calls_of_other_shapes_in_turn(cell):
     layer = make_layer(cell, D, H, 2, dtype=np.float64, seed=7)
     frozen = layer.frozen()
     rng = rng_for("frozen-turns", cell)
-    for T, B in [(20, 3), (1, 1), (6, None), (2, 2), (40, 1), (3, 7), (20, 3)]:
+    for T, B in [(20, 3), (1, 1), (6, None), (2, 2), (40, 1), (3, 0), (3, 7), (20, 3)]:
         x = make_x(rng, layer, T, B)
         assert_same_outputs(frozen(x), layer(x), T * (B or 1) >= pack_min_rows(),
                             np.float64, f"T={T} B={B}")
@@ -139,10 +153,11 @@ def test_copies_pack_their_own_weights(how):
     assert_same_outputs(other(x), frozen(x), True, np.float32)
     kept = other._layer._kept_packs
     assert sorted(kept) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    originals = [id(a) for buffers in frozen._layer._kept_packs.values() for a in buffers]
     for buffers in kept.values():
         for b in buffers:
             assert b.ctypes.data % 64 == 0, "packs start on a cache line"
-            assert not any(b is a for a in frozen._layer._kept_packs[0, 0])
+            assert id(b) not in originals
 
 
 def test_inputs_are_not_modified_and_may_be_read_only():
@@ -175,5 +190,6 @@ def test_attributes_and_repr():
     layer = fastrnn.RNN(D, H, num_layers=2, dtype=np.float64, seed=0)
     frozen = fastrnn.FrozenLayer(layer)
     assert (frozen.input_size, frozen.hidden_size, frozen.dtype) == (D, H, np.float64)
+    assert (frozen.num_layers, frozen.bidirectional, frozen.batch_first) == (2, False, False)
     assert repr(frozen) == f"FrozenLayer({layer!r})"
     assert "FrozenLayer" in fastrnn.__all__
