@@ -9,6 +9,7 @@ backpropagates (_backprop_direction), and the Cython kernels do the rest.
 """
 
 import contextlib
+import copy
 import warnings
 
 import numpy as np
@@ -55,6 +56,22 @@ _UNIT_SPLIT_MIN_WEIGHTS = 16384
 _PACK_MIN_ROWS = pack_min_rows()
 # The forward kernels' packing argument (fastrnn/_packed.pxd).
 _PACK_WHEN_WORTH, _PACK_NOW, _PACKED = packing_modes()
+
+
+def serving_copy(layer):
+    """A private copy of a recurrent layer for an object that serves it
+    (fastrnn.Stepper, fastrnn.FrozenLayer): its parameters as they are now,
+    without its gradients (never read in inference) or its split timings
+    (the layer's; one copied mid-call could keep a single sequence on one
+    thread for good)."""
+    if not isinstance(layer, RecurrentLayer):
+        raise TypeError(f"layer: expected a fastrnn.RNN, LSTM or GRU layer, got "
+                        f"{type(layer).__name__}")
+    own = copy.deepcopy(layer)
+    own.grads = {}
+    for timing in ("_split_choice", "_split_now"):
+        own.__dict__.pop(timing, None)
+    return own
 
 
 class ForwardCache:

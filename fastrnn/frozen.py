@@ -14,6 +14,11 @@ import copy
 import numpy as np
 
 
+def _of_layer(name, doc):
+    """A read-only attribute: the frozen copy's layer's attribute `name`."""
+    return property(lambda self: getattr(self._layer, name), doc=doc)
+
+
 class FrozenLayer:
     """A copy of a recurrent layer stack for inference only, its weights packed once.
 
@@ -51,15 +56,9 @@ class FrozenLayer:
     """
 
     def __init__(self, layer):
-        from fastrnn._base import RecurrentLayer
+        from fastrnn._base import serving_copy
 
-        if not isinstance(layer, RecurrentLayer):
-            raise TypeError(f"layer: expected a fastrnn.RNN, LSTM or GRU layer, got "
-                            f"{type(layer).__name__}")
-        own = copy.deepcopy(layer)       # the parameters as they are now
-        own.grads = {}                   # never read in inference
-        for timing in ("_split_choice", "_split_now"):   # the layer's, not the copy's
-            own.__dict__.pop(timing, None)
+        own = serving_copy(layer)        # the parameters as they are now
         # Each layer and direction keeps its packed weights here (see
         # RecurrentLayer._forward_packs); a one-step call fills them all, so
         # that a failure shows here rather than leaving some unpacked.
@@ -75,33 +74,13 @@ class FrozenLayer:
         """
         return self._layer(x, state0, lengths)
 
-    @property
-    def dtype(self):
-        """The floating-point type the stack computes in."""
-        return self._layer.dtype
-
-    @property
-    def input_size(self):
-        """D, the features of each step of x."""
-        return self._layer.input_size
-
-    @property
-    def hidden_size(self):
-        """H, the features of each direction's state."""
-        return self._layer.hidden_size
-
-    @property
-    def num_layers(self):
-        return self._layer.num_layers
-
-    @property
-    def bidirectional(self):
-        return self._layer.bidirectional
-
-    @property
-    def batch_first(self):
-        """Whether x and y are (B, T, features) rather than (T, B, features)."""
-        return self._layer.batch_first
+    dtype = _of_layer("dtype", "The floating-point type the stack computes in.")
+    input_size = _of_layer("input_size", "D, the features of each step of x.")
+    hidden_size = _of_layer("hidden_size", "H, the features of each direction's state.")
+    num_layers = _of_layer("num_layers", "Layers in the stack.")
+    bidirectional = _of_layer("bidirectional", "Whether each layer also runs backwards in time.")
+    batch_first = _of_layer("batch_first",
+                            "Whether x and y are (B, T, features) rather than (T, B, features).")
 
     def __reduce__(self):
         # A copy or a pickle is made anew from the parameters: its packs then

@@ -7,7 +7,6 @@ sequence would; a Stepper does that once, when it is made, and keeps its own
 state, so a step is little more than the arithmetic.
 """
 
-import copy
 
 import numpy as np
 
@@ -68,18 +67,16 @@ class Stepper:
     """
 
     def __init__(self, layer, state0=None, batch_size=None):
-        from fastrnn._base import RecurrentLayer
+        from fastrnn._base import serving_copy
 
-        if not isinstance(layer, RecurrentLayer):
-            raise TypeError(f"layer: expected a fastrnn.RNN, LSTM or GRU layer, got "
-                            f"{type(layer).__name__}")
+        own = serving_copy(layer)               # the parameters as they are now
         if layer.bidirectional or layer.reverse:
             which = "bidirectional" if layer.bidirectional else "reverse"
             raise ValueError(f"layer: a {which} layer reads its input from the end, so it "
                              f"cannot be stepped; use a forward layer")
         self._unbatched = batch_size is None
         B = 1 if self._unbatched else check_positive_int(batch_size, "batch_size")
-        self._layer = copy.deepcopy(layer)      # the parameters as they are now
+        self._layer = own
         L, D, H, dtype = layer.num_layers, layer.input_size, layer.hidden_size, layer.dtype
         self._shape = (B, D)
         self._dtype = dtype
