@@ -1,8 +1,10 @@
-"""Build fastrnn's compiled kernels: one extension per cell kind.
+"""Build fastrnn's compiled kernels.
 
-Each fastrnn/_<cell>.pyx is compiled with the C of csrc/ (header-only, included
-by the generated C): the packed-weight GEMM, the fused element-wise passes and,
-in fastrnn/_threads.pyx, the worker pool (pthreads; no OpenMP, no BLAS).
+fastrnn/_kernels.pyx holds every cell's time loops (one extension, so the
+packed-weight GEMM and the fused element-wise passes of csrc/, header-only,
+are compiled once); fastrnn/_threads.pyx the worker pool (pthreads; no
+OpenMP, no BLAS); fastrnn/_plan.pyx the one-step plans of fastrnn.Stepper;
+fastrnn/_elementwise.pyx the activations exposed for tests.
 
 Environment:
   FASTRNN_DEBUG=1   turn Cython's bounds, wraparound and initialisation checks
@@ -12,6 +14,7 @@ Environment:
 import os
 import sys
 
+import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
@@ -38,17 +41,20 @@ else:
     COMPILE_ARGS += ["-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function",
                      "-Wno-psabi"]   # 64-byte vectors only ever live inside one function
 
-MODULES = ("threads", "plan", "rnn", "lstm", "gru", "elementwise")
+MODULES = ("threads", "plan", "kernels", "elementwise")
 
 extensions = [
     Extension(
         f"fastrnn._{name}",
         sources=[f"fastrnn/_{name}.pyx"],
-        include_dirs=["csrc"],
+        include_dirs=["csrc", numpy.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         depends=["csrc/fastrnn_math.h", "csrc/fastrnn_cells.h", "csrc/cells_impl.h",
                  "csrc/fastrnn_gemm.h", "csrc/gemm_impl.h", "csrc/fastrnn_pool.h",
                  "fastrnn/_packed.pxd", "fastrnn/_threads.pxd", "fastrnn/_plan.pxd",
-                 "fastrnn/_cells.pxd", "fastrnn/_seq.pxd"],
+                 "fastrnn/_cells.pxd", "fastrnn/_seq.pxd", "fastrnn/_layer_call.pxd",
+                 "fastrnn/_time_loop.pxd", "fastrnn/_rnn_step.pxd", "fastrnn/_lstm_step.pxd",
+                 "fastrnn/_gru_step.pxd"],
         extra_compile_args=COMPILE_ARGS,
     )
     for name in MODULES

@@ -15,7 +15,8 @@ import warnings
 import numpy as np
 
 from fastrnn._aligned import aligned_copy, empty_aligned
-from fastrnn._elementwise import pack_min_rows, packing_modes, panel_width
+from fastrnn._kernels import CELLS, PACKING, CallConfig
+from fastrnn._kernels import backward as _kernel_backward, forward as _kernel_forward
 from fastrnn._lengths import NO_LENGTHS, SortedBatch, check_lengths
 from fastrnn._module import ParamModule
 from fastrnn._scratch import Reused, Scratch
@@ -24,13 +25,10 @@ from fastrnn._threads import get_num_threads
 from fastrnn._validation import (as_real_array, check_float_dtype, check_positive_int,
                                  check_probability, check_sequence, check_shape, check_state)
 
-# The input projection runs in chunks of time steps holding at most this many
-# gate values (512 KiB of float32), each just before the steps that read it,
-# so that they find their gates in cache: inference then needs memory
-# independent of T, and at (50, 64, 256, 256) LSTM inference and training
-# forward ran 13-15% faster than with 4 MiB chunks (2 threads, both shared
-# out by rows).
-_CHUNK_ELEMENTS = 1 << 17
+# Bound on the gate values of one chunk of the input projection, passed to
+# the kernels; 0 leaves it to them (fastrnn/_layer_call.pxd).  Tests set a
+# small one to exercise the chunking.
+_CHUNK_ELEMENTS = 0
 
 # A kernel call uses fastrnn's threads only when it has at least this many
 # floating-point operations: waking a worker and the barriers cost a few
@@ -53,9 +51,7 @@ _EMPTY_CONTEXT = contextlib.nullcontext()
 # machine's state mattered more than the split), so it stays on one thread.
 _UNIT_SPLIT_MIN_WEIGHTS = 16384
 
-_PACK_MIN_ROWS = pack_min_rows()
-# The forward kernels' packing argument (fastrnn/_packed.pxd).
-_PACK_WHEN_WORTH, _PACK_NOW, _PACKED = packing_modes()
+_PACK_WHEN_WORTH, _PACK_NOW, _PACKED = PACKING["when_worth"], PACKING["now"], PACKING["packed"]
 
 
 def serving_copy(layer):
@@ -215,14 +211,12 @@ class RecurrentLayer(ParamModule):
         return p["weight_ih" + sfx], p["weight_hh" + sfx], None, None
 
     def _weight_grads(self, layer, direction):
-        """(dw_ih, dw_hh, db_ih, db_hh) arrays to accumulate into (scratch biases without bias)."""
+        """(dw_ih, dw_hh, db_ih, db_hh) arrays to accumulate into; biases None without bias."""
         sfx = self._suffix(layer, direction)
         g = self.grads
         if self.bias:
             return g["weight_ih" + sfx], g["weight_hh" + sfx], g["bias_ih" + sfx], g["bias_hh" + sfx]
-        G = self._gate_count * self.hidden_size
-        return (g["weight_ih" + sfx], g["weight_hh" + sfx],
-                np.zeros(G, self.dtype), np.zeros(G, self.dtype))
+        return g["weight_ih" + sfx], g["weight_hh" + sfx], None, None
 
     def _lease(self):
         """A lease on this layer's kept work buffers for one call (fastrnn/_scratch.py)."""
@@ -239,27 +233,15 @@ class RecurrentLayer(ParamModule):
             return empty_aligned(shape, self.dtype)
         return work.empty(shape, self.dtype)
 
-    def _saved_array(self, shape, work):
-        """An array for activations a training forward saves for backward: from the
-        call's lease work, kept past the call with the forward's cache (whose
-        deletion hands it back to the layer's pool; fastrnn/_scratch.py)."""
-        return work.empty_kept(shape, self.dtype)
+    def _buffers(self, sizes, work, kept=False):
+        """One work array per size of a kernel call's buffer list (None for 0), from
+        the call's work (kept: outliving the call, see _scratch.Lease.empty_kept)."""
+        if kept:
+            return tuple([work.empty_kept(n, self.dtype) if n else None for n in sizes])
+        return tuple([self._work(n, work) if n else None for n in sizes])
 
-    def _packed_weights(self, rows, cols, calls_rows=None, work=None):
-        """Work buffer for a (rows x cols) weight matrix packed by the kernels into
-        panels of panel_width output columns (rows rounded up to whole panels).
-
-        calls_rows is the T * B of a forward call: below pack_min_rows() the
-        kernel uses the weights as they are, so a placeholder will do (a
-        megabyte buffer per call would cost more than one step)."""
-        if calls_rows is not None and calls_rows < _PACK_MIN_ROWS:
-            return np.empty(1, self.dtype)
-        nr = panel_width(self.dtype.itemsize)
-        return self._work(-(-rows // nr) * nr * cols, work)
-
-    def _forward_packs(self, layer, direction, sizes, calls_rows, work):
-        """The forward kernel's packed-weight buffers, one for each (rows, cols)
-        matrix in sizes, and its packing argument.
+    def _packs(self, layer, direction, cfg, work):
+        """The forward kernel's packed-weight buffers.
 
         A layer packs its weights into the call's work at every call, as they
         may have changed since the last.  The layer copy inside a
@@ -268,20 +250,26 @@ class RecurrentLayer(ParamModule):
         """
         kept = self.__dict__.get("_kept_packs")
         if kept is None:
-            return ([self._packed_weights(r, c, calls_rows, work) for r, c in sizes],
-                    _PACK_WHEN_WORTH)
+            return self._buffers(cfg.pack_sizes, work)
         buffers = kept.get((layer, direction))
-        if buffers is not None:
-            return buffers, _PACKED
-        buffers = kept[layer, direction] = [self._packed_weights(r, c) for r, c in sizes]
-        return buffers, _PACK_NOW
+        if buffers is None:
+            buffers = kept[layer, direction] = self._buffers(cfg.pack_sizes, None)
+        return buffers
 
-    def _transposed_operands(self, rows, in_size, work, with_hx=False):
-        """Work buffer for the backward kernels' weight-gradient operands transposed:
-        the layer input (rows = T * B by in_size) and the previous outputs (rows by
-        H), and with_hx another rows by H (GRU's r * h_prev when not reset_after)."""
-        H = self.hidden_size
-        return self._work(rows * (in_size + (2 * H if with_hx else H)), work)
+    def _packing(self, layer, direction, plan):
+        """The forward kernel's packing mode for this call (see _packs)."""
+        if plan is not None:
+            return _PACK_NOW           # a plan packs once for all its steps
+        kept = self.__dict__.get("_kept_packs")
+        if kept is None:
+            return _PACK_WHEN_WORTH
+        return _PACKED if (layer, direction) in kept else _PACK_NOW
+
+    def _call_config(self, direction, T, B, D, training, packing, nthreads):
+        """The kernels' configuration of one direction's call."""
+        return CallConfig(self._cell_id, self.dtype.itemsize, T, B, D, self.hidden_size,
+                          self._backwards_in_time(direction), training, packing, nthreads,
+                          *self._variant(), chunk_elements=_CHUNK_ELEMENTS)
 
     def _threads(self, T, B, in_size):
         """Threads for one direction's kernel call on (T, B, in_size) inputs.
@@ -307,10 +295,6 @@ class RecurrentLayer(ParamModule):
         """Whether a forward call on (T, B, in_size) would share a single sequence's
         steps over threads (see fastrnn/_split_choice.py)."""
         return B == 1 and self._threads(T, B, in_size) > 1
-
-    def _chunk_steps(self, T, B, width):
-        """Time steps per input-projection chunk in inference (memory independent of T)."""
-        return max(1, min(T, _CHUNK_ELEMENTS // max(1, B * width)))
 
     # --------------------------------------------------------------- running
 
@@ -498,21 +482,53 @@ class RecurrentLayer(ParamModule):
         dx_user = self._to_user_sequence(grad_out, cache.unbatched)
         return dx_user, self._to_user_state(dstates0, cache.unbatched)
 
-    # ------------------------------------------------------------ cell hooks
+    # ------------------------------------------------------- one direction
 
     def _run_direction(self, layer, direction, x, states0, y, states_n, training, active,
                        plan=None, work=None):
         """Run one direction over x, write its columns of y and states_n; return what backward
         needs.  active: the kernels' variable-length argument (fastrnn._lengths).  With a
         fastrnn._plan.StepPlan, set the call up as the plan's layer `layer` instead.  work:
-        the call's lease on work buffers (see _work) in training, else None."""
-        raise NotImplementedError
+        the call's lease on work buffers (see _work) in training, else the layer's Reused
+        (None with a plan: the plan keeps its arrays)."""
+        T, B, D = x.shape
+        packing = self._packing(layer, direction, plan)
+        cfg = self._call_config(direction, T, B, D, training, packing, self._threads(T, B, D))
+        saved = self._buffers(cfg.saved_sizes, work, kept=True) if training else (None, None)
+        _kernel_forward(cfg, x, y, direction * self.hidden_size,
+                        self._weights(layer, direction) + (self._extra(layer, direction,
+                                                                       self.params),),
+                        tuple(states0), tuple(states_n), saved,
+                        self._buffers(cfg.work_sizes, work),
+                        self._packs(layer, direction, cfg, work), active, plan, layer)
+        return saved if training else None
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,
                             accumulate, active, work):
         """Backward of one direction: write (or add, if accumulate) dx, add weight grads,
         turn carries from dstate_n into dstate0 in place.  work: the call's lease."""
-        raise NotImplementedError
+        T, B, D = x.shape
+        cfg = self._call_config(direction, T, B, D, True, _PACK_WHEN_WORTH,
+                                self._threads(T, B, D))
+        _kernel_backward(cfg, x, y, dy, direction * self.hidden_size,
+                         self._weights(layer, direction) + (self._extra(layer, direction,
+                                                                        self.params),),
+                         tuple(states0), saved, tuple(carries), dx, accumulate,
+                         self._weight_grads(layer, direction) + (self._extra(
+                             layer, direction, self.grads),),
+                         self._buffers(cfg.backward_sizes, work), active,
+                         self.__dict__.get("_split_backward") is not False)
+
+    # ------------------------------------------------------------ cell hooks
+
+    def _variant(self):
+        """The kernels' variant flags of this cell: (relu, reset_after, peephole)."""
+        return (False, True, False)
+
+    def _extra(self, layer, direction, table):
+        """A variant's own parameter of one layer and direction from params or grads
+        (table), or None."""
+        return None
 
     # ---------------------------------------------------------------- extras
 

@@ -7,10 +7,6 @@ so their error against a float64 reference is the kernels' activation error.
 
 from cython cimport floating
 
-cdef extern from "fastrnn_gemm.h" nogil:
-    int FR_PANEL_F32
-    int FR_PANEL_F64
-
 cdef extern from "fastrnn_cells.h" nogil:
     const char* fr_simd_target()
     void fr_sigmoid_array_f32(int n, const float* x, float* y)
@@ -24,22 +20,12 @@ def simd_target():
     return fr_simd_target().decode()
 
 
-from fastrnn._packed cimport PACK_MIN_ROWS, PACK_NOW, PACK_WHEN_WORTH, PACKED
+from fastrnn._packed cimport PACK_MIN_ROWS
 
 
 def pack_min_rows():
     """Fewest rows (T * B) for which the kernels pack the weights (else they use them as they are)."""
     return PACK_MIN_ROWS
-
-
-def packing_modes():
-    """The forward kernels' packing argument: (PACK_WHEN_WORTH, PACK_NOW, PACKED)."""
-    return PACK_WHEN_WORTH, PACK_NOW, PACKED
-
-
-def panel_width(itemsize):
-    """Output columns per panel of the packed recurrent weights, for 4- or 8-byte reals."""
-    return FR_PANEL_F32 if itemsize == 4 else FR_PANEL_F64
 
 
 def sigmoid(const floating[::1] x, floating[::1] out):

@@ -453,8 +453,8 @@ cdef struct GradArgs:
     void* dx              # (T*B, D)
     void* dw_ih           # (G, D), added to
     void* dw_hh           # (G, H), added to
-    void* db_ih           # (G,), added to
-    void* db_hh           # (G,), added to
+    void* db_ih           # (G,), added to; NULL for a layer without biases
+    void* db_hh           # (G,), added to; NULL with db_ih
     # dW_hh columns [0, G_prev) pair with H_prev, the others [G_prev, G) with
     # hx (T*B rows of stride ldhx): for GRU reset-before the n block's
     # product reads r * h_prev.  G_prev == G: all pair with H_prev.
@@ -581,7 +581,7 @@ cdef inline void param_grads_products(GradArgs* a, floating* _, int tid,
     if n1h > n0:
         packed_gemm_ex(H, n0, n1h, TB, <const floating*>a.hpT, TB, 1, ph, TB,
                        <floating*>a.dw_hh, 1, H, True)
-    if n1 > n0:
+    if n1 > n0 and a.db_ih != NULL:
         colsum_add(TB, n1 - n0, dgi + n0, G, <floating*>a.db_ih + n0)
         colsum_add(TB, n1 - n0, dgh + n0, G, <floating*>a.db_hh + n0)
     if Gp < G:       # dW_hh[G_prev:] += dGh[:, G_prev:]^T hx, by panels of its own

@@ -23,12 +23,12 @@ def _numpy_blas_report():
 
 def cmd_info(args):
     import fastrnn
-    from fastrnn import _elementwise, _gru, _lstm, _plan, _rnn, _threads
+    from fastrnn import _elementwise, _kernels, _plan, _threads
     print(f"fastrnn {fastrnn.__version__}  ({os.path.dirname(fastrnn.__file__)})")
     print(f"python {platform.python_version()}, numpy {np.__version__}, "
           f"{platform.machine()}, {os.cpu_count()} CPUs")
     print("compiled modules:")
-    for mod in (_threads, _plan, _rnn, _lstm, _gru, _elementwise):
+    for mod in (_threads, _plan, _kernels, _elementwise):
         print(f"  {mod.__name__}: {os.path.basename(mod.__file__)}")
     print("dtypes: float32, float64")
     print(f"element-wise and GEMM kernels: {_elementwise.simd_target()}")

@@ -2,19 +2,11 @@
 
 import numpy as np
 
-from fastrnn import _docs, _gru
+from fastrnn import _docs
 from fastrnn._base import RecurrentLayer
-from fastrnn._elementwise import panel_width
+from fastrnn._kernels import CELLS
 from fastrnn._validation import check_bool
 
-
-# The float and double instances of the kernels, chosen once per dtype: a
-# fused Cython function called directly re-dispatches on its argument types
-# on every call, which a one-step stream pays each step.
-_FORWARD = {np.dtype(np.float32): _gru.gru_forward["float"],
-            np.dtype(np.float64): _gru.gru_forward["double"]}
-_BACKWARD = {np.dtype(np.float32): _gru.gru_backward["float"],
-             np.dtype(np.float64): _gru.gru_backward["double"]}
 
 class GRU(RecurrentLayer):
     __doc__ = """Multi-layer GRU over a sequence, with torch.nn.GRU's maths and names.
@@ -45,6 +37,7 @@ class GRU(RecurrentLayer):
         h before W_hn (the equation above).
     """ + _docs.SHAPES.format(state="an array h", wshape="(3H, D)")
 
+    _cell_id = CELLS["GRU"]
     _gate_count = 3
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True,
@@ -76,58 +69,8 @@ class GRU(RecurrentLayer):
         from fastrnn import keras
         return keras.from_keras(cls, weights, config, reset_after=bool(reset_after))
 
-    def _run_direction(self, layer, direction, x, states0, y, states_n, training, active,
-                       plan=None, work=None):
-        w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
-        T, B = x.shape[:2]
-        H = self.hidden_size
-        calls = T * B if plan is None else None   # a plan packs once for all its steps
-        # b_hr and b_hz fold into the input side; b_hn too with reset_after=False,
-        # else it sits inside r * (...).
-        inside = 2 * H if self.reset_after else 3 * H
-        if self.bias:
-            bias_x = b_ih.copy()
-            bias_x[:inside] += b_hh[:inside]
-            b_hn = b_hh[2 * H:]
-        else:
-            bias_x = np.zeros(3 * H, self.dtype)
-            b_hn = np.zeros(H, self.dtype)
-        chunk = self._chunk_steps(T, B, 4 * H)
-        # training keeps the activations for backward; inference works in a chunk
-        gates = self._saved_array((T, B, 4 * H), work) if training else \
-            self._work((chunk, B, 4 * H), work)
-        gh = self._work((B, 3 * H), work)
-        # reset-before packs W_h{r,z} and W_hn apart: at most one panel more
-        whh_rows = 3 * H if self.reset_after else 3 * H + panel_width(self.dtype.itemsize)
-        (wih_p, whh_p), packing = self._forward_packs(
-            layer, direction, [(3 * H, x.shape[2]), (whh_rows, H)], calls, work)
-        _FORWARD[self.dtype](x, w_ih, w_hh, bias_x, b_hn, states0[0], y, direction * H, gates, gh,
-                         states_n[0], wih_p, whh_p, self._threads(T, B, x.shape[2]),
-                         self._backwards_in_time(direction), active, self.reset_after,
-                         plan=plan, plan_layer=layer, chunk=chunk, packing=packing)
-        return gates if training else None
-
-    def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,
-                            accumulate, active, work):
-        w_ih, w_hh, _, _ = self._weights(layer, direction)
-        dw_ih, dw_hh, db_ih, db_hh = self._weight_grads(layer, direction)
-        T, B, D = x.shape
-        H = self.hidden_size
-        dgi = self._work((T, B, 3 * H), work)
-        # reset-before: both sides' gradients are equal, and only the n block is packed
-        # apart (for dW_hn)
-        dgh = self._work((T, B, 3 * H), work) if self.reset_after else dgi
-        _BACKWARD[self.dtype](x, w_ih, w_hh, states0[0], y, dy, direction * H, saved, carries[0],
-                          dgi, dgh, dx, accumulate, dw_ih, dw_hh, db_ih, db_hh,
-                          self._packed_weights(H, 3 * H, work=work),
-                          self._packed_weights(D, 3 * H, work=work),
-                          self._packed_weights(3 * H, T * B, work=work),
-                          self._packed_weights(3 * H if self.reset_after else H, T * B,
-                                               work=work),
-                          self._transposed_operands(T * B, D, work,
-                                                    with_hx=not self.reset_after),
-                          self._threads(T, B, D), self._backwards_in_time(direction), active,
-                          self.reset_after)
+    def _variant(self):
+        return (False, self.reset_after, False)
 
     def _config_repr(self):
         args = super()._config_repr()

@@ -2,18 +2,11 @@
 
 import numpy as np
 
-from fastrnn import _docs, _lstm
+from fastrnn import _docs
 from fastrnn._base import RecurrentLayer
+from fastrnn._kernels import CELLS
 from fastrnn._validation import check_bool
 
-
-# The float and double instances of the kernels, chosen once per dtype: a
-# fused Cython function called directly re-dispatches on its argument types
-# on every call, which a one-step stream pays each step.
-_FORWARD = {np.dtype(np.float32): _lstm.lstm_forward["float"],
-            np.dtype(np.float64): _lstm.lstm_forward["double"]}
-_BACKWARD = {np.dtype(np.float32): _lstm.lstm_backward["float"],
-             np.dtype(np.float64): _lstm.lstm_backward["double"]}
 
 class LSTM(RecurrentLayer):
     __doc__ = """Multi-layer LSTM over a sequence, with torch.nn.LSTM's maths and names.
@@ -50,6 +43,7 @@ class LSTM(RecurrentLayer):
         ``weight_peephole_l0_reverse``, ...).
     """ + _docs.SHAPES.format(state="a pair (h, c) of arrays,", wshape="(4H, D)")
 
+    _cell_id = CELLS["LSTM"]
     _gate_count = 4
     _has_cell = True
     _splits_backward = True
@@ -71,49 +65,11 @@ class LSTM(RecurrentLayer):
         return table["weight_peephole" + self._suffix(layer, direction)] if self.peephole \
             else None
 
-    def _run_direction(self, layer, direction, x, states0, y, states_n, training, active,
-                       plan=None, work=None):
-        w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
-        T, B = x.shape[:2]
-        H = self.hidden_size
-        calls = T * B if plan is None else None   # a plan packs once for all its steps
-        bias = b_ih + b_hh if self.bias else np.zeros(4 * H, self.dtype)
-        chunk = self._chunk_steps(T, B, 4 * H)
-        if training:     # keep every step's activations and cell for backward
-            gates = self._saved_array((T, B, 4 * H), work)
-            cells = self._saved_array((T, B, H), work)
-        else:            # a bounded projection chunk and one cell updated in place
-            gates = self._work((chunk, B, 4 * H), work)
-            cells = self._work((1, B, H), work)
-        (h0, c0), (h_n, c_n) = states0, states_n
-        (wih_p, whh_p), packing = self._forward_packs(
-            layer, direction, [(4 * H, x.shape[2]), (4 * H, H)], calls, work)
-        _FORWARD[self.dtype](x, w_ih, w_hh, bias, h0, c0, y, direction * H, gates, cells,
-                           h_n, c_n, wih_p, whh_p, self._threads(T, B, x.shape[2]),
-                           self._backwards_in_time(direction), active,
-                           self._peephole(layer, direction, self.params), plan=plan,
-                           plan_layer=layer, chunk=chunk, packing=packing)
-        return (gates, cells) if training else None
+    def _variant(self):
+        return (False, True, self.peephole)
 
-    def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,
-                            accumulate, active, work):
-        w_ih, w_hh, _, _ = self._weights(layer, direction)
-        dw_ih, dw_hh, db_ih, db_hh = self._weight_grads(layer, direction)
-        gates, cells = saved
-        (h0, c0), (dh, dc) = states0, carries
-        T, B, D = x.shape
-        H = self.hidden_size
-        dgates = self._work(gates.shape, work)
-        _BACKWARD[self.dtype](x, w_ih, w_hh, h0, c0, y, dy, direction * H,
-                            gates, cells, dh, dc, dgates, dx, accumulate,
-                            dw_ih, dw_hh, db_ih, db_hh, self._packed_weights(H, 4 * H, work=work),
-                            self._packed_weights(D, 4 * H, work=work),
-                            self._packed_weights(4 * H, T * B, work=work),
-                            self._transposed_operands(T * B, D, work),
-                            self._threads(T, B, D), self._backwards_in_time(direction), active,
-                            self._peephole(layer, direction, self.params),
-                            self._peephole(layer, direction, self.grads),
-                            self.__dict__.get("_split_backward") is not False)
+    def _extra(self, layer, direction, table):
+        return self._peephole(layer, direction, table)
 
     def _config_repr(self):
         args = super()._config_repr()

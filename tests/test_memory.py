@@ -47,8 +47,7 @@ def test_training_saved_state_is_as_documented(cls, saved_per_step):
     x = np.zeros((T, B, D))
     _, _, cache = layer.forward(x)
     saved = 0
-    for entry in cache.saved.values():
-        parts = entry if isinstance(entry, tuple) else (entry,) if entry is not None else ()
-        saved += sum(a.size for a in parts)
+    for entry in cache.saved.values():      # a tuple of buffers per direction
+        saved += sum(a.size for a in entry if a is not None)
     assert saved == saved_per_step * T * B * H * 2 * 2   # 2 layers x 2 directions
     assert f"{saved_per_step} * T * B * H" in cls.__doc__ or saved_per_step == 0

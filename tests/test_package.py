@@ -9,7 +9,7 @@ import pytest
 
 import fastrnn
 
-COMPILED = ["fastrnn._threads", "fastrnn._plan", "fastrnn._rnn", "fastrnn._lstm", "fastrnn._gru",
+COMPILED = ["fastrnn._threads", "fastrnn._plan", "fastrnn._kernels",
             "fastrnn._elementwise"]
 
 

@@ -1,0 +1,430 @@
+"""The recurrent kernels' entry points: one layer and one direction per call,
+forward over the whole sequence and backward through time, for every cell.
+
+The Python layer builds a CallConfig (cell, sizes, variant, direction,
+training or not, packing, threads), asks it how large each buffer must be,
+allocates them and passes them in; these functions check that each array
+has the dtype, contiguity and size the configuration needs, bind them into
+the job's arguments (fastrnn/_layer_call.pxd) and run the time loop
+(fastrnn/_time_loop.pxd) on fastrnn's threads without the GIL.
+"""
+
+cimport numpy as cnp
+from cython cimport floating
+from libc.string cimport memset
+
+from fastrnn._layer_call cimport (CELL_GRU, CELL_LSTM, CELL_RNN, N_BWD, N_PACKS, N_SAVED,
+                                  N_WORK, BWD_DGH, BWD_DGH_PACKED, BWD_DGI, BWD_DGI_PACKED,
+                                  BWD_TRANSPOSED, BWD_WHHT, BWD_WIHT, PACK_WHH, PACK_WIH,
+                                  SAVED_CELLS, SAVED_GATES, WORK_BIAS, WORK_CELLS, WORK_GATES,
+                                  WORK_GH, Backward, Forward, LayerConfig, backward_sizes,
+                                  configure, forward_sizes, splits_backward)
+from fastrnn._packed cimport FR_PANEL_F32, FR_PANEL_F64, PACK_NOW, PACK_WHEN_WORTH, PACKED
+from fastrnn._plan cimport StepPlan, run_or_plan
+from fastrnn._seq cimport add_pack, back_stages, set_transposed, time_loop_threads, unit_stages
+from fastrnn._threads cimport fr_part_fn, fr_task_fn, run_parallel, run_staged
+from fastrnn._time_loop cimport (backward_task, backward_units_part, cell_substeps,
+                                 forward_task, forward_units_part)
+
+cnp.import_array()
+
+CELLS = {"RNN": CELL_RNN, "LSTM": CELL_LSTM, "GRU": CELL_GRU}
+PACKING = {"when_worth": PACK_WHEN_WORTH, "now": PACK_NOW, "packed": PACKED}
+
+
+# --------------------------------------------------------------- jobs by dtype
+
+cdef void forward_task_f32(void* a, int tid, int nt) noexcept nogil:
+    forward_task(<Forward*>a, <float*>NULL, tid, nt)
+
+cdef void forward_task_f64(void* a, int tid, int nt) noexcept nogil:
+    forward_task(<Forward*>a, <double*>NULL, tid, nt)
+
+cdef void forward_units_f32(void* a, long stage, int part, int nparts) noexcept nogil:
+    forward_units_part(<Forward*>a, <float*>NULL, stage, part, nparts)
+
+cdef void forward_units_f64(void* a, long stage, int part, int nparts) noexcept nogil:
+    forward_units_part(<Forward*>a, <double*>NULL, stage, part, nparts)
+
+cdef void backward_task_f32(void* a, int tid, int nt) noexcept nogil:
+    backward_task(<Backward*>a, <float*>NULL, tid, nt)
+
+cdef void backward_task_f64(void* a, int tid, int nt) noexcept nogil:
+    backward_task(<Backward*>a, <double*>NULL, tid, nt)
+
+cdef void backward_units_f32(void* a, long stage, int part, int nparts) noexcept nogil:
+    backward_units_part(<Backward*>a, <float*>NULL, stage, part, nparts)
+
+cdef void backward_units_f64(void* a, long stage, int part, int nparts) noexcept nogil:
+    backward_units_part(<Backward*>a, <double*>NULL, stage, part, nparts)
+
+
+# ------------------------------------------------------------- configuration
+
+cdef class CallConfig:
+    """One layer direction's kernel call: what it computes and on how many threads.
+
+    Parameters
+    ----------
+    cell : int
+        CELLS["RNN"], CELLS["LSTM"] or CELLS["GRU"].
+    itemsize : int
+        4 (float32) or 8 (float64).
+    T, B, D, H : int
+        Steps, batch rows, input features, hidden units.
+    reverse : bool
+        The direction runs from the last step to the first.
+    training : bool
+        A forward that keeps its activations for backward.
+    packing : int
+        PACKING["when_worth"] packs the weights when T * B is large enough to
+        gain from it; "now" packs them whatever the size (into buffers the
+        caller keeps, or for a StepPlan); "packed" uses the pack buffers as an
+        earlier call left them.
+    nthreads : int
+        Threads the call may use.
+    relu, reset_after, peephole : bool
+        The variant: RNN relu (else tanh), GRU reset-after (torch's; else
+        reset-before), LSTM peepholes.
+    chunk_elements : int
+        Bound on the gate values of one chunk of the input projection (0: the
+        kernels' own, 512 KiB of float32); smaller bounds test the chunking.
+
+    Attributes
+    ----------
+    saved_sizes, work_sizes, pack_sizes, backward_sizes : tuple of int
+        Numbers in each buffer that forward (saved: kept for backward) and
+        backward take, in the order they take them; 0 means none (pass None).
+    """
+
+    cdef LayerConfig c
+    cdef readonly tuple saved_sizes, work_sizes, pack_sizes
+
+    def __init__(self, int cell, int itemsize, int T, int B, int D, int H, bint reverse,
+                 bint training, int packing, int nthreads, bint relu=False,
+                 bint reset_after=True, bint peephole=False, int chunk_elements=0):
+        if cell not in (CELL_RNN, CELL_LSTM, CELL_GRU):
+            raise ValueError(f"cell: expected one of {sorted(CELLS.values())}, got {cell}")
+        if itemsize not in (4, 8):
+            raise ValueError(f"itemsize: expected 4 or 8, got {itemsize}")
+        if T < 1 or B < 1 or D < 1 or H < 1 or nthreads < 1:
+            raise ValueError(f"T, B, D, H, nthreads: expected positive sizes, got "
+                             f"{(T, B, D, H, nthreads)}")
+        if packing not in (PACK_WHEN_WORTH, PACK_NOW, PACKED):
+            raise ValueError(f"packing: expected one of {sorted(PACKING.values())}, got "
+                             f"{packing}")
+        self.c.cell, self.c.itemsize = cell, itemsize
+        self.c.T, self.c.B, self.c.D, self.c.H = T, B, D, H
+        self.c.reverse, self.c.training = reverse, training
+        self.c.relu, self.c.reset_after, self.c.peephole = relu, reset_after, peephole
+        self.c.packing, self.c.nthreads = packing, nthreads
+        self.c.chunk_elements = chunk_elements
+        configure(&self.c)
+        cdef long saved[N_SAVED]
+        cdef long work[N_WORK]
+        cdef long packs[N_PACKS]
+        forward_sizes(&self.c, saved, work, packs)
+        self.saved_sizes = tuple([saved[i] for i in range(N_SAVED)])
+        self.work_sizes = tuple([work[i] for i in range(N_WORK)])
+        self.pack_sizes = tuple([packs[i] for i in range(N_PACKS)])
+
+    @property
+    def backward_sizes(self):
+        cdef long work[N_BWD]
+        backward_sizes(&self.c, work)
+        return tuple([work[i] for i in range(N_BWD)])
+
+    @property
+    def chunk(self):
+        """Steps per input projection."""
+        return self.c.chunk
+
+    @property
+    def packed(self):
+        """Whether the forward multiplies from packed weights."""
+        return bool(self.c.packed)
+
+
+# ------------------------------------------------------------ array binding
+
+cdef int bind(object array, int typenum, Py_ssize_t n, bint writable, str what,
+              void** out) except -1:
+    """out = the data of array, a C-contiguous ndarray of typenum with at least n
+    elements (writable if asked); None gives NULL where n is 0."""
+    cdef cnp.ndarray a
+    if array is None:
+        if n > 0:
+            raise ValueError(f"{what}: expected an array of {n} numbers, got None")
+        out[0] = NULL
+        return 0
+    if not isinstance(array, cnp.ndarray):
+        raise TypeError(f"{what}: expected a NumPy array, got {type(array).__name__}")
+    a = <cnp.ndarray>array
+    if cnp.PyArray_TYPE(a) != typenum:
+        raise TypeError(f"{what}: expected dtype {cnp.PyArray_DescrFromType(typenum)}, "
+                        f"got {a.dtype}")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(a):
+        raise ValueError(f"{what}: expected a C-contiguous array")
+    if cnp.PyArray_SIZE(a) < n:
+        raise ValueError(f"{what}: expected at least {n} numbers, got {cnp.PyArray_SIZE(a)}")
+    if writable and not cnp.PyArray_ISWRITEABLE(a):
+        raise ValueError(f"{what}: expected a writable array")
+    out[0] = cnp.PyArray_DATA(a) if n > 0 else NULL
+    return 0
+
+
+cdef int bind_all(tuple arrays, const long* sizes, int n, int typenum, str what,
+                  void** out) except -1:
+    """bind() each of the n arrays (writable) to its size."""
+    if len(arrays) != n:
+        raise ValueError(f"{what}: expected {n} buffers, got {len(arrays)}")
+    cdef int i
+    for i in range(n):
+        bind(arrays[i], typenum, sizes[i], True, what, &out[i])
+    return 0
+
+
+cdef int sequence_stride(object y, int H, int T, int B, int y_off, str what) except -1:
+    """Row stride of y (T, B, ldy), whose columns [y_off, y_off + H) the call uses."""
+    if not isinstance(y, cnp.ndarray) or cnp.PyArray_NDIM(<cnp.ndarray>y) != 3:
+        raise ValueError(f"{what}: expected a 3-D array (T, B, features)")
+    cdef cnp.ndarray a = <cnp.ndarray>y
+    if cnp.PyArray_DIM(a, 0) != T or cnp.PyArray_DIM(a, 1) != B or \
+            not 0 <= y_off <= cnp.PyArray_DIM(a, 2) - H:
+        raise ValueError(f"{what}: expected shape ({T}, {B}, >= {y_off + H}), got {y.shape}")
+    return <int>cnp.PyArray_DIM(a, 2)
+
+
+cdef inline void fold_bias(floating* out, const floating* b_ih, const floating* b_hh,
+                           int n_sum, int n) noexcept nogil:
+    """out[:n] = b_ih, plus b_hh on out[:n_sum]; zeros without biases (NULL)."""
+    cdef int j
+    if b_ih == NULL:
+        memset(out, 0, n * sizeof(floating))
+        return
+    for j in range(n):
+        out[j] = b_ih[j] + b_hh[j] if j < n_sum else b_ih[j]
+
+
+# -------------------------------------------------------------------- forward
+
+def forward(CallConfig cfg, x, y, int y_off, tuple weights, tuple state0, tuple state_n,
+            tuple saved, tuple work, tuple packs, active, StepPlan plan=None,
+            int plan_layer=0):
+    """Run one direction of a layer over x (T, B, D).
+
+    Writes h_t into y[t, :, y_off:y_off+H] and the last state into state_n.
+    weights: (w_ih (G, D), w_hh (G, H), b_ih (G) or None, b_hh (G) or None,
+    peepholes (3, H) or None).  state0, state_n: (h,) or, for LSTM, (h, c),
+    each (B, H).  saved, work, packs: buffers of cfg.saved_sizes (training:
+    the activations backward reads, kept by the caller), cfg.work_sizes and
+    cfg.pack_sizes (the packed weights; with packing "packed", as an earlier
+    call left them).  active (int32, T) is empty when every sequence has T
+    steps; else the batch is sorted by length, longest first, active[t] rows
+    cover step t, each row ends (or, reverse, starts) at its own last step
+    and y is zero past it.  With plan (fastrnn._plan.StepPlan), nothing runs:
+    the call, its weights packed, becomes layer plan_layer of the plan, which
+    keeps the arrays alive (cfg needs packing "now").
+    """
+    cdef Forward a
+    a.c = cfg.c
+    cdef LayerConfig* c = &a.c
+    cdef int T = c.T, B = c.B, D = c.D, H = c.H, G = c.G
+    cdef int tn = cnp.NPY_FLOAT32 if c.itemsize == 4 else cnp.NPY_FLOAT64
+    cdef bint lstm = c.cell == CELL_LSTM, gru = c.cell == CELL_GRU
+    cdef bint keeps = c.training and c.cell != CELL_RNN
+    cdef long n_bias = G if weights[2] is not None else 0
+    cdef void* p_saved[N_SAVED]
+    cdef void* p_work[N_WORK]
+    cdef void* p_packs[N_PACKS]
+    cdef void* b_ih
+    cdef void* b_hh
+    cdef void* p
+    if plan is not None and c.packing != PACK_NOW:
+        raise ValueError("cfg: a plan packs its weights once: needs packing 'now'")
+    if len(weights) != 5 or len(state0) != (2 if lstm else 1) or len(state_n) != len(state0):
+        raise ValueError("weights, state0, state_n: expected 5 weights and one state "
+                         "per state array of the cell")
+    bind(x, tn, <Py_ssize_t>T * B * D, False, "x", <void**>&a.x)
+    a.ldy = sequence_stride(y, H, T, B, y_off, "y")
+    bind(y, tn, <Py_ssize_t>T * B * a.ldy, True, "y", &p)
+    a.y = <char*>p + <size_t>y_off * c.itemsize
+    bind(weights[0], tn, <Py_ssize_t>G * D, False, "w_ih", <void**>&a.w_ih)
+    bind(weights[1], tn, <Py_ssize_t>G * H, False, "w_hh", <void**>&a.w_hh)
+    bind(weights[2], tn, n_bias, False, "b_ih", &b_ih)
+    bind(weights[3], tn, n_bias, False, "b_hh", &b_hh)
+    bind(weights[4], tn, 3 * H if c.peephole else 0, False, "peephole", <void**>&a.peep)
+    bind(state0[0], tn, <Py_ssize_t>B * H, False, "h0", <void**>&a.h0)
+    bind(state_n[0], tn, <Py_ssize_t>B * H, True, "h_n", &a.h_n)
+    a.c0 = a.c_n = NULL
+    if lstm:
+        bind(state0[1], tn, <Py_ssize_t>B * H, False, "c0", <void**>&a.c0)
+        bind(state_n[1], tn, <Py_ssize_t>B * H, True, "c_n", &a.c_n)
+    cdef long n_saved[N_SAVED]
+    cdef long n_work[N_WORK]
+    cdef long n_packs[N_PACKS]
+    forward_sizes(c, n_saved, n_work, n_packs)
+    bind_all(saved, n_saved, N_SAVED, tn, "saved", p_saved)
+    bind_all(work, n_work, N_WORK, tn, "work", p_work)
+    bind_all(packs, n_packs, N_PACKS, tn, "packs", p_packs)
+    if active is None or len(active) == 0:
+        a.active = NULL
+    else:
+        bind(active, cnp.NPY_INT32, T, False, "active", <void**>&a.active)
+    a.gates = p_saved[SAVED_GATES] if keeps else p_work[WORK_GATES]
+    a.cells = p_saved[SAVED_CELLS] if keeps else p_work[WORK_CELLS]
+    a.gh = p_work[WORK_GH]
+    a.all_steps = keeps or c.chunk >= T
+    a.keep_cells = lstm and keeps
+    a.wih_p, a.whh_p, a.whn_p = p_packs[PACK_WIH], p_packs[PACK_WHH], NULL
+    cdef int nr = FR_PANEL_F32 if c.itemsize == 4 else FR_PANEL_F64
+    # GRU: b_hr and b_hz fold into the input side; b_hn too for reset-before, else it
+    # sits inside r * (...) and is kept apart
+    cdef int n_sum = (2 * H if c.reset_after else 3 * H) if gru else G
+    a.bias = p_work[WORK_BIAS]
+    a.b_hn = <char*>p_work[WORK_BIAS] + <size_t>G * c.itemsize if gru else NULL
+    if c.itemsize == 4:
+        fold_bias(<float*>a.bias, <const float*>b_ih, <const float*>b_hh, n_sum, G)
+        if gru:
+            fold_bias(<float*>a.b_hn, <const float*>b_hh + 2 * H if b_hh != NULL else NULL,
+                      NULL, 0, H)
+    else:
+        fold_bias(<double*>a.bias, <const double*>b_ih, <const double*>b_hh, n_sum, G)
+        if gru:
+            fold_bias(<double*>a.b_hn, <const double*>b_hh + 2 * H if b_hh != NULL else NULL,
+                      NULL, 0, H)
+    if c.packed and gru and not c.reset_after:   # after the r, z blocks' whole panels
+        a.whn_p = <char*>a.whh_p + <size_t>((2 * H + nr - 1) // nr) * nr * H * c.itemsize
+    cdef int nthreads = time_loop_threads(B, H, c.nthreads, c.packed, nr, &a.split_units)
+    a.packs.count = 0
+    if c.packed and c.packing != PACKED:
+        add_pack(&a.packs, G, D, a.w_ih, D, 1, <void*>a.wih_p)
+        if gru and not c.reset_after:     # W_h{r,z}, then W_hn on its own
+            add_pack(&a.packs, 2 * H, H, a.w_hh, H, 1, <void*>a.whh_p)
+            add_pack(&a.packs, H, H, <char*>a.w_hh + <size_t>2 * H * H * c.itemsize, H, 1,
+                     <void*>a.whn_p)
+        else:
+            add_pack(&a.packs, G, H, a.w_hh, H, 1, <void*>a.whh_p)
+    cdef long nstages = unit_stages(T, c.chunk, cell_substeps(&a), a.packs.count > 0)
+    cdef fr_part_fn units = NULL
+    if a.split_units:
+        units = forward_units_f32 if c.itemsize == 4 else forward_units_f64
+    if c.itemsize == 4:
+        run_or_plan(plan, plan_layer, &a, sizeof(Forward), &a.barrier, &a.packs, <float*>NULL,
+                    forward_task_f32, nthreads, units, nstages)
+    else:
+        run_or_plan(plan, plan_layer, &a, sizeof(Forward), &a.barrier, &a.packs,
+                    <double*>NULL, forward_task_f64, nthreads, units, nstages)
+    if plan is not None:
+        plan.keep += [x, y, weights, state0, state_n, saved, work, packs, active]
+
+
+# ------------------------------------------------------------------- backward
+
+def backward(CallConfig cfg, x, y, dy, int y_off, tuple weights, tuple state0, tuple saved,
+             tuple carries, dx, bint dx_accumulate, tuple grads, tuple work, active,
+             bint split_units=True):
+    """Backward through time of forward (with its saved buffers), with the same
+    active (variable lengths) as the forward call.
+
+    dy[:, :, y_off:y_off+H] is the gradient of this direction's output y.
+    carries: (dh,) or, for LSTM, (dh, dc), each (B, H): dstate_n on entry,
+    dstate0 on return.  dx (T, B, D) is written (or added to, when
+    dx_accumulate).  grads: (dw_ih, dw_hh, db_ih or None, db_hh or None,
+    dpeepholes or None), added to.  work: buffers of cfg.backward_sizes.
+    split_units: whether threads may share a single sequence's time loop by
+    hidden units (cells that can; else it runs on one thread and they share
+    the rest).
+    """
+    cdef Backward a
+    a.c = cfg.c
+    cdef LayerConfig* c = &a.c
+    cdef int T = c.T, B = c.B, D = c.D, H = c.H, G = c.G
+    cdef int tn = cnp.NPY_FLOAT32 if c.itemsize == 4 else cnp.NPY_FLOAT64
+    cdef bint lstm = c.cell == CELL_LSTM, gru = c.cell == CELL_GRU
+    cdef long n_bias = G if grads[2] is not None else 0
+    cdef long n_saved[N_SAVED]
+    cdef long n_work[N_WORK]
+    cdef long n_packs[N_PACKS]
+    cdef long n_bwd[N_BWD]
+    cdef void* p_saved[N_SAVED]
+    cdef void* p_bwd[N_BWD]
+    cdef void* p
+    if len(weights) != 5 or len(grads) != 5 or len(state0) != (2 if lstm else 1) or \
+            len(carries) != len(state0):
+        raise ValueError("weights, grads, state0, carries: expected 5 weights, 5 gradients "
+                         "and one state per state array of the cell")
+    forward_sizes(c, n_saved, n_work, n_packs)
+    backward_sizes(c, n_bwd)
+    bind(x, tn, <Py_ssize_t>T * B * D, False, "x", <void**>&a.grads.x)
+    a.ldy = sequence_stride(y, H, T, B, y_off, "y")
+    if sequence_stride(dy, H, T, B, y_off, "dy") != a.ldy:
+        raise ValueError("dy: expected the shape of y")
+    bind(y, tn, <Py_ssize_t>T * B * a.ldy, False, "y", &p)
+    a.y = <char*>p + <size_t>y_off * c.itemsize
+    bind(dy, tn, <Py_ssize_t>T * B * a.ldy, False, "dy", &p)
+    a.dy = <char*>p + <size_t>y_off * c.itemsize
+    cdef void* w_ih
+    cdef void* w_hh
+    bind(weights[0], tn, <Py_ssize_t>G * D, False, "w_ih", &w_ih)
+    bind(weights[1], tn, <Py_ssize_t>G * H, False, "w_hh", &w_hh)
+    bind(weights[4], tn, 3 * H if c.peephole else 0, False, "peephole", <void**>&a.peep)
+    bind(state0[0], tn, <Py_ssize_t>B * H, False, "h0", <void**>&a.h0)
+    bind(carries[0], tn, <Py_ssize_t>B * H, True, "dh", &a.dh)
+    a.c0 = a.dc = NULL
+    if lstm:
+        bind(state0[1], tn, <Py_ssize_t>B * H, False, "c0", <void**>&a.c0)
+        bind(carries[1], tn, <Py_ssize_t>B * H, True, "dc", &a.dc)
+    bind_all(saved, n_saved, N_SAVED, tn, "saved", p_saved)
+    bind_all(work, n_bwd, N_BWD, tn, "work", p_bwd)
+    bind(dx, tn, <Py_ssize_t>T * B * D, True, "dx", &a.grads.dx)
+    bind(grads[0], tn, <Py_ssize_t>G * D, True, "dw_ih", &a.grads.dw_ih)
+    bind(grads[1], tn, <Py_ssize_t>G * H, True, "dw_hh", &a.grads.dw_hh)
+    bind(grads[2], tn, n_bias, True, "db_ih", &a.grads.db_ih)
+    bind(grads[3], tn, n_bias, True, "db_hh", &a.grads.db_hh)
+    bind(grads[4], tn, 3 * H if c.peephole else 0, True, "dpeephole", &a.dpeep)
+    if active is None or len(active) == 0:
+        a.grads.active = NULL
+    else:
+        bind(active, cnp.NPY_INT32, T, False, "active", <void**>&a.grads.active)
+    a.gates = p_saved[SAVED_GATES]
+    a.cells = p_saved[SAVED_CELLS]
+    a.dgi = p_bwd[BWD_DGI]
+    a.dgh = p_bwd[BWD_DGH] if p_bwd[BWD_DGH] != NULL else a.dgi
+    a.whhT_p = p_bwd[BWD_WHHT]
+    a.packs.count = 0      # W_hh^T and W_ih^T, packed first
+    add_pack(&a.packs, H, G, w_hh, 1, H, p_bwd[BWD_WHHT])
+    add_pack(&a.packs, D, G, w_ih, 1, D, p_bwd[BWD_WIHT])
+    # the hidden side's columns of dG that W_hh multiplies: reset-before's n block
+    # reaches h_{t-1} through r * h_{t-1}, inside the step's own pass
+    a.Kh = 2 * H if gru and not c.reset_after else G
+    a.dh_accumulate = gru            # the GRU's pass writes dh_t * z first
+    a.grads.T, a.grads.B, a.grads.D, a.grads.H, a.grads.G = T, B, D, H, G
+    a.grads.ldy, a.grads.reverse, a.grads.dx_accumulate = a.ldy, c.reverse, dx_accumulate
+    a.grads.h0, a.grads.y = a.h0, a.y
+    a.grads.dgi, a.grads.dgh = a.dgi, a.dgh
+    a.grads.wihT = p_bwd[BWD_WIHT]
+    a.grads.dgi_packed = p_bwd[BWD_DGI_PACKED]
+    a.grads.dgh_packed = p_bwd[BWD_DGH_PACKED] if gru and c.reset_after else a.grads.dgi_packed
+    a.grads.G_prev = 2 * H if gru and not c.reset_after else G
+    a.grads.hx = a.grads.hx_packed = NULL
+    a.grads.ldhx = 0
+    if gru and not c.reset_after:    # dW_hn pairs with the saved r * h_prev
+        a.grads.hx = <char*>a.gates + <size_t>3 * H * c.itemsize
+        a.grads.ldhx, a.grads.hx_packed = 4 * H, p_bwd[BWD_DGH_PACKED]
+    if c.itemsize == 4:
+        set_transposed(&a.grads, <float*>p_bwd[BWD_TRANSPOSED])
+    else:
+        set_transposed(&a.grads, <double*>p_bwd[BWD_TRANSPOSED])
+    cdef int nr = FR_PANEL_F32 if c.itemsize == 4 else FR_PANEL_F64
+    cdef bint by_units = False
+    cdef int nparts = 1
+    if splits_backward(c.cell) and split_units:
+        nparts = time_loop_threads(B, H, c.nthreads, True, nr, &by_units)
+    cdef fr_task_fn task = backward_task_f32 if c.itemsize == 4 else backward_task_f64
+    cdef fr_part_fn units = backward_units_f32 if c.itemsize == 4 else backward_units_f64
+    with nogil:
+        if by_units:
+            run_staged(nparts, units, &a, back_stages(T), nparts)
+        else:
+            run_parallel(c.nthreads, task, &a, &a.barrier)
