@@ -1,16 +1,18 @@
 """Build fastrnn's compiled kernels.
 
-fastrnn/_kernels.pyx holds every cell's time loops (one extension, so the
+The compiled wing is the package fastrnn/kernels/ (ARCHITECTURE.md):
+recurrent.pyx holds every cell's time loops (one extension, so the
 packed-weight GEMM and the fused element-wise passes of csrc/, header-only,
-are compiled once); fastrnn/_threads.pyx the worker pool (pthreads; no
-OpenMP, no BLAS); fastrnn/_plan.pyx the one-step plans of fastrnn.Stepper;
-fastrnn/_elementwise.pyx the activations exposed for tests.
+are compiled once); threads.pyx the worker pool (pthreads; no OpenMP, no
+BLAS); plan.pyx the one-step plans of fastrnn.Stepper; elementwise.pyx the
+activations exposed for tests.
 
 Environment:
   FASTRNN_DEBUG=1   turn Cython's bounds, wraparound and initialisation checks
                     back on and build with -O1 -g (for tests under a debugger).
 """
 
+import glob
 import os
 import sys
 
@@ -41,20 +43,16 @@ else:
     COMPILE_ARGS += ["-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function",
                      "-Wno-psabi"]   # 64-byte vectors only ever live inside one function
 
-MODULES = ("threads", "plan", "kernels", "elementwise")
+MODULES = ("threads", "plan", "recurrent", "elementwise")
+KERNELS = "fastrnn/kernels"
 
 extensions = [
     Extension(
-        f"fastrnn._{name}",
-        sources=[f"fastrnn/_{name}.pyx"],
+        f"fastrnn.kernels.{name}",
+        sources=[f"{KERNELS}/{name}.pyx"],
         include_dirs=["csrc", numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        depends=["csrc/fastrnn_math.h", "csrc/fastrnn_cells.h", "csrc/cells_impl.h",
-                 "csrc/fastrnn_gemm.h", "csrc/gemm_impl.h", "csrc/fastrnn_pool.h",
-                 "fastrnn/_packed.pxd", "fastrnn/_threads.pxd", "fastrnn/_plan.pxd",
-                 "fastrnn/_cells.pxd", "fastrnn/_seq.pxd", "fastrnn/_layer_call.pxd",
-                 "fastrnn/_time_loop.pxd", "fastrnn/_rnn_step.pxd", "fastrnn/_lstm_step.pxd",
-                 "fastrnn/_gru_step.pxd"],
+        depends=glob.glob("csrc/*.h") + glob.glob(f"{KERNELS}/*.pxd"),
         extra_compile_args=COMPILE_ARGS,
     )
     for name in MODULES

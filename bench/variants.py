@@ -18,7 +18,7 @@ import argparse
 import numpy as np
 
 import fastrnn
-from fastrnn import _threads
+from fastrnn.kernels import threads as _threads
 from fastrnn.bench import time_round_robin
 
 SHAPES = ((100, 1, 32, 64), (100, 1, 128, 128), (100, 16, 64, 128), (50, 64, 256, 256))

@@ -73,7 +73,7 @@ FR_KERNEL void FR_FN(rnn_step_bwd)(int B, int H, const REAL *restrict h, int ldh
  * cell keeps its loop without the peephole terms, and so that in place the
  * cell is read and written through one pointer: with two that might alias,
  * GCC guards its vector loop with an overlap test that an in-place call
- * fails, and the pass took 25% longer at H = 64. */
+ * fails, and the pass runs slower (docs/DECISIONS.md). */
 static inline __attribute__((always_inline)) void FR_FN(lstm_fwd_body)(
     const int peep, const int in_place, int B, int H, int j0, int j1, REAL *restrict gates,
     const REAL *c_prev, REAL *c, REAL *restrict h, int ldh, const REAL *restrict pw)
@@ -221,7 +221,7 @@ FR_KERNEL void FR_FN(gru_step_fwd)(int B, int H, int j0, int j1, REAL *restrict 
 /* From dh = dy + dh (dh is the carried recurrent gradient, B x H) and the
  * saved [r z n hn], the input-side gate gradients dgi and the hidden-side
  * dgh (B x 3H each), and the direct part of the carry dh <- dh * z (the
- * caller then adds dgh W_hh into dh with one BLAS call):
+ * caller then adds dgh W_hh into dh with one packed product):
  *   d_n = dh (1-z)(1-n^2)   d_z = dh (h_prev - n) z(1-z)   d_r = d_n hn r(1-r)
  *   dgi = [d_r d_z d_n]     dgh = [d_r d_z d_n*r] */
 FR_KERNEL void FR_FN(gru_step_bwd)(int B, int H, const REAL *restrict act,

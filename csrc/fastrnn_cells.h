@@ -1,7 +1,7 @@
 /*
  * fastrnn per-time-step element-wise passes: plain C, no Python API.
  *
- * Each recurrent step is one BLAS product followed by one of these fused
+ * Each recurrent step is one packed product followed by one of these fused
  * passes, which apply the gate nonlinearities, update the cell and write h
  * (forward), or turn dh, dc and the saved activations into the gate
  * gradients (backward).  The bodies live in cells_impl.h, written once

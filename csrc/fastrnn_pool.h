@@ -27,7 +27,7 @@
  * over threads, whose steps are microseconds, that is the difference
  * between running at one thread's speed and stalling at every step.
  *
- * Included by exactly one extension module (fastrnn/_threads.pyx); others
+ * Included by exactly one extension module (fastrnn/kernels/threads.pyx); others
  * reach it through that module's cimportable functions, so the process has
  * one pool.
  */

@@ -81,8 +81,8 @@ FR_KERNEL void FR_FN(rowdot)(int N, int K, const REAL *restrict W, int ldw,
  * row and stage (log2(NR) stages) instead of NR * NR scalar moves.  The
  * loops unroll, so every shuffle's lanes are constants from which the
  * compiler picks cheaper instructions than a general permute where one
- * fits (unpacks): built at run time and passed in, the same shuffles
- * packed a 128 x 128 float matrix in 4.7 us rather than 3.6 (C driver). */
+ * fits (unpacks), which shuffles built at run time would not allow
+ * (docs/DECISIONS.md). */
 static inline __attribute__((always_inline)) void FR_FN(transpose_block)(VEC r[NR])
 {
 #pragma GCC unroll 8
@@ -223,9 +223,8 @@ static inline __attribute__((always_inline)) void FR_FN(tile)(
  * bias[j] unless bias is NULL; the last panel has ncols_last outputs): the
  * accumulation order per output is that of tile(), k by k, so a product
  * split this way equals packed_gemm's bit for bit.  Pointers rather than
- * tile()'s offsets from one panel keep the inner loop free of reloads: a
- * single row (a batch-1 step) went from 0.69 to 0.58 us at K = 64, N = 256
- * on one core. */
+ * tile()'s offsets from one panel keep the inner loop free of reloads
+ * (docs/DECISIONS.md). */
 static inline __attribute__((always_inline)) void FR_FN(gemv_tile)(
     const int NP, int K, const REAL *x, const REAL *const *wp, REAL *const *out,
     const REAL *const *bias, int ncols_last, int accumulate)
@@ -306,11 +305,10 @@ static inline __attribute__((always_inline)) void FR_FN(packed_gemm_block)(
     }
     /* Full row blocks: 4 rows x 2 panels where 64-byte vectors are single
      * registers (AVX-512: 8 accumulators, two weight loads per four
-     * broadcasts), the rows divide by 4 (measured: 8 rows +29%, 16 rows
-     * +6%, but 5 or 11 rows 16% slower, their rest tiles being weaker) and
-     * the two panels' K rows fit half of L1 (K <= 128: 16 KiB; at K = 256
-     * a 32 KiB strip was 10% slower); else 6 rows x 1 panel, which also
-     * fits AVX2's 16 registers when each vector takes two. */
+     * broadcasts), the rows divide by 4 (other counts leave weaker rest
+     * tiles) and the two panels' K rows fit half of L1 (K <= 128: 16 KiB);
+     * else 6 rows x 1 panel, which also fits AVX2's 16 registers when each
+     * vector takes two (docs/DECISIONS.md). */
     const int wide = M % 4 == 0 && K * NR * (int)sizeof(REAL) <= 8192 && fr_wide_vectors();
     const long full = wide ? M - M % 4 : M - M % 6;
     int p = n0 / NR;
@@ -370,14 +368,11 @@ static inline __attribute__((always_inline)) void FR_FN(packed_gemm_block)(
  * over all T*B rows) go in blocks of FR_KC terms, so the panel's slice (32
  * KiB, L1's size on Zen 4) stays near while every row block passes over it;
  * many rows (dX sums over T*B rows) go in blocks of at most FR_A_BYTES of A,
- * so the block of A stays in L2 while every panel passes over it (measured:
- * dX of an LSTM at (50, 128, 512, 512) went from 86 to 77 ms).  Each block
- * of K adds into C once, so fewer blocks mean fewer passes over a C too
- * large for the caches: on one core, FR_KC 512 rather than 256 took dX at
- * that shape (M = 6400, N = 512, K = 2048) from 80-90 to 88-105 GFLOP/s and
- * dW_ih (M = 512, N = 2048, K = 6400) from 63-77 to 73-83, and left the
- * per-step products as they were.  Each C element sums its K blocks in
- * order, so the split between threads never changes a result. */
+ * so the block of A stays in L2 while every panel passes over it.  Each
+ * block of K adds into C once, so fewer blocks mean fewer passes over a C
+ * too large for the caches (FR_KC 512 rather than 256: docs/DECISIONS.md).
+ * Each C element sums its K blocks in order, so the split between threads
+ * never changes a result. */
 #ifndef FR_KC
 #define FR_KC 512
 #endif
@@ -449,9 +444,8 @@ FR_KERNEL void FR_FN(packed_gemv_blocks)(int K, const REAL *restrict x,
  * The sums, K blocks and additions are those of packed_gemm with one row,
  * and the activation is rnn_step_fwd's (fastrnn_cells.h) on the group, so
  * the results are the same; one pass saves the second trip through pre and
- * lets a group's activation overlap the next group's sums.  C driver, one
- * core, a loop of dependent steps: 0.171 -> 0.125 us a step at H = 64,
- * 0.666 -> 0.593 us at H = 128.
+ * lets a group's activation overlap the next group's sums
+ * (docs/DECISIONS.md).
  * NumPy: pre[j0:j1] += W[j0:j1] @ h_prev; h[j0:j1] = np.tanh(pre[j0:j1]) */
 FR_KERNEL void FR_FN(rnn_gemv_step)(int K, const REAL *restrict h_prev,
                                     const REAL *restrict Wp, int kpanel, int j0, int j1,

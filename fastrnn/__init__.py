@@ -17,7 +17,7 @@ from fastrnn.gru import GRU
 from fastrnn.io import load, save
 from fastrnn.lstm import LSTM
 from fastrnn.rnn import RNN
-from fastrnn._threads import get_num_threads, set_num_threads
+from fastrnn.kernels.threads import get_num_threads, set_num_threads
 from fastrnn.clip import clip_grad_norm, clip_grad_value
 from fastrnn.decoding import beam_search, greedy_decode
 from fastrnn.embedding import Embedding

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from fastrnn._elementwise import line_offset
+from fastrnn.kernels.elementwise import line_offset
 
 CACHE_LINE = 64
 

@@ -15,18 +15,18 @@ import warnings
 import numpy as np
 
 from fastrnn._aligned import aligned_copy, empty_aligned
-from fastrnn._kernels import CELLS, PACKING, CallConfig
-from fastrnn._kernels import backward as _kernel_backward, forward as _kernel_forward
+from fastrnn.kernels.recurrent import CELLS, PACKING, CallConfig
+from fastrnn.kernels.recurrent import backward as _kernel_backward, forward as _kernel_forward
 from fastrnn._lengths import NO_LENGTHS, SortedBatch, check_lengths
 from fastrnn._module import ParamModule
 from fastrnn._scratch import Reused, Scratch
 from fastrnn._split_choice import SplitChoice, TimedCall
-from fastrnn._threads import get_num_threads
+from fastrnn.kernels.threads import get_num_threads
 from fastrnn._validation import (as_real_array, check_float_dtype, check_positive_int,
                                  check_probability, check_sequence, check_shape, check_state)
 
 # Bound on the gate values of one chunk of the input projection, passed to
-# the kernels; 0 leaves it to them (fastrnn/_layer_call.pxd).  Tests set a
+# the kernels; 0 leaves it to them (fastrnn/kernels/layer_call.pxd).  Tests set a
 # small one to exercise the chunking.
 _CHUNK_ELEMENTS = 0
 
@@ -488,7 +488,7 @@ class RecurrentLayer(ParamModule):
                        plan=None, work=None):
         """Run one direction over x, write its columns of y and states_n; return what backward
         needs.  active: the kernels' variable-length argument (fastrnn._lengths).  With a
-        fastrnn._plan.StepPlan, set the call up as the plan's layer `layer` instead.  work:
+        fastrnn.kernels.plan.StepPlan, set the call up as the plan's layer `layer` instead.  work:
         the call's lease on work buffers (see _work) in training, else the layer's Reused
         (None with a plan: the plan keeps its arrays)."""
         T, B, D = x.shape

@@ -14,7 +14,8 @@ import time
 
 import numpy as np
 
-from fastrnn import _threads, peers
+from fastrnn import peers
+from fastrnn.kernels import threads as _threads
 from fastrnn.gru import GRU
 from fastrnn.lstm import LSTM
 from fastrnn.rnn import RNN
@@ -123,7 +124,7 @@ def run(cells=("rnn", "lstm", "gru"), shapes=DEFAULT_SHAPES, dtype=np.float32,
     measured once, at the start, once came out at half the machine's and put
     rows past 100%); the machine's rate is the median over the workloads.
     """
-    from fastrnn._elementwise import simd_target
+    from fastrnn.kernels.elementwise import simd_target
     systems = list(systems or peers.available())
     if "fastrnn" not in systems:
         systems.insert(0, "fastrnn")

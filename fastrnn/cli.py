@@ -23,16 +23,16 @@ def _numpy_blas_report():
 
 def cmd_info(args):
     import fastrnn
-    from fastrnn import _elementwise, _kernels, _plan, _threads
+    from fastrnn.kernels import elementwise, plan, recurrent, threads
     print(f"fastrnn {fastrnn.__version__}  ({os.path.dirname(fastrnn.__file__)})")
     print(f"python {platform.python_version()}, numpy {np.__version__}, "
           f"{platform.machine()}, {os.cpu_count()} CPUs")
     print("compiled modules:")
-    for mod in (_threads, _plan, _kernels, _elementwise):
+    for mod in (threads, plan, recurrent, elementwise):
         print(f"  {mod.__name__}: {os.path.basename(mod.__file__)}")
     print("dtypes: float32, float64")
-    print(f"element-wise and GEMM kernels: {_elementwise.simd_target()}")
-    print(f"threads: {_threads.get_num_threads()} (fastrnn's own pool; "
+    print(f"element-wise and GEMM kernels: {elementwise.simd_target()}")
+    print(f"threads: {threads.get_num_threads()} (fastrnn's own pool; "
           f"set with fastrnn.set_num_threads or FASTRNN_NUM_THREADS)")
     print("BLAS: not used by fastrnn's kernels (packed-weight GEMM of its own)")
     for line in _numpy_blas_report():

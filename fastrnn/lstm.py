@@ -4,7 +4,7 @@ import numpy as np
 
 from fastrnn import _docs
 from fastrnn._base import RecurrentLayer
-from fastrnn._kernels import CELLS
+from fastrnn.kernels.recurrent import CELLS
 from fastrnn._validation import check_bool
 
 

@@ -10,7 +10,7 @@ state, so a step is little more than the arithmetic.
 
 import numpy as np
 
-from fastrnn import _plan
+from fastrnn.kernels import plan as _plan
 from fastrnn._aligned import zeros_aligned
 from fastrnn._lengths import NO_LENGTHS
 from fastrnn._validation import check_positive_int, check_state

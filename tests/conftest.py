@@ -306,7 +306,7 @@ def ort_run(model, feed):
 @pytest.fixture
 def restore_threads():
     """Put fastrnn's thread count back after a test that changes it."""
-    from fastrnn import _threads
+    from fastrnn.kernels import threads as _threads
 
     previous = _threads.get_num_threads()
     yield

@@ -8,7 +8,7 @@ and 1e-10 (float64) agreement with the reference relies on.
 import numpy as np
 import pytest
 
-from fastrnn import _elementwise
+from fastrnn.kernels import elementwise as _elementwise
 
 # Maximum absolute error allowed against the float64 value of the function
 # at the (rounded) float input.  float32 eps is 1.19e-7; tanh's output is

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn import _base, _threads
+from fastrnn import _base
+from fastrnn.kernels import threads as _threads
 from fastrnn._split_choice import SplitChoice
-from fastrnn._elementwise import pack_min_rows
+from fastrnn.kernels.elementwise import pack_min_rows
 from conftest import (CELLS, DTYPES, as_parts, assert_close, make_layer, make_state, make_x, reference_run,
                       rng_for, tol)
 

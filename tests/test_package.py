@@ -9,8 +9,8 @@ import pytest
 
 import fastrnn
 
-COMPILED = ["fastrnn._threads", "fastrnn._plan", "fastrnn._kernels",
-            "fastrnn._elementwise"]
+COMPILED = ["fastrnn.kernels.threads", "fastrnn.kernels.plan", "fastrnn.kernels.recurrent",
+            "fastrnn.kernels.elementwise"]
 
 
 @pytest.mark.parametrize("name", COMPILED)

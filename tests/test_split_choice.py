@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn import _threads
+from fastrnn.kernels import threads as _threads
 from fastrnn._split_choice import EXPLORE_CALLS, EXPLORE_EVERY, SplitChoice
 
 

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn import _threads, reference
+from fastrnn import reference
+from fastrnn.kernels import threads as _threads
 from conftest import (CELLS, as_parts, make_layer, mode_of, nonlinearity_of, reference_run,
                       tol)
 
@@ -70,7 +71,7 @@ def equal_over_threads_and_right(layer, x, dy, dsn):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-# B = 19: each of two threads projects its own rows (fastrnn/_seq.pxd project_chunk)
+# B = 19: each of two threads projects its own rows (fastrnn/kernels/sequence.pxd project_chunk)
 @pytest.mark.parametrize("B", [1, 5, 7, 13, 19])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_thread_count_does_not_change_results(cell, B, dtype, restore_threads):
@@ -241,7 +242,7 @@ def test_single_sequence_backward_split_with_lengths(length, peephole, restore_t
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_batch_with_lengths_same_over_thread_counts(cell, restore_threads, monkeypatch):
-    # Batch rows split unevenly by work (fastrnn/_seq.pxd split_batch) over
+    # Batch rows split unevenly by work (fastrnn/kernels/sequence.pxd split_batch) over
     # sequences of many lengths, with small chunks so that the projection
     # repeats.
     import fastrnn._base as base

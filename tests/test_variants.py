@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn import _threads, reference
+from fastrnn import reference
+from fastrnn.kernels import threads as _threads
 from conftest import (DTYPES, as_parts, assert_close, assert_grads_close, make_dy, make_state,
                       make_x, reference_run, rng_for, seed_for, tol)
 from test_layers import check_against_reference

@@ -20,7 +20,7 @@ def simd_target():
     return fr_simd_target().decode()
 
 
-from fastrnn._packed cimport PACK_MIN_ROWS
+from fastrnn.kernels.packed cimport PACK_MIN_ROWS
 
 
 def pack_min_rows():

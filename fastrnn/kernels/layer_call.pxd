@@ -5,9 +5,9 @@
 # cell: a field a cell does not use is NULL or zero.
 
 from cython cimport floating
-from fastrnn._packed cimport FR_PANEL_F32, FR_PANEL_F64, uses_packs
-from fastrnn._seq cimport GradArgs, Packs
-from fastrnn._threads cimport fr_barrier
+from fastrnn.kernels.packed cimport FR_PANEL_F32, FR_PANEL_F64, uses_packs
+from fastrnn.kernels.sequence cimport GradArgs, Packs
+from fastrnn.kernels.threads cimport fr_barrier
 
 
 cdef enum:
@@ -33,7 +33,7 @@ cdef struct LayerConfig:
     bint relu              # RNN: relu, else tanh
     bint reset_after       # GRU: torch's (r multiplies W_hn h + b_hn), else reset-before
     bint peephole          # LSTM: peepholes [p_i p_f p_o] (3, H)
-    int packing            # fastrnn/_packed.pxd PACK_WHEN_WORTH, PACK_NOW or PACKED
+    int packing            # fastrnn/kernels/packed.pxd PACK_WHEN_WORTH, PACK_NOW or PACKED
     int nthreads           # threads the call may use
     int chunk_elements     # bound on a projection chunk's gate values (0: CHUNK_ELEMENTS)
     # derived by configure()
@@ -72,7 +72,7 @@ cdef inline bint splits_backward(int cell) noexcept nogil:
 
 
 # The buffers of a call, by role, in the order the entry points take them
-# (fastrnn/_kernels.pyx); a size 0 means the cell or the call needs none.
+# (fastrnn/kernels/recurrent.pyx); a size 0 means the cell or the call needs none.
 cdef enum:
     # training forward: kept for backward
     SAVED_GATES, SAVED_CELLS, N_SAVED
@@ -124,13 +124,13 @@ cdef inline void backward_sizes(const LayerConfig* c, long* work) noexcept nogil
 
 
 cdef struct Forward:
-    # One direction's forward over the whole sequence (fastrnn/_time_loop.pxd).
+    # One direction's forward over the whole sequence (fastrnn/kernels/time_loop.pxd).
     LayerConfig c
     int ldy
     bint all_steps         # gates holds every step (training), else one chunk's
     bint keep_cells        # LSTM: cells holds every step's c (training), else one
     bint split_units       # a single sequence shared by hidden units (UnitStage)
-    const int* active      # rows covering each step (fastrnn/_seq.pxd StepRows), or NULL
+    const int* active      # rows covering each step (fastrnn/kernels/sequence.pxd StepRows), or NULL
     const void* w_ih       # (G, D)
     const void* w_hh       # (G, H)
     const void* x          # (T, B, D)
@@ -153,7 +153,7 @@ cdef struct Forward:
 
 
 cdef struct Backward:
-    # One direction's backward through time (fastrnn/_time_loop.pxd).
+    # One direction's backward through time (fastrnn/kernels/time_loop.pxd).
     LayerConfig c
     int ldy
     int Kh                 # columns of dG_h that multiply W_hh into dh_{t-1}

@@ -1,8 +1,8 @@
-# A stack's one-step call set up once: see fastrnn/_plan.pyx.
+# A stack's one-step call set up once: see fastrnn/kernels/plan.pyx.
 
 from cython cimport floating
-from fastrnn._seq cimport Packs, packs_task
-from fastrnn._threads cimport fr_barrier, fr_part_fn, fr_task_fn, run_parallel, run_staged
+from fastrnn.kernels.sequence cimport Packs, packs_task
+from fastrnn.kernels.threads cimport fr_barrier, fr_part_fn, fr_task_fn, run_parallel, run_staged
 
 
 cdef class StepPlan:
@@ -31,7 +31,7 @@ cdef inline void run_or_plan(StepPlan plan, int layer, void* args, size_t size,
     weights once, here, and keep the arguments as the plan's layer `layer` (the
     caller adds the arrays they point into to plan.keep).
 
-    With part, the job is staged instead (fastrnn._threads.run_staged: nstages
+    With part, the job is staged instead (fastrnn.kernels.threads.run_staged: nstages
     stages of nthreads parts), and its stage 0 packs the weights when there
     are packs: a plan, which packs here, drops that stage."""
     if plan is None:

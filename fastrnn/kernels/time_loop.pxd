@@ -1,31 +1,31 @@
 # The time loops, once for every cell: forward over a sequence and backward
 # through time, each either split by batch rows (a task per thread, run by
-# fastrnn._threads.run_parallel) or, for a single sequence, by hidden units
+# fastrnn.kernels.threads.run_parallel) or, for a single sequence, by hidden units
 # (a staged job, run_staged).  What a cell does at a step comes from its
-# step functions (fastrnn/_<cell>_step.pxd), chosen by the cell_* switches
+# step functions (fastrnn/kernels/<cell>_step.pxd), chosen by the cell_* switches
 # below on the call's cell: a branch on a per-call constant, which costs
 # nothing next to a step's product.
 #
 # Lengths, chunked projection, the packing of the weights, the hand-over
-# between threads and the weight gradients live in fastrnn/_seq.pxd; the
-# arguments of a call in fastrnn/_layer_call.pxd.
+# between threads and the weight gradients live in fastrnn/kernels/sequence.pxd; the
+# arguments of a call in fastrnn/kernels/layer_call.pxd.
 
 from cython cimport floating
-from fastrnn._gru_step cimport (gru_backward_rows, gru_forward_rows, gru_forward_units,
+from fastrnn.kernels.gru_step cimport (gru_backward_rows, gru_forward_rows, gru_forward_units,
                                gru_past_end_rows, gru_substeps)
-from fastrnn._layer_call cimport CELL_GRU, CELL_LSTM, Backward, Forward, gate_blocks
-from fastrnn._lstm_step cimport (lstm_backward_rows, lstm_backward_units, lstm_final_rows,
+from fastrnn.kernels.layer_call cimport CELL_GRU, CELL_LSTM, Backward, Forward, gate_blocks
+from fastrnn.kernels.lstm_step cimport (lstm_backward_rows, lstm_backward_units, lstm_final_rows,
                                 lstm_final_units, lstm_forward_rows, lstm_forward_units,
                                 lstm_peep_grads_task)
-from fastrnn._packed cimport packed_gemm, packed_gemm_ex, panel_width
-from fastrnn._rnn_step cimport rnn_backward_rows, rnn_forward_rows, rnn_forward_units
-from fastrnn._seq cimport (STAGE_FINAL, STAGE_PACK, STAGE_STEP, BackStage, StepRows, UnitStage,
+from fastrnn.kernels.packed cimport packed_gemm, packed_gemm_ex, panel_width
+from fastrnn.kernels.rnn_step cimport rnn_backward_rows, rnn_forward_rows, rnn_forward_units
+from fastrnn.kernels.sequence cimport (STAGE_FINAL, STAGE_PACK, STAGE_STEP, BackStage, StepRows, UnitStage,
                            back_stage, chunk_bounds, copy_rows, end_chunk, final_or_past_end,
                            gates_t0, pack_or_project, packs_task, param_grads_pack,
                            param_grads_products, param_grads_task, project_chunk,
                            projects_own_rows, split_batch, step_rows, unit_range, unit_stage,
                            zero_rows)
-from fastrnn._threads cimport barrier_wait
+from fastrnn.kernels.threads cimport barrier_wait
 
 
 # ------------------------------------------------------------ cell switches
@@ -87,7 +87,7 @@ cdef inline void cell_backward_rows(Backward* a, floating* _, int t, int lo, int
 
 cdef inline void cell_backward_units(Backward* a, floating* _, const BackStage* u, int j0,
                                      int j1) noexcept nogil:
-    """Only cells whose backward splits by units (fastrnn/_layer_call.pxd
+    """Only cells whose backward splits by units (fastrnn/kernels/layer_call.pxd
     splits_backward) come here."""
     if a.c.cell == CELL_LSTM:
         lstm_backward_units(a, _, u, j0, j1)
@@ -137,7 +137,7 @@ cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept
 
 cdef inline void forward_units_part(Forward* a, floating* _, long stage, int part,
                                     int nparts) noexcept nogil:
-    """A single sequence: one part of one stage (fastrnn/_seq.pxd UnitStage)."""
+    """A single sequence: one part of one stage (fastrnn/kernels/sequence.pxd UnitStage)."""
     cdef int H = a.c.H, j0, j1, gt0
     cdef UnitStage u
     unit_stage(stage, a.c.T, a.c.chunk, cell_substeps(a), a.packs.count > 0, a.c.reverse,
@@ -196,7 +196,7 @@ cdef inline void dh_units(Backward* a, floating* _, int t, int j0, int j1) noexc
 
 cdef inline void backward_units_part(Backward* a, floating* _, long stage, int part,
                                      int nparts) noexcept nogil:
-    """A single sequence: one part of one stage of backward (fastrnn/_seq.pxd
+    """A single sequence: one part of one stage of backward (fastrnn/kernels/sequence.pxd
     BackStage).  Part p owns the same hidden units [j0, j1) at every step: their
     dh_t, the cell's other state and dG_t columns in each gate block."""
     cdef int H = a.c.H, G = a.c.G, j0, j1, q

@@ -1,4 +1,4 @@
-# The LSTM's steps, for the time loops of fastrnn/_time_loop.pxd.
+# The LSTM's steps, for the time loops of fastrnn/kernels/time_loop.pxd.
 #
 # Per step: gates_t = (x_t W_ih^T + b, from the chunk's projection) +
 # h_{t-1} W_hh^T, then one fused C pass (csrc/cells_impl.h) forms
@@ -10,11 +10,11 @@
 # steps, taken after backward's time loop by hidden units.
 
 from cython cimport floating
-from fastrnn._cells cimport lstm_peep_grads, lstm_step_bwd, lstm_step_fwd
-from fastrnn._layer_call cimport Backward, Forward, state_before
-from fastrnn._packed cimport matmul_nt, packed_gemv_blocks
-from fastrnn._seq cimport BackStage, StepRows, UnitStage, copy_rows, step_rows
-from fastrnn._threads cimport split_range
+from fastrnn.kernels.cells cimport lstm_peep_grads, lstm_step_bwd, lstm_step_fwd
+from fastrnn.kernels.layer_call cimport Backward, Forward, state_before
+from fastrnn.kernels.packed cimport matmul_nt, packed_gemv_blocks
+from fastrnn.kernels.sequence cimport BackStage, StepRows, UnitStage, copy_rows, step_rows
+from fastrnn.kernels.threads cimport split_range
 
 
 cdef inline floating* lstm_cell_at(Forward* a, floating* _, int t) noexcept nogil:

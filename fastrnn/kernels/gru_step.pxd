@@ -1,4 +1,4 @@
-# The GRU's steps, for the time loops of fastrnn/_time_loop.pxd: torch's
+# The GRU's steps, for the time loops of fastrnn/kernels/time_loop.pxd: torch's
 # formulation, the reset gate applied to W_hn h + b_hn, or with reset_after
 # false the original one, n = tanh(W_in x + W_hn (r * h) + b).
 #
@@ -14,11 +14,11 @@
 # sequence split by units runs these as two sub-stages, for all of r * h).
 
 from cython cimport floating
-from fastrnn._cells cimport (gru_rb_step_bwd_r, gru_rb_step_bwd_zn, gru_rb_step_fwd,
+from fastrnn.kernels.cells cimport (gru_rb_step_bwd_r, gru_rb_step_bwd_zn, gru_rb_step_fwd,
                              gru_rb_step_reset, gru_step_bwd, gru_step_fwd)
-from fastrnn._layer_call cimport Backward, Forward, state_before
-from fastrnn._packed cimport matmul_nt, packed_gemm, packed_gemv_blocks, panel_width
-from fastrnn._seq cimport UnitStage, zero_rows
+from fastrnn.kernels.layer_call cimport Backward, Forward, state_before
+from fastrnn.kernels.packed cimport matmul_nt, packed_gemm, packed_gemv_blocks, panel_width
+from fastrnn.kernels.sequence cimport UnitStage, zero_rows
 
 
 cdef inline int gru_substeps(Forward* a) noexcept nogil:

@@ -14,7 +14,7 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 
 from cython cimport floating
-from fastrnn._threads cimport fr_barrier, fr_part_fn, fr_task_fn, run_parallel, run_staged
+from fastrnn.kernels.threads cimport fr_barrier, fr_part_fn, fr_task_fn, run_parallel, run_staged
 
 
 cdef class StepPlan:

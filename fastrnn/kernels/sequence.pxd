@@ -5,10 +5,10 @@
 # Pointers are to the first element of row-major blocks; ld* are row strides.
 
 from cython cimport floating
-from fastrnn._cells cimport colsum_add, fill_rows
-from fastrnn._packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemm_bias,
+from fastrnn.kernels.cells cimport colsum_add, fill_rows
+from fastrnn.kernels.packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemm_bias,
                               packed_gemm_ex, panel_width, transpose)
-from fastrnn._threads cimport FR_MAX_PARTS, barrier_wait, fr_barrier, split_range
+from fastrnn.kernels.threads cimport FR_MAX_PARTS, barrier_wait, fr_barrier, split_range
 
 
 cdef inline void copy_rows(int rows, int cols, const floating* src, int lds,
@@ -135,7 +135,7 @@ cdef inline int time_loop_threads(int B, int H, int nthreads, bint packed, int n
 
 
 # A single sequence shared by hidden units runs as a staged job
-# (fastrnn._threads.run_staged): its threads claim parts of each stage
+# (fastrnn.kernels.threads.run_staged): its threads claim parts of each stage
 # rather than own a fixed share, so that a thread the OS deschedules does
 # not stall the others at every step.  The stages, in order: the weight
 # packs (when the call packs), then for each chunk of steps its input
@@ -277,16 +277,10 @@ cdef inline void project_rows(int rows, int G, int D, const floating* x, bint pa
 # its own rows just before its steps: no task then waits for another between
 # a chunk's projection and its steps, nor before the next chunk's projection
 # overwrites the buffer, and the gates its steps read were written on its own
-# core.  Timed in one process against the shared projection, blocks of calls
-# in turn (2 threads; medians of 100-200 blocks, two runs where given):
-#   inference: LSTM 0.97-1.00x at (100, 16, 64, 128), 0.96-1.00x at
-#     (20, 60, 200, 256), 0.97x at (50, 64, 256, 256); GRU 0.92x and 0.97x at
-#     the first two, 1.00x at the third; RNN 1.00-1.02x;
-#   training: LSTM 0.97-0.985x, GRU 0.98-1.00x, RNN 0.99-1.00x.
-# With fewer rows a step's product is too small to make good use of the
-# weights it streams from L2 (1.02x at B = 8, 1.05-1.07x at B = 4), so the
-# tasks share the chunk's projection by rows of the chunk instead, with a
-# barrier after it and one after the chunk's steps.
+# core.  With fewer rows a step's product is too small to make good use of
+# the weights it streams from L2, so the tasks share the chunk's projection
+# by rows of the chunk instead, with a barrier after it and one after the
+# chunk's steps (docs/DECISIONS.md, "own-rows projection").
 cdef enum:
     OWN_ROWS_MIN = 8
 
@@ -347,9 +341,8 @@ cdef inline void pack_task(int N, int K, const floating* W, long sn, long sk,
 
 
 # The weight matrices a kernel call packs before its products read them.
-# Packing is a pass over every weight per call (about 8% of an LSTM
-# inference call at (20, 60, 200, 256)), so the tasks share it out by panels
-# rather than leave it to the calling thread while the others wait.
+# Packing is a pass over every weight per call, so the tasks share it out
+# by panels rather than leave it to the calling thread while the others wait.
 cdef enum:
     MAX_PACKS = 3
 
@@ -462,9 +455,8 @@ cdef struct GradArgs:
     const void* hx
     void* hx_packed       # work: dgh[:, G_prev:] packed, N = G - G_prev, K = T*B
     # Work: the weight gradients' left operands transposed, row-major, so that
-    # their sums over the T*B rows run along rows (on one core dW_ih at
-    # (50, 128, 512, 512) went from 80 to 97-101 GFLOP/s): X^T (D, T*B),
-    # H_prev^T (H, T*B) and, when G_prev < G, hx^T (H, T*B).
+    # their sums over the T*B rows run along rows (docs/DECISIONS.md): X^T
+    # (D, T*B), H_prev^T (H, T*B) and, when G_prev < G, hx^T (H, T*B).
     void* xT
     void* hpT
     void* hxT

@@ -1,5 +1,5 @@
 # The vanilla RNN's steps (tanh or relu), for the time loops of
-# fastrnn/_time_loop.pxd.
+# fastrnn/kernels/time_loop.pxd.
 #
 # Per step: pre_t = (x_t W_ih^T + b, from the chunk's projection)
 # + h_{t-1} W_hh^T, then h_t = act(pre_t) in one C pass; a single row does
@@ -7,10 +7,10 @@
 # needs only the outputs h_t: tanh' = 1 - h^2, relu' = [h > 0].
 
 from cython cimport floating
-from fastrnn._cells cimport rnn_step_bwd, rnn_step_fwd
-from fastrnn._layer_call cimport Backward, Forward, state_before
-from fastrnn._packed cimport matmul_nt, rnn_gemv_step
-from fastrnn._seq cimport UnitStage
+from fastrnn.kernels.cells cimport rnn_step_bwd, rnn_step_fwd
+from fastrnn.kernels.layer_call cimport Backward, Forward, state_before
+from fastrnn.kernels.packed cimport matmul_nt, rnn_gemv_step
+from fastrnn.kernels.sequence cimport UnitStage
 
 
 cdef inline void rnn_forward_rows(Forward* a, floating* _, int t, int gt0, int lo, int hi,

@@ -5,25 +5,25 @@ The Python layer builds a CallConfig (cell, sizes, variant, direction,
 training or not, packing, threads), asks it how large each buffer must be,
 allocates them and passes them in; these functions check that each array
 has the dtype, contiguity and size the configuration needs, bind them into
-the job's arguments (fastrnn/_layer_call.pxd) and run the time loop
-(fastrnn/_time_loop.pxd) on fastrnn's threads without the GIL.
+the job's arguments (fastrnn/kernels/layer_call.pxd) and run the time loop
+(fastrnn/kernels/time_loop.pxd) on fastrnn's threads without the GIL.
 """
 
 cimport numpy as cnp
 from cython cimport floating
 from libc.string cimport memset
 
-from fastrnn._layer_call cimport (CELL_GRU, CELL_LSTM, CELL_RNN, N_BWD, N_PACKS, N_SAVED,
+from fastrnn.kernels.layer_call cimport (CELL_GRU, CELL_LSTM, CELL_RNN, N_BWD, N_PACKS, N_SAVED,
                                   N_WORK, BWD_DGH, BWD_DGH_PACKED, BWD_DGI, BWD_DGI_PACKED,
                                   BWD_TRANSPOSED, BWD_WHHT, BWD_WIHT, PACK_WHH, PACK_WIH,
                                   SAVED_CELLS, SAVED_GATES, WORK_BIAS, WORK_CELLS, WORK_GATES,
                                   WORK_GH, Backward, Forward, LayerConfig, backward_sizes,
                                   configure, forward_sizes, splits_backward)
-from fastrnn._packed cimport FR_PANEL_F32, FR_PANEL_F64, PACK_NOW, PACK_WHEN_WORTH, PACKED
-from fastrnn._plan cimport StepPlan, run_or_plan
-from fastrnn._seq cimport add_pack, back_stages, set_transposed, time_loop_threads, unit_stages
-from fastrnn._threads cimport fr_part_fn, fr_task_fn, run_parallel, run_staged
-from fastrnn._time_loop cimport (backward_task, backward_units_part, cell_substeps,
+from fastrnn.kernels.packed cimport FR_PANEL_F32, FR_PANEL_F64, PACK_NOW, PACK_WHEN_WORTH, PACKED
+from fastrnn.kernels.plan cimport StepPlan, run_or_plan
+from fastrnn.kernels.sequence cimport add_pack, back_stages, set_transposed, time_loop_threads, unit_stages
+from fastrnn.kernels.threads cimport fr_part_fn, fr_task_fn, run_parallel, run_staged
+from fastrnn.kernels.time_loop cimport (backward_task, backward_units_part, cell_substeps,
                                  forward_task, forward_units_part)
 
 cnp.import_array()
@@ -222,7 +222,7 @@ def forward(CallConfig cfg, x, y, int y_off, tuple weights, tuple state0, tuple 
     call left them).  active (int32, T) is empty when every sequence has T
     steps; else the batch is sorted by length, longest first, active[t] rows
     cover step t, each row ends (or, reverse, starts) at its own last step
-    and y is zero past it.  With plan (fastrnn._plan.StepPlan), nothing runs:
+    and y is zero past it.  With plan (fastrnn.kernels.plan.StepPlan), nothing runs:
     the call, its weights packed, becomes layer plan_layer of the plan, which
     keeps the arrays alive (cfg needs packing "now").
     """

@@ -1,0 +1,6 @@
+"""fastrnn's compiled wing: the recurrent time loops, the worker pool and the
+one-step plans, in Cython over the plain C of csrc/ (see ARCHITECTURE.md).
+
+Nothing here is public API: the layers (fastrnn.RNN, LSTM, GRU) validate
+their inputs, allocate the buffers these kernels ask for and call them.
+"""
