@@ -13,10 +13,12 @@ worker threads.
 ((5, 3, 16), (2, 3, 16))
 """
 
+# The layer modules first: each registers its cell kind (fastrnn/_cell_kinds.py), which
+# the modules below look their layer classes up in.
+from fastrnn.rnn import RNN
+from fastrnn.lstm import LSTM
 from fastrnn.gru import GRU
 from fastrnn.io import load, save
-from fastrnn.lstm import LSTM
-from fastrnn.rnn import RNN
 from fastrnn._threads import get_num_threads, set_num_threads
 from fastrnn.clip import clip_grad_norm, clip_grad_value
 from fastrnn.decoding import beam_search, greedy_decode

@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from fastrnn._aligned import aligned_copy, empty_aligned
+from fastrnn._cell_kinds import register
 from fastrnn._elementwise import pack_min_rows, packing_modes, panel_width
 from fastrnn._lengths import NO_LENGTHS, SortedBatch, check_lengths
 from fastrnn._module import ParamModule
@@ -113,9 +114,17 @@ class ForwardCache:
 class RecurrentLayer(ParamModule):
     """Base class of the recurrent layers; see fastrnn.RNN, LSTM and GRU."""
 
-    _gate_count = 1      # gate blocks in the weight matrices: 1 (RNN), 4 (LSTM), 3 (GRU)
-    _has_cell = False    # LSTM carries (h, c); the others carry h
+    _cell = None         # the CellKind (fastrnn/_cell_kinds.py) of a cell's layer class
     _splits_backward = False   # whose single-sequence backward loop threads share
+
+    def __init_subclass__(cls, cell=None, **kwargs):
+        """A cell's layer class names its kind, ``class LSTM(RecurrentLayer, cell="LSTM")``,
+        and registers itself as that kind's class."""
+        super().__init_subclass__(**kwargs)
+        if cell is not None:
+            cls._cell = register(cell, cls)
+            cls._gate_count = cls._cell.gate_count      # gate blocks in the weight matrices
+            cls._has_cell = cls._cell.state_arity == 2  # LSTM carries (h, c); the others h
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, reverse=False,

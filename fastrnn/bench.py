@@ -15,12 +15,7 @@ import time
 import numpy as np
 
 from fastrnn import _threads, peers
-from fastrnn.gru import GRU
-from fastrnn.lstm import LSTM
-from fastrnn.rnn import RNN
-
-CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+from fastrnn._cell_kinds import BY_KEY, KEYS
 
 # (T, B, D, H): batch-1 latency cases, mid-size batches, GEMM-bound batches.
 DEFAULT_SHAPES = ((100, 1, 32, 64), (100, 1, 128, 128), (100, 16, 64, 128),
@@ -33,7 +28,7 @@ def flops(cell, work, T, B, D, H):
     recurrent products 2*T*B*G*H*(D+H) (G gate blocks); training adds backward,
     which does those products twice more (input/hidden gradients and weight
     gradients).  Element-wise work is left out."""
-    forward = 2 * T * B * GATES[cell] * H * (D + H)
+    forward = 2 * T * B * BY_KEY[cell].gate_count * H * (D + H)
     return forward if work == "inference" else 3 * forward
 
 
@@ -105,7 +100,7 @@ def time_round_robin(functions, repeats=5, budget=2.0, pauses=None, block=0.03):
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
-def run(cells=("rnn", "lstm", "gru"), shapes=DEFAULT_SHAPES, dtype=np.float32,
+def run(cells=KEYS, shapes=DEFAULT_SHAPES, dtype=np.float32,
         works=("inference", "training"), systems=None, threads=None, repeats=5,
         budget=2.0, progress=None):
     """Time every (cell, shape, work) on every system; return a dict.
@@ -136,7 +131,7 @@ def run(cells=("rnn", "lstm", "gru"), shapes=DEFAULT_SHAPES, dtype=np.float32,
         for cell in cells:
             for shape in shapes:
                 T, B, D, H = shape
-                layer = CELLS[cell](D, H, dtype=dtype, seed=0)
+                layer = BY_KEY[cell].layer_class(D, H, dtype=dtype, seed=0)
                 rng = np.random.default_rng(0)
                 x = rng.standard_normal((T, B, D)).astype(dtype)
                 dy = rng.standard_normal((T, B, H)).astype(dtype)

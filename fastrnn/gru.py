@@ -16,7 +16,7 @@ _FORWARD = {np.dtype(np.float32): _gru.gru_forward["float"],
 _BACKWARD = {np.dtype(np.float32): _gru.gru_backward["float"],
              np.dtype(np.float64): _gru.gru_backward["double"]}
 
-class GRU(RecurrentLayer):
+class GRU(RecurrentLayer, cell="GRU"):
     __doc__ = """Multi-layer GRU over a sequence, with torch.nn.GRU's maths and names.
 
     For each layer and direction, at each time step t (gate order r, z, n in
@@ -44,8 +44,6 @@ class GRU(RecurrentLayer):
         True: torch's GRU, r multiplies W_hn h + b_hn.  False: r multiplies
         h before W_hn (the equation above).
     """ + _docs.SHAPES.format(state="an array h", wshape="(3H, D)")
-
-    _gate_count = 3
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, reverse=False,

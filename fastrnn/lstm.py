@@ -15,7 +15,7 @@ _FORWARD = {np.dtype(np.float32): _lstm.lstm_forward["float"],
 _BACKWARD = {np.dtype(np.float32): _lstm.lstm_backward["float"],
              np.dtype(np.float64): _lstm.lstm_backward["double"]}
 
-class LSTM(RecurrentLayer):
+class LSTM(RecurrentLayer, cell="LSTM"):
     __doc__ = """Multi-layer LSTM over a sequence, with torch.nn.LSTM's maths and names.
 
     For each layer and direction, at each time step t (gate order i, f, g, o
@@ -50,8 +50,6 @@ class LSTM(RecurrentLayer):
         ``weight_peephole_l0_reverse``, ...).
     """ + _docs.SHAPES.format(state="a pair (h, c) of arrays,", wshape="(4H, D)")
 
-    _gate_count = 4
-    _has_cell = True
     _splits_backward = True
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True,

@@ -39,11 +39,10 @@ import os
 import numpy as np
 
 from fastrnn import _gates
+from fastrnn._cell_kinds import BY_NAME, kind_of
 
-_ACTIVATIONS = {"RNN": None, "LSTM": ("sigmoid", "tanh", "tanh"), "GRU": ("sigmoid", "tanh")}
 _ATTRIBUTES = {"activation_alpha", "activation_beta", "activations", "clip", "direction",
                "hidden_size", "layout"}
-_EXTRA_ATTRIBUTES = {"RNN": set(), "LSTM": {"input_forget"}, "GRU": {"linear_before_reset"}}
 _INPUTS = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P")
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -61,13 +60,6 @@ def _onnx():
         raise ImportError("fastrnn.onnx needs the onnx package: pip install \"fastrnn[onnx]\" "
                           "(or pip install onnx)") from exc
     return onnx
-
-
-def _classes():
-    from fastrnn.gru import GRU
-    from fastrnn.lstm import LSTM
-    from fastrnn.rnn import RNN
-    return {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}
 
 
 # --------------------------------------------------------------------------------- loading
@@ -109,7 +101,7 @@ def load(model):
     initializers = {t.name: t for t in graph.initializer}
     layers = []
     for index, node in enumerate(graph.node):
-        if node.op_type in _ACTIVATIONS and node.domain in ("", "ai.onnx"):
+        if node.op_type in BY_NAME and node.domain in ("", "ai.onnx"):
             where = f"model: node {node.name or index!r} ({node.op_type})"
             layers.append(_layer_from_node(node, initializers, where, onnx))
     return layers
@@ -119,7 +111,7 @@ def _attributes(node, where, onnx):
     op = node.op_type
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     for name in attrs:
-        if name not in _ATTRIBUTES | _EXTRA_ATTRIBUTES[op]:
+        if name not in _ATTRIBUTES | BY_NAME[op].onnx_extra_attributes:
             raise ValueError(f"{where}: unknown attribute {name!r}")
     for name in ("activation_alpha", "activation_beta", "clip"):
         if name in attrs:
@@ -150,9 +142,10 @@ def _activation_config(op, attrs, dirs, where):
             return {"nonlinearity": lowered[0]}
         raise ValueError(f"{where}: attribute activations={names}; fastrnn runs Tanh or Relu, "
                          f"the same for every direction")
-    if names and lowered != list(_ACTIVATIONS[op]) * dirs:
+    defaults = list(BY_NAME[op].onnx_activations)
+    if names and lowered != defaults * dirs:
         raise ValueError(f"{where}: attribute activations={names}; fastrnn runs only "
-                         f"ONNX's default {op} activations {list(_ACTIVATIONS[op])}")
+                         f"ONNX's default {op} activations {defaults}")
     return {}
 
 
@@ -174,7 +167,8 @@ def _layer_from_node(node, initializers, where, onnx):
     if W is None or R is None:
         raise ValueError(f"{where}: inputs W and R are required")
     dirs = 2 if attrs["direction"] == "bidirectional" else 1
-    order = _gates.ONNX[op]
+    kind = BY_NAME[op]
+    order = kind.onnx_order
     G = len(order)
     if R.ndim != 3 or R.shape[0] != dirs or R.shape[1] != G * R.shape[2]:
         raise ValueError(f"{where}: input R has shape {R.shape}; expected ({dirs}, {G}*H, H)")
@@ -200,7 +194,7 @@ def _layer_from_node(node, initializers, where, onnx):
     peephole = P is not None and np.any(P)
     if peephole:
         config["peephole"] = True
-    layer = _classes()[op](W.shape[2], H, **config)
+    layer = kind.layer_class(W.shape[2], H, **config)
 
     params = {}
     for d in range(dirs):
@@ -238,8 +232,7 @@ class _GraphBuilder:
 
 def _layer_weights(builder, layer, index):
     """Initializer names [W, R, B or "", P or ""] of stacked layer index, in ONNX's layout."""
-    op = type(layer).__name__
-    back = _gates.inverse(_gates.ONNX[op])
+    back = _gates.inverse(kind_of(layer).onnx_order)
     p = layer.params
     sfxs = [f"_l{index}"] + ([f"_l{index}_reverse"] if layer.bidirectional else [])
     names = [builder.constant(f"W_l{index}",
@@ -261,7 +254,7 @@ def _layer_weights(builder, layer, index):
 
 
 def _node_attributes(layer):
-    op = type(layer).__name__
+    op = kind_of(layer).name
     dirs = layer.num_directions
     attrs = dict(hidden_size=layer.hidden_size,
                  direction="bidirectional" if layer.bidirectional
@@ -277,12 +270,13 @@ def export(layer, path, initial_state=False, lengths=False):
     """Write an ONNX model running layer; see RecurrentLayer.to_onnx for the public docs."""
     onnx = _onnx()
     from onnx import TensorProto, helper
-    op = type(layer).__name__
+    kind = kind_of(layer)
+    op = kind.name
     dtype = np.dtype(layer.dtype)
     elem = TensorProto.FLOAT if dtype == np.float32 else TensorProto.DOUBLE
     b = _GraphBuilder(onnx, dtype)
     L, dirs, H, D = layer.num_layers, layer.num_directions, layer.hidden_size, layer.input_size
-    state_names = ("h", "c") if op == "LSTM" else ("h",)
+    state_names = ("h", "c")[:kind.state_arity]
 
     x_dims = ["B", "T", D] if layer.batch_first else ["T", "B", D]
     y_dims = ["B", "T", dirs * H] if layer.batch_first else ["T", "B", dirs * H]
@@ -310,8 +304,7 @@ def export(layer, path, initial_state=False, lengths=False):
                             for s in state_names]
         else:
             node_inputs += [""] * len(state_names)
-        if op == "LSTM":
-            node_inputs.append(P)
+        node_inputs.append(P)             # LSTM's peepholes (always "" for the others)
         while node_inputs[-1] == "":      # trailing optional inputs are left out
             node_inputs.pop()
         outs = [f"Y_l{index}"] + [f"Y_{s}_l{index}" for s in state_names]

@@ -16,7 +16,7 @@ _FORWARD = {np.dtype(np.float32): _rnn.rnn_forward["float"],
 _BACKWARD = {np.dtype(np.float32): _rnn.rnn_backward["float"],
              np.dtype(np.float64): _rnn.rnn_backward["double"]}
 
-class RNN(RecurrentLayer):
+class RNN(RecurrentLayer, cell="RNN"):
     __doc__ = """Multi-layer Elman RNN over a sequence, with torch.nn.RNN's maths and names.
 
     For each layer and direction, at each time step t::
@@ -29,8 +29,6 @@ class RNN(RecurrentLayer):
     weight gradients' operands).
     """ + _docs.PARAMETERS + """    nonlinearity : {"tanh", "relu"}, default "tanh"
     """ + _docs.SHAPES.format(state="an array h", wshape="(H, D)")
-
-    _gate_count = 1
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, nonlinearity="tanh",
                  bias=True, batch_first=False, dropout=0.0, bidirectional=False,
