@@ -6,10 +6,12 @@ l = 0), and each direction writes its H columns of its own output.  This
 module validates, allocates and loops over layers and directions; the cell
 subclasses say how one direction runs (_run_direction) and how it
 backpropagates (_backprop_direction), and the Cython kernels do the rest.
+A layer is its configuration, parameters and gradients; what serves its
+calls (work buffers, split timings, packed weights, a step plan) is its
+Runtime (fastrnn/_runtime.py).
 """
 
 import contextlib
-import copy
 import warnings
 
 import numpy as np
@@ -19,8 +21,8 @@ from fastrnn._cell_kinds import register
 from fastrnn._elementwise import pack_min_rows, packing_modes, panel_width
 from fastrnn._lengths import NO_LENGTHS, SortedBatch, check_lengths
 from fastrnn._module import ParamModule
-from fastrnn._scratch import Reused, Scratch
-from fastrnn._split_choice import SplitChoice, TimedCall
+from fastrnn._runtime import Runtime
+from fastrnn._split_choice import TimedCall
 from fastrnn._threads import get_num_threads
 from fastrnn._validation import (as_real_array, check_float_dtype, check_positive_int,
                                  check_probability, check_sequence, check_shape, check_state)
@@ -57,22 +59,6 @@ _UNIT_SPLIT_MIN_WEIGHTS = 16384
 _PACK_MIN_ROWS = pack_min_rows()
 # The forward kernels' packing argument (fastrnn/_packed.pxd).
 _PACK_WHEN_WORTH, _PACK_NOW, _PACKED = packing_modes()
-
-
-def serving_copy(layer):
-    """A private copy of a recurrent layer for an object that serves it
-    (fastrnn.Stepper, fastrnn.FrozenLayer): its parameters as they are now,
-    without its gradients (never read in inference) or its split timings
-    (the layer's; one copied mid-call could keep a single sequence on one
-    thread for good)."""
-    if not isinstance(layer, RecurrentLayer):
-        raise TypeError(f"layer: expected a fastrnn.RNN, LSTM or GRU layer, got "
-                        f"{type(layer).__name__}")
-    own = copy.deepcopy(layer)
-    own.grads = {}
-    for timing in ("_split_choice", "_split_now"):
-        own.__dict__.pop(timing, None)
-    return own
 
 
 class ForwardCache:
@@ -141,6 +127,8 @@ class RecurrentLayer(ParamModule):
             raise ValueError("reverse: a bidirectional layer already runs both ways; "
                              "reverse=True needs bidirectional=False")
         self.dtype = check_float_dtype(dtype)
+        # buffers, packs and split timings: everything that serves the calls
+        self._runtime = Runtime()
         self.params = {}
         self.grads = {}
         self.reset_parameters(seed)
@@ -212,7 +200,8 @@ class RecurrentLayer(ParamModule):
         for name, shape in self._param_shapes():
             self.params[name] = rng.uniform(-bound, bound, size=shape).astype(self.dtype)
             self.grads[name] = np.zeros(shape, self.dtype)
-        # dropout masks: a stream of their own, derived from the same seed
+        # dropout masks: a stream of their own, derived from the same seed (so it stays
+        # with the parameters: a copy draws the masks the original would)
         self._dropout_rng = np.random.default_rng(rng.integers(2**63))
 
     def _weights(self, layer, direction):
@@ -232,13 +221,6 @@ class RecurrentLayer(ParamModule):
         G = self._gate_count * self.hidden_size
         return (g["weight_ih" + sfx], g["weight_hh" + sfx],
                 np.zeros(G, self.dtype), np.zeros(G, self.dtype))
-
-    def _lease(self):
-        """A lease on this layer's kept work buffers for one call (fastrnn/_scratch.py)."""
-        scratch = self.__dict__.get("_scratch")
-        if scratch is None:
-            scratch = self.__dict__.setdefault("_scratch", Scratch())
-        return scratch.lease()
 
     def _work(self, shape, work):
         """A 64-byte aligned work array of the layer's dtype: from the call's work
@@ -273,9 +255,9 @@ class RecurrentLayer(ParamModule):
         A layer packs its weights into the call's work at every call, as they
         may have changed since the last.  The layer copy inside a
         fastrnn.FrozenLayer keeps a set of buffers per layer and direction
-        (its _kept_packs), packed by its first call and only read after.
+        (its runtime's packs), packed by its first call and only read after.
         """
-        kept = self.__dict__.get("_kept_packs")
+        kept = self._runtime.packs
         if kept is None:
             return ([self._packed_weights(r, c, calls_rows, work) for r, c in sizes],
                     _PACK_WHEN_WORTH)
@@ -308,7 +290,7 @@ class RecurrentLayer(ParamModule):
         if flops < _THREADED_MIN_FLOPS or (
                 B == 1 and G * self.hidden_size < _UNIT_SPLIT_MIN_WEIGHTS):
             return 1
-        if B == 1 and self.__dict__.get("_split_now") is False:
+        if B == 1 and self._runtime.forward_way is False:
             return 1    # this forward call was chosen to run on one thread
         return get_num_threads()
 
@@ -379,33 +361,32 @@ class RecurrentLayer(ParamModule):
             states0 = [batch.to_kernel(s) for s in states0]
             # training zeroes the padding: weight gradients sum over every step
             x3 = batch.to_kernel_zero_padded(x3) if training else batch.to_kernel(x3)
-        with self._timed_split("_split_choice", "_split_now", T,
+        runtime = self._runtime
+        with self._timed_split(runtime.forward_choice, "forward_way", T,
                                self._may_split(T, B, x3.shape[2])):
             y_user, state_user, cache = self._forward_stack(x3, T, B, states0, batch, active,
                                                             unbatched, x, training)
         return (y_user, state_user, cache) if training else (y_user, state_user)
 
-    def _timed_split(self, choice_attr, now_attr, T, may_split):
+    def _timed_split(self, choice, way_attr, T, may_split):
         """For a call that may share a single sequence's steps over threads: choose
-        whether it does (the layer's SplitChoice in choice_attr; the way, True or
-        False, in now_attr while the call runs, None otherwise) and record its
-        time per step for that way (fastrnn/_split_choice.py).  Other calls get
-        a shared empty context."""
+        whether it does (by the runtime's SplitChoice `choice`; the way, True or
+        False, in the runtime's way_attr while the call runs, None otherwise) and
+        record its time per step for that way (fastrnn/_split_choice.py).  Other
+        calls get a shared empty context."""
         if not may_split:
             return _EMPTY_CONTEXT
-        choice = self.__dict__.get(choice_attr)
-        if choice is None:
-            choice = self.__dict__.setdefault(choice_attr, SplitChoice())
-        return TimedCall(choice, self, now_attr, T)
+        return TimedCall(choice, self._runtime, way_attr, T)
 
     def _forward_stack(self, x3, T, B, states0, batch, active, unbatched, x, training):
         H, dirs = self.hidden_size, self.num_directions
         states_n = [np.empty(self._state_shape(B), self.dtype) for _ in states0]
         inputs, outputs, saved, masks = [], [], {}, []
         layer_in = x3
+        runtime = self._runtime
         # inference borrows the work arrays of the layer's last inference call
-        reused = None if training else (self.__dict__.pop("_reused", None) or Reused())
-        with (self._lease() if training else _EMPTY_CONTEXT) as lease:
+        reused = None if training else runtime.take_reused()
+        with (runtime.scratch.lease() if training else _EMPTY_CONTEXT) as lease:
             work = lease if training else reused
             for layer in range(self.num_layers):
                 y = np.zeros((T, B, dirs * H), self.dtype) if B == 0 else \
@@ -425,8 +406,7 @@ class RecurrentLayer(ParamModule):
                         layer_in = y * masks[-1]
             kept = work.kept() if training else None
         if reused is not None:
-            reused.rewind()
-            self._reused = reused
+            runtime.keep_reused(reused)
         if batch is not None:
             y_user = self._to_user_sequence(batch.to_caller(layer_in), unbatched)
             state_user = self._to_user_state([batch.to_caller(s) for s in states_n], unbatched)
@@ -482,8 +462,9 @@ class RecurrentLayer(ParamModule):
             dstates_n = [batch.to_kernel(s) for s in dstates_n]
         dstates0 = [np.zeros_like(s) for s in dstates_n]
         may_split = self._splits_backward and self._may_split(T, B, self.input_size)
-        with self._lease() as work, self._timed_split("_split_choice_backward",
-                                                      "_split_backward", T, may_split):
+        runtime = self._runtime
+        with runtime.scratch.lease() as work, self._timed_split(
+                runtime.backward_choice, "backward_way", T, may_split):
             for layer in reversed(range(self.num_layers)):
                 layer_in, layer_out = cache.inputs[layer], cache.outputs[layer]
                 dx = np.zeros_like(layer_in)
@@ -510,11 +491,12 @@ class RecurrentLayer(ParamModule):
     # ------------------------------------------------------------ cell hooks
 
     def _run_direction(self, layer, direction, x, states0, y, states_n, training, active,
-                       plan=None, work=None):
+                       work=None):
         """Run one direction over x, write its columns of y and states_n; return what backward
-        needs.  active: the kernels' variable-length argument (fastrnn._lengths).  With a
-        fastrnn._plan.StepPlan, set the call up as the plan's layer `layer` instead.  work:
-        the call's lease on work buffers (see _work) in training, else None."""
+        needs.  active: the kernels' variable-length argument (fastrnn._lengths).  When the
+        runtime has a fastrnn._plan.StepPlan (a Stepper's), set the call up as the plan's
+        layer `layer` instead.  work: the call's lease on work buffers (see _work) in
+        training, its Reused in inference, None for a plan (see _work)."""
         raise NotImplementedError
 
     def _backprop_direction(self, layer, direction, x, y, dy, saved, states0, carries, dx,

@@ -158,8 +158,8 @@ class Reused:
     arithmetic dwarfs it), so a layer keeps at most that much between calls;
     the chunked projection keeps it independent of T.
 
-    The layer holds one Reused between calls and a call takes it for its
-    duration (fastrnn/_base.py), so a concurrent call of the same layer
+    The layer's runtime holds one Reused between calls and a call takes it for
+    its duration (fastrnn/_runtime.py), so a concurrent call of the same layer
     finds none and starts its own.
     """
 

@@ -75,10 +75,11 @@ class GRU(RecurrentLayer, cell="GRU"):
         return keras.from_keras(cls, weights, config, reset_after=bool(reset_after))
 
     def _run_direction(self, layer, direction, x, states0, y, states_n, training, active,
-                       plan=None, work=None):
+                       work=None):
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
         T, B = x.shape[:2]
         H = self.hidden_size
+        plan = self._runtime.plan
         calls = T * B if plan is None else None   # a plan packs once for all its steps
         # b_hr and b_hz fold into the input side; b_hn too with reset_after=False,
         # else it sits inside r * (...).

@@ -70,10 +70,11 @@ class LSTM(RecurrentLayer, cell="LSTM"):
             else None
 
     def _run_direction(self, layer, direction, x, states0, y, states_n, training, active,
-                       plan=None, work=None):
+                       work=None):
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
         T, B = x.shape[:2]
         H = self.hidden_size
+        plan = self._runtime.plan
         calls = T * B if plan is None else None   # a plan packs once for all its steps
         bias = b_ih + b_hh if self.bias else np.zeros(4 * H, self.dtype)
         chunk = self._chunk_steps(T, B, 4 * H)
@@ -111,7 +112,7 @@ class LSTM(RecurrentLayer, cell="LSTM"):
                             self._threads(T, B, D), self._backwards_in_time(direction), active,
                             self._peephole(layer, direction, self.params),
                             self._peephole(layer, direction, self.grads),
-                            self.__dict__.get("_split_backward") is not False)
+                            self._runtime.backward_way is not False)
 
     def _config_repr(self):
         args = super()._config_repr()

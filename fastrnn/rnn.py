@@ -41,10 +41,11 @@ class RNN(RecurrentLayer, cell="RNN"):
                          reverse=reverse, dtype=dtype, seed=seed)
 
     def _run_direction(self, layer, direction, x, states0, y, states_n, training, active,
-                       plan=None, work=None):
+                       work=None):
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
         T, B = x.shape[:2]
         H = self.hidden_size
+        plan = self._runtime.plan
         calls = T * B if plan is None else None   # a plan packs once for all its steps
         bias = b_ih + b_hh if self.bias else np.zeros(H, self.dtype)
         pre = self._work((self._chunk_steps(T, B, H), B, H), work)
