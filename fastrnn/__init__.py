@@ -31,7 +31,7 @@ from fastrnn.stepper import Stepper
 from fastrnn.frozen import FrozenLayer
 from fastrnn import onnx     # fastrnn.onnx.load; the onnx package itself is imported on use
 
-__version__ = "0.1.0"
+from fastrnn._version import __version__
 
 __all__ = ["RNN", "LSTM", "GRU", "Stepper", "FrozenLayer", "onnx", "get_num_threads", "set_num_threads", "save", "load", "__version__",
            "Embedding", "Linear", "softmax_cross_entropy", "log_softmax",

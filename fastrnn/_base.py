@@ -16,6 +16,7 @@ import warnings
 
 import numpy as np
 
+from fastrnn import _onnx_export, keras
 from fastrnn._aligned import aligned_copy, empty_aligned
 from fastrnn._cell_kinds import register
 from fastrnn._elementwise import pack_min_rows, packing_modes, panel_width
@@ -26,6 +27,8 @@ from fastrnn._split_choice import TimedCall
 from fastrnn._threads import get_num_threads
 from fastrnn._validation import (as_real_array, check_float_dtype, check_positive_int,
                                  check_probability, check_sequence, check_shape, check_state)
+from fastrnn.frozen import FrozenLayer
+from fastrnn.stepper import Stepper
 
 # The input projection runs in chunks of time steps holding at most this many
 # gate values (512 KiB of float32), each just before the steps that read it,
@@ -325,13 +328,11 @@ class RecurrentLayer(ParamModule):
         """A fastrnn.Stepper running this (forward) stack one time step per call,
         with the state kept inside: the cheap way to serve a stream.  See
         fastrnn.Stepper for the arguments."""
-        from fastrnn.stepper import Stepper
         return Stepper(self, state0, batch_size)
 
     def frozen(self):
         """A fastrnn.FrozenLayer: a copy of this stack for inference only, its
         weights packed once rather than at every call (the way to deploy it)."""
-        from fastrnn.frozen import FrozenLayer
         return FrozenLayer(self)
 
     def _state_shape(self, B):
@@ -549,7 +550,6 @@ class RecurrentLayer(ParamModule):
         ValueError, TypeError
             If weights is not such a list, or an array has the wrong shape.
         """
-        from fastrnn import keras
         return keras.from_keras(cls, weights, config)
 
     def to_keras_weights(self):
@@ -567,7 +567,6 @@ class RecurrentLayer(ParamModule):
             If the layer has several layers, two directions or reverse=True: a Keras layer
             is one forward layer.
         """
-        from fastrnn import keras
         return keras.to_keras_weights(self)
 
     def to_onnx(self, path, *, initial_state=False, lengths=False):
@@ -595,5 +594,4 @@ class RecurrentLayer(ParamModule):
         ``y``, ``h_n`` (and ``c_n``) shaped like the layer's y and state_n.  ONNX Runtime's
         CPU kernels run float32 models only; a float64 layer writes a valid float64 model.
         """
-        from fastrnn import onnx
-        onnx.export(self, path, initial_state=bool(initial_state), lengths=bool(lengths))
+        _onnx_export.export(self, path, initial_state=bool(initial_state), lengths=bool(lengths))

@@ -26,12 +26,12 @@ def _numpy_blas_report():
 def cmd_info(args):
     import importlib
 
-    import fastrnn
     from fastrnn import _elementwise, _plan, _threads
     from fastrnn._cell_kinds import KINDS
+    from fastrnn._version import __version__
     # each cell's kernels are the compiled module fastrnn._<key>
     kernels = [importlib.import_module(f"fastrnn._{kind.key}") for kind in KINDS]
-    print(f"fastrnn {fastrnn.__version__}  ({os.path.dirname(fastrnn.__file__)})")
+    print(f"fastrnn {__version__}  ({os.path.dirname(_threads.__file__)})")
     print(f"python {platform.python_version()}, numpy {np.__version__}, "
           f"{platform.machine()}, {os.cpu_count()} CPUs")
     print("compiled modules:")

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from fastrnn import _docs, _gru
+from fastrnn import _docs, _gru, keras
 from fastrnn._base import RecurrentLayer
 from fastrnn._elementwise import panel_width
 from fastrnn._validation import check_bool
@@ -71,7 +71,6 @@ class GRU(RecurrentLayer, cell="GRU"):
         -------
         layer : fastrnn.GRU, single-layer, unidirectional, batch_first=True by default
         """
-        from fastrnn import keras
         return keras.from_keras(cls, weights, config, reset_after=bool(reset_after))
 
     def _run_direction(self, layer, direction, x, states0, y, states_n, training, active,

@@ -32,6 +32,7 @@ import zlib
 import numpy as np
 
 from fastrnn import _cell_kinds
+from fastrnn._version import __version__
 from fastrnn.embedding import Embedding
 from fastrnn.linear import Linear
 
@@ -51,11 +52,6 @@ _NPY_HEADER_ALLOWANCE = 4096
 # Errors that the zip, zlib and .npy readers raise on a damaged archive.
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError,
                 UnicodeDecodeError)
-
-
-def _version():
-    from fastrnn import __version__
-    return __version__
 
 
 def _classes():
@@ -154,7 +150,7 @@ def save(path, obj):
     path = os.fspath(path)
     kind, items = _entries(obj)
     header = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
-              "fastrnn_version": _version(), "kind": kind, "layers": []}
+              "fastrnn_version": __version__, "kind": kind, "layers": []}
     arrays = {}
     for i, (name, layer) in enumerate(items):
         header["layers"].append({"name": name, "class": type(layer).__name__,
@@ -292,7 +288,7 @@ def _read_header(npz, path):
         hint = ("; upgrade fastrnn to read it" if isinstance(version, int)
                 and not isinstance(version, bool) and version > FORMAT_VERSION else "")
         raise ValueError(f"{path}: fastrnn file format version {version!r}, but this fastrnn "
-                         f"({_version()}) reads version {FORMAT_VERSION}{hint}")
+                         f"({__version__}) reads version {FORMAT_VERSION}{hint}")
     kind, layers = header.get("kind"), header.get("layers")
     if kind not in ("layer", "dict") or not isinstance(layers, list) \
             or not all(isinstance(e, dict) for e in layers) \
