@@ -31,11 +31,9 @@ from fastrnn.frozen import FrozenLayer
 from fastrnn.stepper import Stepper
 
 # The input projection runs in chunks of time steps holding at most this many
-# gate values (512 KiB of float32), each just before the steps that read it,
-# so that they find their gates in cache: inference then needs memory
-# independent of T, and at (50, 64, 256, 256) LSTM inference and training
-# forward ran 13-15% faster than with 4 MiB chunks (2 threads, both shared
-# out by rows).
+# gate values (512 KiB of float32), each just before the steps that read it, so
+# that they find their gates in cache and inference needs memory independent of
+# T (measured: docs/DECISIONS.md).
 _CHUNK_ELEMENTS = 1 << 17
 
 # A kernel call uses fastrnn's threads only when it has at least this many
@@ -48,15 +46,9 @@ _THREADED_MIN_FLOPS = 2_000_000
 _EMPTY_CONTEXT = contextlib.nullcontext()
 
 # A single sequence is split over threads by hidden units only when its
-# recurrent weights (gate rows x H) hold at least this many numbers (64 KiB
-# of float32): then one core streams them from L2 at every step, and halves
-# come close to fitting each core's 32 KiB L1.  Below it the hand-over of
-# each step between the threads costs more than it saves.  In a loop of
-# calls at T = 100, split time / one-thread time was 0.65 for LSTM at H = 64
-# (64 KiB) and 0.69 for RNN at H = 112 (49 KiB), but 1.0 for RNN at H = 64
-# and 80.  GRU at H = 64 (48 KiB) measured 0.73 in such a loop, but in full
-# benchmark runs it took 0.13-0.16 ms split and 0.13 ms on one thread (the
-# machine's state mattered more than the split), so it stays on one thread.
+# recurrent weights (gate rows x H) hold at least this many numbers (64 KiB of
+# float32, streamed from L2 at every step): below it the hand-over of each step
+# between the threads costs more than it saves (measured: docs/DECISIONS.md).
 _UNIT_SPLIT_MIN_WEIGHTS = 16384
 
 _PACK_MIN_ROWS = pack_min_rows()

@@ -75,8 +75,8 @@ def time_round_robin(functions, repeats=5, budget=2.0, pauses=None, block=0.03):
     calls = {}
     for name, fn in functions.items():     # estimate each function's block size
         # from warm calls: a first call pays one-off costs (thread pools
-        # starting, buffers first touched) that made blocks 5 to 10 times
-        # too short, so the samples timed the calls just after a pause
+        # starting, buffers first touched) that made blocks far too short
+        # (docs/DECISIONS.md)
         fn()
         one = []
         for _ in range(3):
@@ -115,8 +115,8 @@ def run(cells=KEYS, shapes=DEFAULT_SHAPES, dtype=np.float32,
 
     The sgemm rate is timed as one more turn of every workload's rounds, so
     that the fraction compares rates measured in the same minutes (a rate
-    measured once, at the start, once came out at half the machine's and put
-    rows past 100%); the machine's rate is the median over the workloads.
+    measured once, at the start, was far off: docs/DECISIONS.md); the
+    machine's rate is the median over the workloads.
     """
     from fastrnn._elementwise import simd_target
     systems = list(systems or peers.available())

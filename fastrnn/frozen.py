@@ -3,8 +3,8 @@
 Before its products a layer call packs W_ih and W_hh into the panels that
 the GEMM streams, since an optimiser may have changed them since the last
 call.  A model that only runs inference (a service, a batch job, an edge
-box) pays that at every call for nothing: for a single sequence of 100 steps
-it is 5 to 10% of the call, and more for shorter ones.
+box) pays that at every call for nothing, most in short calls (measured:
+docs/DECISIONS.md).
 A FrozenLayer takes a copy of the parameters, packs them once, and reuses
 them, as an inference session does.
 """
