@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from fastrnn import bench, peers
+from fastrnn._cell_kinds import BY_KEY, KEYS
 
 from conftest import QUICK
 
@@ -20,13 +21,13 @@ def _ids(shape):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("shape", SHAPES, ids=_ids)
 @pytest.mark.parametrize("work", ["inference", "training"])
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", KEYS)
 @pytest.mark.parametrize("system", SYSTEMS)
 def test_layer(benchmark, system, cell, work, shape, dtype):
     if system not in AVAILABLE:
         pytest.skip(f"{system} is not importable here")
     T, B, D, H = shape
-    layer = bench.CELLS[cell](D, H, dtype=dtype, seed=0)
+    layer = BY_KEY[cell].layer_class(D, H, dtype=dtype, seed=0)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((T, B, D)).astype(dtype)
     dy = rng.standard_normal((T, B, H)).astype(dtype)

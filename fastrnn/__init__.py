@@ -13,10 +13,12 @@ worker threads.
 ((5, 3, 16), (2, 3, 16))
 """
 
+# The layer modules first: each registers its cell kind (fastrnn/_cell_kinds.py), which
+# the modules below look their layer classes up in.
+from fastrnn.rnn import RNN
+from fastrnn.lstm import LSTM
 from fastrnn.gru import GRU
 from fastrnn.io import load, save
-from fastrnn.lstm import LSTM
-from fastrnn.rnn import RNN
 from fastrnn.kernels.threads import get_num_threads, set_num_threads
 from fastrnn.clip import clip_grad_norm, clip_grad_value
 from fastrnn.decoding import beam_search, greedy_decode
@@ -29,7 +31,7 @@ from fastrnn.stepper import Stepper
 from fastrnn.frozen import FrozenLayer
 from fastrnn import onnx     # fastrnn.onnx.load; the onnx package itself is imported on use
 
-__version__ = "0.1.0"
+from fastrnn._version import __version__
 
 __all__ = ["RNN", "LSTM", "GRU", "Stepper", "FrozenLayer", "onnx", "get_num_threads", "set_num_threads", "save", "load", "__version__",
            "Embedding", "Linear", "softmax_cross_entropy", "log_softmax",

@@ -3,31 +3,38 @@
 A layer stack is num_layers x num_directions independent kernel calls:
 layer l reads the (T, B, num_dirs*H) output of layer l-1 (the input for
 l = 0), and each direction writes its H columns of its own output.  This
-module validates, allocates and loops over layers and directions; the cell
-subclasses say how one direction runs (_run_direction) and how it
-backpropagates (_backprop_direction), and the Cython kernels do the rest.
+module validates, allocates and loops over layers and directions, and runs
+each direction through the kernels (fastrnn/kernels/recurrent.pyx), which say
+how large each buffer must be; the cell subclasses give only their variant
+flags and any parameters of their own.
+A layer is its configuration, parameters and gradients; what serves its
+calls (work buffers, split timings, packed weights, a step plan) is its
+Runtime (fastrnn/_runtime.py).
 """
 
 import contextlib
-import copy
 import warnings
 
 import numpy as np
 
+from fastrnn import _onnx_export, keras
 from fastrnn._aligned import aligned_copy, empty_aligned
-from fastrnn.kernels.recurrent import CELLS, PACKING, CallConfig
-from fastrnn.kernels.recurrent import backward as _kernel_backward, forward as _kernel_forward
+from fastrnn._cell_kinds import register
 from fastrnn._lengths import NO_LENGTHS, SortedBatch, check_lengths
 from fastrnn._module import ParamModule
-from fastrnn._scratch import Reused, Scratch
-from fastrnn._split_choice import SplitChoice, TimedCall
-from fastrnn.kernels.threads import get_num_threads
+from fastrnn._runtime import Runtime
+from fastrnn._split_choice import TimedCall
 from fastrnn._validation import (as_real_array, check_float_dtype, check_positive_int,
                                  check_probability, check_sequence, check_shape, check_state)
+from fastrnn.frozen import FrozenLayer
+from fastrnn.kernels.recurrent import CELLS, PACKING, CallConfig
+from fastrnn.kernels.recurrent import backward as _kernel_backward, forward as _kernel_forward
+from fastrnn.kernels.threads import get_num_threads
+from fastrnn.stepper import Stepper
 
-# Bound on the gate values of one chunk of the input projection, passed to
-# the kernels; 0 leaves it to them (fastrnn/kernels/layer_call.pxd).  Tests set a
-# small one to exercise the chunking.
+# Bound on the gate values of one chunk of the input projection, passed to the
+# kernels; 0 leaves it to them (fastrnn/kernels/layer_call.pxd CHUNK_ELEMENTS,
+# docs/DECISIONS.md).  Tests set a small one to exercise the chunking.
 _CHUNK_ELEMENTS = 0
 
 # A kernel call uses fastrnn's threads only when it has at least this many
@@ -40,34 +47,12 @@ _THREADED_MIN_FLOPS = 2_000_000
 _EMPTY_CONTEXT = contextlib.nullcontext()
 
 # A single sequence is split over threads by hidden units only when its
-# recurrent weights (gate rows x H) hold at least this many numbers (64 KiB
-# of float32): then one core streams them from L2 at every step, and halves
-# come close to fitting each core's 32 KiB L1.  Below it the hand-over of
-# each step between the threads costs more than it saves.  In a loop of
-# calls at T = 100, split time / one-thread time was 0.65 for LSTM at H = 64
-# (64 KiB) and 0.69 for RNN at H = 112 (49 KiB), but 1.0 for RNN at H = 64
-# and 80.  GRU at H = 64 (48 KiB) measured 0.73 in such a loop, but in full
-# benchmark runs it took 0.13-0.16 ms split and 0.13 ms on one thread (the
-# machine's state mattered more than the split), so it stays on one thread.
+# recurrent weights (gate rows x H) hold at least this many numbers (64 KiB of
+# float32, streamed from L2 at every step): below it the hand-over of each step
+# between the threads costs more than it saves (measured: docs/DECISIONS.md).
 _UNIT_SPLIT_MIN_WEIGHTS = 16384
 
 _PACK_WHEN_WORTH, _PACK_NOW, _PACKED = PACKING["when_worth"], PACKING["now"], PACKING["packed"]
-
-
-def serving_copy(layer):
-    """A private copy of a recurrent layer for an object that serves it
-    (fastrnn.Stepper, fastrnn.FrozenLayer): its parameters as they are now,
-    without its gradients (never read in inference) or its split timings
-    (the layer's; one copied mid-call could keep a single sequence on one
-    thread for good)."""
-    if not isinstance(layer, RecurrentLayer):
-        raise TypeError(f"layer: expected a fastrnn.RNN, LSTM or GRU layer, got "
-                        f"{type(layer).__name__}")
-    own = copy.deepcopy(layer)
-    own.grads = {}
-    for timing in ("_split_choice", "_split_now"):
-        own.__dict__.pop(timing, None)
-    return own
 
 
 class ForwardCache:
@@ -109,9 +94,18 @@ class ForwardCache:
 class RecurrentLayer(ParamModule):
     """Base class of the recurrent layers; see fastrnn.RNN, LSTM and GRU."""
 
-    _gate_count = 1      # gate blocks in the weight matrices: 1 (RNN), 4 (LSTM), 3 (GRU)
-    _has_cell = False    # LSTM carries (h, c); the others carry h
+    _cell = None         # the CellKind (fastrnn/_cell_kinds.py) of a cell's layer class
     _splits_backward = False   # whose single-sequence backward loop threads share
+
+    def __init_subclass__(cls, cell=None, **kwargs):
+        """A cell's layer class names its kind, ``class LSTM(RecurrentLayer, cell="LSTM")``,
+        and registers itself as that kind's class."""
+        super().__init_subclass__(**kwargs)
+        if cell is not None:
+            cls._cell = register(cell, cls)
+            cls._cell_id = CELLS[cell]                  # the kernels' name for it
+            cls._gate_count = cls._cell.gate_count      # gate blocks in the weight matrices
+            cls._has_cell = cls._cell.state_arity == 2  # LSTM carries (h, c); the others h
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, reverse=False,
@@ -128,6 +122,8 @@ class RecurrentLayer(ParamModule):
             raise ValueError("reverse: a bidirectional layer already runs both ways; "
                              "reverse=True needs bidirectional=False")
         self.dtype = check_float_dtype(dtype)
+        # buffers, packs and split timings: everything that serves the calls
+        self._runtime = Runtime()
         self.params = {}
         self.grads = {}
         self.reset_parameters(seed)
@@ -199,7 +195,8 @@ class RecurrentLayer(ParamModule):
         for name, shape in self._param_shapes():
             self.params[name] = rng.uniform(-bound, bound, size=shape).astype(self.dtype)
             self.grads[name] = np.zeros(shape, self.dtype)
-        # dropout masks: a stream of their own, derived from the same seed
+        # dropout masks: a stream of their own, derived from the same seed (so it stays
+        # with the parameters: a copy draws the masks the original would)
         self._dropout_rng = np.random.default_rng(rng.integers(2**63))
 
     def _weights(self, layer, direction):
@@ -217,13 +214,6 @@ class RecurrentLayer(ParamModule):
         if self.bias:
             return g["weight_ih" + sfx], g["weight_hh" + sfx], g["bias_ih" + sfx], g["bias_hh" + sfx]
         return g["weight_ih" + sfx], g["weight_hh" + sfx], None, None
-
-    def _lease(self):
-        """A lease on this layer's kept work buffers for one call (fastrnn/_scratch.py)."""
-        scratch = self.__dict__.get("_scratch")
-        if scratch is None:
-            scratch = self.__dict__.setdefault("_scratch", Scratch())
-        return scratch.lease()
 
     def _work(self, shape, work):
         """A 64-byte aligned work array of the layer's dtype: from the call's work
@@ -246,9 +236,9 @@ class RecurrentLayer(ParamModule):
         A layer packs its weights into the call's work at every call, as they
         may have changed since the last.  The layer copy inside a
         fastrnn.FrozenLayer keeps a set of buffers per layer and direction
-        (its _kept_packs), packed by its first call and only read after.
+        (its runtime's packs), packed by its first call and only read after.
         """
-        kept = self.__dict__.get("_kept_packs")
+        kept = self._runtime.packs
         if kept is None:
             return self._buffers(cfg.pack_sizes, work)
         buffers = kept.get((layer, direction))
@@ -260,7 +250,7 @@ class RecurrentLayer(ParamModule):
         """The forward kernel's packing mode for this call (see _packs)."""
         if plan is not None:
             return _PACK_NOW           # a plan packs once for all its steps
-        kept = self.__dict__.get("_kept_packs")
+        kept = self._runtime.packs
         if kept is None:
             return _PACK_WHEN_WORTH
         return _PACKED if (layer, direction) in kept else _PACK_NOW
@@ -287,7 +277,7 @@ class RecurrentLayer(ParamModule):
         if flops < _THREADED_MIN_FLOPS or (
                 B == 1 and G * self.hidden_size < _UNIT_SPLIT_MIN_WEIGHTS):
             return 1
-        if B == 1 and self.__dict__.get("_split_now") is False:
+        if B == 1 and self._runtime.forward_way is False:
             return 1    # this forward call was chosen to run on one thread
         return get_num_threads()
 
@@ -318,13 +308,11 @@ class RecurrentLayer(ParamModule):
         """A fastrnn.Stepper running this (forward) stack one time step per call,
         with the state kept inside: the cheap way to serve a stream.  See
         fastrnn.Stepper for the arguments."""
-        from fastrnn.stepper import Stepper
         return Stepper(self, state0, batch_size)
 
     def frozen(self):
         """A fastrnn.FrozenLayer: a copy of this stack for inference only, its
         weights packed once rather than at every call (the way to deploy it)."""
-        from fastrnn.frozen import FrozenLayer
         return FrozenLayer(self)
 
     def _state_shape(self, B):
@@ -354,33 +342,32 @@ class RecurrentLayer(ParamModule):
             states0 = [batch.to_kernel(s) for s in states0]
             # training zeroes the padding: weight gradients sum over every step
             x3 = batch.to_kernel_zero_padded(x3) if training else batch.to_kernel(x3)
-        with self._timed_split("_split_choice", "_split_now", T,
+        runtime = self._runtime
+        with self._timed_split(runtime.forward_choice, "forward_way", T,
                                self._may_split(T, B, x3.shape[2])):
             y_user, state_user, cache = self._forward_stack(x3, T, B, states0, batch, active,
                                                             unbatched, x, training)
         return (y_user, state_user, cache) if training else (y_user, state_user)
 
-    def _timed_split(self, choice_attr, now_attr, T, may_split):
+    def _timed_split(self, choice, way_attr, T, may_split):
         """For a call that may share a single sequence's steps over threads: choose
-        whether it does (the layer's SplitChoice in choice_attr; the way, True or
-        False, in now_attr while the call runs, None otherwise) and record its
-        time per step for that way (fastrnn/_split_choice.py).  Other calls get
-        a shared empty context."""
+        whether it does (by the runtime's SplitChoice `choice`; the way, True or
+        False, in the runtime's way_attr while the call runs, None otherwise) and
+        record its time per step for that way (fastrnn/_split_choice.py).  Other
+        calls get a shared empty context."""
         if not may_split:
             return _EMPTY_CONTEXT
-        choice = self.__dict__.get(choice_attr)
-        if choice is None:
-            choice = self.__dict__.setdefault(choice_attr, SplitChoice())
-        return TimedCall(choice, self, now_attr, T)
+        return TimedCall(choice, self._runtime, way_attr, T)
 
     def _forward_stack(self, x3, T, B, states0, batch, active, unbatched, x, training):
         H, dirs = self.hidden_size, self.num_directions
         states_n = [np.empty(self._state_shape(B), self.dtype) for _ in states0]
         inputs, outputs, saved, masks = [], [], {}, []
         layer_in = x3
+        runtime = self._runtime
         # inference borrows the work arrays of the layer's last inference call
-        reused = None if training else (self.__dict__.pop("_reused", None) or Reused())
-        with (self._lease() if training else _EMPTY_CONTEXT) as lease:
+        reused = None if training else runtime.take_reused()
+        with (runtime.scratch.lease() if training else _EMPTY_CONTEXT) as lease:
             work = lease if training else reused
             for layer in range(self.num_layers):
                 y = np.zeros((T, B, dirs * H), self.dtype) if B == 0 else \
@@ -400,8 +387,7 @@ class RecurrentLayer(ParamModule):
                         layer_in = y * masks[-1]
             kept = work.kept() if training else None
         if reused is not None:
-            reused.rewind()
-            self._reused = reused
+            runtime.keep_reused(reused)
         if batch is not None:
             y_user = self._to_user_sequence(batch.to_caller(layer_in), unbatched)
             state_user = self._to_user_state([batch.to_caller(s) for s in states_n], unbatched)
@@ -457,8 +443,9 @@ class RecurrentLayer(ParamModule):
             dstates_n = [batch.to_kernel(s) for s in dstates_n]
         dstates0 = [np.zeros_like(s) for s in dstates_n]
         may_split = self._splits_backward and self._may_split(T, B, self.input_size)
-        with self._lease() as work, self._timed_split("_split_choice_backward",
-                                                      "_split_backward", T, may_split):
+        runtime = self._runtime
+        with runtime.scratch.lease() as work, self._timed_split(
+                runtime.backward_choice, "backward_way", T, may_split):
             for layer in reversed(range(self.num_layers)):
                 layer_in, layer_out = cache.inputs[layer], cache.outputs[layer]
                 dx = np.zeros_like(layer_in)
@@ -485,13 +472,14 @@ class RecurrentLayer(ParamModule):
     # ------------------------------------------------------- one direction
 
     def _run_direction(self, layer, direction, x, states0, y, states_n, training, active,
-                       plan=None, work=None):
+                       work=None):
         """Run one direction over x, write its columns of y and states_n; return what backward
-        needs.  active: the kernels' variable-length argument (fastrnn._lengths).  With a
-        fastrnn.kernels.plan.StepPlan, set the call up as the plan's layer `layer` instead.  work:
-        the call's lease on work buffers (see _work) in training, else the layer's Reused
-        (None with a plan: the plan keeps its arrays)."""
+        needs.  active: the kernels' variable-length argument (fastrnn._lengths).  When the
+        runtime has a fastrnn.kernels.plan.StepPlan (a Stepper's), set the call up as the
+        plan's layer `layer` instead.  work: the call's lease on work buffers (see _work) in
+        training, its Reused in inference, None for a plan."""
         T, B, D = x.shape
+        plan = self._runtime.plan
         packing = self._packing(layer, direction, plan)
         cfg = self._call_config(direction, T, B, D, training, packing, self._threads(T, B, D))
         saved = self._buffers(cfg.saved_sizes, work, kept=True) if training else (None, None)
@@ -517,7 +505,7 @@ class RecurrentLayer(ParamModule):
                          self._weight_grads(layer, direction) + (self._extra(
                              layer, direction, self.grads),),
                          self._buffers(cfg.backward_sizes, work), active,
-                         self.__dict__.get("_split_backward") is not False)
+                         self._runtime.backward_way is not False)
 
     # ------------------------------------------------------------ cell hooks
 
@@ -574,7 +562,6 @@ class RecurrentLayer(ParamModule):
         ValueError, TypeError
             If weights is not such a list, or an array has the wrong shape.
         """
-        from fastrnn import keras
         return keras.from_keras(cls, weights, config)
 
     def to_keras_weights(self):
@@ -592,7 +579,6 @@ class RecurrentLayer(ParamModule):
             If the layer has several layers, two directions or reverse=True: a Keras layer
             is one forward layer.
         """
-        from fastrnn import keras
         return keras.to_keras_weights(self)
 
     def to_onnx(self, path, *, initial_state=False, lengths=False):
@@ -620,5 +606,4 @@ class RecurrentLayer(ParamModule):
         ``y``, ``h_n`` (and ``c_n``) shaped like the layer's y and state_n.  ONNX Runtime's
         CPU kernels run float32 models only; a float64 layer writes a valid float64 model.
         """
-        from fastrnn import onnx
-        onnx.export(self, path, initial_state=bool(initial_state), lengths=bool(lengths))
+        _onnx_export.export(self, path, initial_state=bool(initial_state), lengths=bool(lengths))

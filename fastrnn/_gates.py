@@ -1,15 +1,13 @@
-"""Gate orders of the frameworks fastrnn converts from, and the one helper that reorders them.
+"""Reordering the gate blocks of weights between fastrnn and the frameworks it converts from.
 
 fastrnn stores gates in torch's order: LSTM i, f, g, o and GRU r, z, n (one block for RNN).
-Keras uses i, f, c, o and z, r, h; ONNX uses i, o, f, c and z, r, h.  Each table below gives,
-for every fastrnn gate in turn, the index of that gate's block in the other framework, so that
-``reorder(theirs, TABLE)`` is in fastrnn's order and ``reorder(ours, inverse(TABLE))`` in theirs.
+Keras uses i, f, c, o and z, r, h; ONNX uses i, o, f, c and z, r, h.  Each cell kind's
+keras_order and onnx_order (fastrnn/_cell_kinds.py) give, for every fastrnn gate in turn, the
+index of that gate's block in the other framework, so that ``reorder(theirs, order)`` is in
+fastrnn's order and ``reorder(ours, inverse(order))`` in theirs.
 """
 
 import numpy as np
-
-KERAS = {"RNN": (0,), "LSTM": (0, 1, 2, 3), "GRU": (1, 0, 2)}
-ONNX = {"RNN": (0,), "LSTM": (0, 2, 3, 1), "GRU": (1, 0, 2)}
 
 
 def reorder(a, order, axis=0):

@@ -4,36 +4,21 @@ A training step allocates several work buffers of a few hundred KiB to a
 few MiB: the packed weights and the gate gradients of every layer and
 direction.  Freed together at the end of the step, that much memory goes
 back to the operating system, and the next step page-faults it all in
-again: about 210 faults per LSTM training step at (100, 1, 128, 128) and
-1300 at (20, 60, 200, 256), with the page clearing, unmapping and TLB
-shoot-downs that come with them (about a tenth of the step's profile at
-batch 1).  So each layer keeps its work buffers and lends them to its next
+again.  So each layer keeps its work buffers and lends them to its next
 training call (inference calls free less at once, and the C allocator
-keeps it: they page-fault no more than a lease would save; a cheaper
-Reused, below, spares them the allocations).  Only buffers
-of at most MAX_KEPT_BYTES are kept, at most MAX_KEPT_PER_SIZE of each size:
-larger calls amortise their page faults over far more arithmetic, and a
-layer should not hold on to hundreds of MiB after a large call.
-
-Why 64 MiB: buffers above 32 MiB always come from the OS afresh (glibc maps
-them and unmaps them on free), and at (50, 128, 512, 512) an LSTM training
-step spent 8.7% of its profile clearing new pages.  Its gate gradients,
-their packed copy and the transposed operands are 26 to 52 MiB each; kept,
-steps took 0.94 times as long (GRU 0.95; LSTM at (50, 64, 256, 256), whose
-13 MiB buffers the earlier 8 MiB limit left out, 0.92), in-process
-alternation.  Three of a size: an LSTM step has its saved gates, their
-gradients and the packed gradients, all T*B*4H, in use at once.  Such a
-layer then keeps about 195 MiB between steps, of a step's peak of about
-220 MiB (besides the caller's x and dy).
+keeps it; a cheaper Reused, below, spares them the allocations).  Only
+buffers of at most MAX_KEPT_BYTES are kept, at most MAX_KEPT_PER_SIZE of
+each size: larger calls amortise their page faults over far more
+arithmetic, and a layer should not hold on to hundreds of MiB after a large
+call.  64 MiB, as glibc hands buffers above 32 MiB back to the OS on free;
+three of a size, as an LSTM step has three T*B*4H arrays in use at once.
 
 A training forward's saved activations also come from the pool, though they
 outlive the call: its cache hands them back (Kept) when it is deleted, so
-that the next forward of a training loop finds them.  Above 32 MiB glibc
-gives every buffer to the OS on free and takes it back zeroed: at
-(50, 128, 512, 512) an LSTM's saved gates are 52 MiB, and reusing them took
-training steps from 464 to 418 ms and their system time from 49-82 to 3-6
-ms (separate processes, the cache kept until the next forward returned).
-A buffer goes back only if nothing else refers to it.
+that the next forward of a training loop finds them rather than pages the
+OS clears again.  A buffer goes back only if nothing else refers to it.
+
+The measurements behind these choices: docs/DECISIONS.md.
 
 A lease is taken per call and handed back when the call ends, so calls from
 several Python threads each get buffers of their own.  Results never depend
@@ -151,15 +136,15 @@ class Reused:
 
     An inference call asks for its work arrays (the projection chunk, the packed
     weights) in a fixed order, so a call of the same shape as the one before
-    asks for the same arrays again.  Allocating each afresh costs 1.3-1.7 us
-    (a 64-byte aligned array), several a call, which is a tenth of a
-    single-sequence call at (100, 1, 32, 64).  Calls whose work arrays hold
+    asks for the same arrays again.  Allocating each afresh, several a call,
+    is a sizeable part of a short single-sequence call (measured:
+    docs/DECISIONS.md).  Calls whose work arrays hold
     more than MAX_REUSED_BYTES allocate what is past that afresh (their
     arithmetic dwarfs it), so a layer keeps at most that much between calls;
     the chunked projection keeps it independent of T.
 
-    The layer holds one Reused between calls and a call takes it for its
-    duration (fastrnn/_base.py), so a concurrent call of the same layer
+    The layer's runtime holds one Reused between calls and a call takes it for
+    its duration (fastrnn/_runtime.py), so a concurrent call of the same layer
     finds none and starts its own.
     """
 

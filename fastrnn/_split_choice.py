@@ -2,23 +2,17 @@
 
 A single sequence (batch 1) is split over fastrnn's threads by hidden units,
 and every step is handed over between the cores.  On a quiet machine that
-pays from 64 KiB of recurrent weights.  On a shared VM the hand-over can
-cost more than the split saves, for seconds at a time: LSTM at
-(100, 1, 32, 64) took 0.11 or 0.25 ms split depending on the minute, and a
-steady 0.14 ms on one thread.  So a layer times its own single-sequence
-forward calls both ways, keeps to the faster, and tries the other way again
-every EXPLORE_EVERY calls.  Both ways give bitwise equal results, so the
-choice changes only the speed.
+pays from 64 KiB of recurrent weights; on a shared VM the hand-over can cost
+more than the split saves, for seconds at a time.  So a layer times its own
+single-sequence forward calls both ways, keeps to the faster, and tries the
+other way again every EXPLORE_EVERY calls.  Both ways give bitwise equal
+results, so the choice changes only the speed.
 
-The first call after a change of way is not timed.  It finds the other way
-cold: fastrnn's worker threads go to sleep 1 ms after their last job, so a
-split call after a run of one-thread calls first waits for a worker to
-wake (and the very first one for the workers to start).  Timed, such calls
-made the split look slower than it was: a GRU at (100, 1, 128, 128), 0.22
-ms a call split and warm, was timed at 0.66-0.80 ms on its first split call
-and 0.35 ms on its explorations, and stayed on one thread (0.37 ms) for
-hundreds of calls.  So each way is tried for EXPLORE_CALLS calls in a row,
-and only the later ones are timed.
+The first call after a change of way is not timed: it finds the other way
+cold (fastrnn's worker threads go to sleep 1 ms after their last job), and
+timed, such calls made the split look slower than it was.  So each way is
+tried for EXPLORE_CALLS calls in a row, and only the later ones are timed.
+The measurements behind both: docs/DECISIONS.md.
 """
 
 import time
@@ -61,9 +55,8 @@ class TimedCall:
     """Context of one call that may split: chooses its way on entry, sets it as
     the owner's attribute now_attr (True or False; None again on exit), and
     on a normal exit records the call's time per step for that way.  A class
-    rather than a generator context manager, which took 2.0 us a call to
-    enter and leave rather than 1.05 (of about 14 us of Python work in a
-    single-sequence call)."""
+    rather than a generator context manager, which costs a single-sequence
+    call more to enter and leave (measured: docs/DECISIONS.md)."""
 
     __slots__ = ("_choice", "_owner", "_now_attr", "_steps", "_way", "_start")
 

@@ -15,13 +15,8 @@ import time
 import numpy as np
 
 from fastrnn import peers
+from fastrnn._cell_kinds import BY_KEY, KEYS
 from fastrnn.kernels import threads as _threads
-from fastrnn.gru import GRU
-from fastrnn.lstm import LSTM
-from fastrnn.rnn import RNN
-
-CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 # (T, B, D, H): batch-1 latency cases, mid-size batches, GEMM-bound batches.
 DEFAULT_SHAPES = ((100, 1, 32, 64), (100, 1, 128, 128), (100, 16, 64, 128),
@@ -34,7 +29,7 @@ def flops(cell, work, T, B, D, H):
     recurrent products 2*T*B*G*H*(D+H) (G gate blocks); training adds backward,
     which does those products twice more (input/hidden gradients and weight
     gradients).  Element-wise work is left out."""
-    forward = 2 * T * B * GATES[cell] * H * (D + H)
+    forward = 2 * T * B * BY_KEY[cell].gate_count * H * (D + H)
     return forward if work == "inference" else 3 * forward
 
 
@@ -81,8 +76,8 @@ def time_round_robin(functions, repeats=5, budget=2.0, pauses=None, block=0.03):
     calls = {}
     for name, fn in functions.items():     # estimate each function's block size
         # from warm calls: a first call pays one-off costs (thread pools
-        # starting, buffers first touched) that made blocks 5 to 10 times
-        # too short, so the samples timed the calls just after a pause
+        # starting, buffers first touched) that made blocks far too short
+        # (docs/DECISIONS.md)
         fn()
         one = []
         for _ in range(3):
@@ -106,7 +101,7 @@ def time_round_robin(functions, repeats=5, budget=2.0, pauses=None, block=0.03):
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
-def run(cells=("rnn", "lstm", "gru"), shapes=DEFAULT_SHAPES, dtype=np.float32,
+def run(cells=KEYS, shapes=DEFAULT_SHAPES, dtype=np.float32,
         works=("inference", "training"), systems=None, threads=None, repeats=5,
         budget=2.0, progress=None):
     """Time every (cell, shape, work) on every system; return a dict.
@@ -121,8 +116,8 @@ def run(cells=("rnn", "lstm", "gru"), shapes=DEFAULT_SHAPES, dtype=np.float32,
 
     The sgemm rate is timed as one more turn of every workload's rounds, so
     that the fraction compares rates measured in the same minutes (a rate
-    measured once, at the start, once came out at half the machine's and put
-    rows past 100%); the machine's rate is the median over the workloads.
+    measured once, at the start, was far off: docs/DECISIONS.md); the
+    machine's rate is the median over the workloads.
     """
     from fastrnn.kernels.elementwise import simd_target
     systems = list(systems or peers.available())
@@ -137,7 +132,7 @@ def run(cells=("rnn", "lstm", "gru"), shapes=DEFAULT_SHAPES, dtype=np.float32,
         for cell in cells:
             for shape in shapes:
                 T, B, D, H = shape
-                layer = CELLS[cell](D, H, dtype=dtype, seed=0)
+                layer = BY_KEY[cell].layer_class(D, H, dtype=dtype, seed=0)
                 rng = np.random.default_rng(0)
                 x = rng.standard_normal((T, B, D)).astype(dtype)
                 dy = rng.standard_normal((T, B, H)).astype(dtype)

@@ -30,21 +30,18 @@ import numpy as np
 
 from fastrnn import reference
 from fastrnn._blas_threads import single_threaded_blas
+from fastrnn._cell_kinds import BY_KEY, kind_of
 from fastrnn.clip import clip_grad_norm
 from fastrnn.decoding import beam_search
 from fastrnn.embedding import Embedding
-from fastrnn.gru import GRU
 from fastrnn.linear import Linear
 from fastrnn.loss import log_softmax, softmax_cross_entropy
-from fastrnn.lstm import LSTM
 from fastrnn.optim import Adam
-from fastrnn.rnn import RNN
 from fastrnn.sampling import as_generator, sample
 
 __all__ = ["CharLM", "load_corpus", "default_corpus_path", "train", "BOUNDARY"]
 
 BOUNDARY = "\n"
-_CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 _FORMAT = "fastrnn-charlm"
 _FORMAT_VERSION = 1
 
@@ -83,7 +80,8 @@ class ReferenceStack:
 
     def __init__(self, layer):
         self.layer = layer
-        self.mode = {LSTM: "lstm", GRU: "gru", RNN: "rnn"}[type(layer)]
+        self.mode = kind_of(layer).key
+        self._pairs = kind_of(layer).state_arity == 2     # LSTM's (h, c)
         self.nonlinearity = getattr(layer, "nonlinearity", "tanh")
 
     def _layer_params(self, l):
@@ -120,7 +118,7 @@ class ReferenceStack:
                     y = y * masks[-1]
             inp = y
         state_n = tuple(np.concatenate(parts) for parts in zip(*states))
-        return inp, (state_n if self.mode == "lstm" else state_n[0]), (caches, masks)
+        return inp, (state_n if self._pairs else state_n[0]), (caches, masks)
 
     def __call__(self, x, state0=None):
         y, state_n, _ = self._run(x, state0, training=False)
@@ -145,7 +143,7 @@ class ReferenceStack:
                 dx = dx * masks[l - 1]
             d = dx
         dstate0 = tuple(np.concatenate(parts) for parts in zip(*reversed(dstates)))
-        return d, (dstate0 if self.mode == "lstm" else dstate0[0])
+        return d, (dstate0 if self._pairs else dstate0[0])
 
 
 class CharLM:
@@ -187,8 +185,8 @@ class CharLM:
 
     def __init__(self, chars, *, cell="lstm", hidden_size=128, embedding_dim=32, num_layers=1,
                  dropout=0.0, dtype=np.float32, seed=None):
-        if cell not in _CELLS:
-            raise ValueError(f"cell: expected one of {sorted(_CELLS)}, got {cell!r}")
+        if cell not in BY_KEY:
+            raise ValueError(f"cell: expected one of {sorted(BY_KEY)}, got {cell!r}")
         if isinstance(chars, str):
             chars = list(chars)
         vocab = [BOUNDARY]
@@ -203,7 +201,7 @@ class CharLM:
         seeds = np.random.default_rng(seed).integers(2**63, size=3)
         V = len(self.chars)
         self.embedding = Embedding(V, embedding_dim, dtype=dtype, seed=seeds[0])
-        self.rnn = _CELLS[cell](embedding_dim, hidden_size, num_layers, dropout=dropout,
+        self.rnn = BY_KEY[cell].layer_class(embedding_dim, hidden_size, num_layers, dropout=dropout,
                                 dtype=dtype, seed=seeds[1])
         self.head = Linear(hidden_size, V, dtype=dtype, seed=seeds[2])
         self.line_hashes = set()

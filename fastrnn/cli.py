@@ -9,6 +9,8 @@ import time
 
 import numpy as np
 
+from fastrnn._cell_kinds import KEYS
+
 
 def _numpy_blas_report():
     """Lines on the BLAS that NumPy (not fastrnn) uses, and its threads."""
@@ -22,9 +24,9 @@ def _numpy_blas_report():
 
 
 def cmd_info(args):
-    import fastrnn
+    from fastrnn._version import __version__
     from fastrnn.kernels import elementwise, plan, recurrent, threads
-    print(f"fastrnn {fastrnn.__version__}  ({os.path.dirname(fastrnn.__file__)})")
+    print(f"fastrnn {__version__}  ({os.path.dirname(os.path.dirname(threads.__file__))})")
     print(f"python {platform.python_version()}, numpy {np.__version__}, "
           f"{platform.machine()}, {os.cpu_count()} CPUs")
     print("compiled modules:")
@@ -219,7 +221,7 @@ def _add_charlm_parser(sub):
     t = csub.add_parser("train", help="train on a text file, one example per line")
     t.add_argument("--corpus", metavar="FILE",
                    help="UTF-8 text, one example per line (default: the bundled dinosaur names)")
-    t.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm")
+    t.add_argument("--cell", choices=KEYS, default="lstm")
     t.add_argument("--hidden", type=int, default=128, metavar="N", help="hidden size (128)")
     t.add_argument("--embedding", type=int, default=32, metavar="N",
                    help="embedding size (32)")
@@ -286,8 +288,7 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="version, compiled modules, SIMD target and threads")
     b = sub.add_parser("bench", help="time fastrnn against NumPy, PyTorch and ONNX Runtime")
-    b.add_argument("--cell", nargs="+", choices=("rnn", "lstm", "gru"),
-                   default=["rnn", "lstm", "gru"])
+    b.add_argument("--cell", nargs="+", choices=KEYS, default=list(KEYS))
     b.add_argument("--shape", action="append", type=_parse_shape, metavar="T,B,D,H",
                    help="a shape to time (repeatable); default: six shapes from batch 1 "
                         "to GEMM-bound")

@@ -34,6 +34,7 @@ import copy
 
 import numpy as np
 
+from fastrnn._cell_kinds import check_layer
 from fastrnn._lengths import check_lengths_array
 
 __all__ = ["run"]
@@ -74,11 +75,7 @@ def _lengths_by_chunk(lengths, x, b_axis, da):
 
 
 def _check(layer, x, da):
-    from fastrnn._base import RecurrentLayer
-
-    if not isinstance(layer, RecurrentLayer):
-        raise TypeError(f"layer: expected a fastrnn.RNN, LSTM or GRU layer, got "
-                        f"{type(layer).__name__}")
+    check_layer(layer)
     if not isinstance(x, da.Array):
         raise TypeError(f"x: expected a dask array (use dask.array.from_array to wrap a NumPy "
                         f"array), got {type(x).__name__}")

@@ -3,15 +3,15 @@
 Before its products a layer call packs W_ih and W_hh into the panels that
 the GEMM streams, since an optimiser may have changed them since the last
 call.  A model that only runs inference (a service, a batch job, an edge
-box) pays that at every call for nothing: for a single sequence of 100 steps
-it is 5 to 10% of the call, and more for shorter ones.
+box) pays that at every call for nothing, most in short calls (measured:
+docs/DECISIONS.md).
 A FrozenLayer takes a copy of the parameters, packs them once, and reuses
 them, as an inference session does.
 """
 
-import copy
-
 import numpy as np
+
+from fastrnn._runtime import Runtime, serving_copy
 
 
 def _of_layer(name, doc):
@@ -56,13 +56,11 @@ class FrozenLayer:
     """
 
     def __init__(self, layer):
-        from fastrnn._base import serving_copy
-
-        own = serving_copy(layer)        # the parameters as they are now
-        # Each layer and direction keeps its packed weights here (see
-        # RecurrentLayer._forward_packs); a one-step call fills them all, so
-        # that a failure shows here rather than leaving some unpacked.
-        own._kept_packs = {}
+        # the parameters as they are now, on a runtime that keeps each layer and
+        # direction's packed weights (see RecurrentLayer._forward_packs)
+        own = serving_copy(layer, Runtime(keep_packs=True))
+        # a one-step call fills them all, so that a failure shows here rather than
+        # leaving some unpacked
         own(np.zeros((1, own.input_size), own.dtype))
         self._layer = own
 
@@ -83,12 +81,10 @@ class FrozenLayer:
                             "Whether x and y are (B, T, features) rather than (T, B, features).")
 
     def __reduce__(self):
-        # A copy or a pickle is made anew from the parameters: its packs then
-        # start on a cache line (a copied array need not), and a pickle does
-        # not carry them.
-        layer = copy.copy(self._layer)
-        del layer._kept_packs
-        return (FrozenLayer, (layer,))
+        # A copy or a pickle is made anew from the parameters (the layer's runtime
+        # is not copied): its packs then start on a cache line (a copied array need
+        # not), and a pickle does not carry them.
+        return (FrozenLayer, (self._layer,))
 
     def __repr__(self):
         return f"FrozenLayer({self._layer!r})"

@@ -2,13 +2,12 @@
 
 import numpy as np
 
-from fastrnn import _docs
+from fastrnn import _docs, keras
 from fastrnn._base import RecurrentLayer
-from fastrnn.kernels.recurrent import CELLS
 from fastrnn._validation import check_bool
 
 
-class GRU(RecurrentLayer):
+class GRU(RecurrentLayer, cell="GRU"):
     __doc__ = """Multi-layer GRU over a sequence, with torch.nn.GRU's maths and names.
 
     For each layer and direction, at each time step t (gate order r, z, n in
@@ -37,9 +36,6 @@ class GRU(RecurrentLayer):
         h before W_hn (the equation above).
     """ + _docs.SHAPES.format(state="an array h", wshape="(3H, D)")
 
-    _cell_id = CELLS["GRU"]
-    _gate_count = 3
-
     def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, reverse=False,
                  reset_after=True, dtype=np.float32, seed=None):
@@ -66,7 +62,6 @@ class GRU(RecurrentLayer):
         -------
         layer : fastrnn.GRU, single-layer, unidirectional, batch_first=True by default
         """
-        from fastrnn import keras
         return keras.from_keras(cls, weights, config, reset_after=bool(reset_after))
 
     def _variant(self):

@@ -31,21 +31,21 @@ import zlib
 
 import numpy as np
 
+from fastrnn import _cell_kinds
+from fastrnn._version import __version__
 from fastrnn.embedding import Embedding
-from fastrnn.gru import GRU
 from fastrnn.linear import Linear
-from fastrnn.lstm import LSTM
-from fastrnn.rnn import RNN
 
 FORMAT_NAME = "fastrnn"
 FORMAT_VERSION = 1
 
 _HEADER_KEY = "__fastrnn__"
-_CLASSES = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU, "Linear": Linear, "Embedding": Embedding}
+# The layers other than the recurrent ones (fastrnn/_cell_kinds.py) that a file may hold.
+_OTHER_CLASSES = {"Linear": Linear, "Embedding": Embedding}
 # Constructor arguments that every file entry of a class must give (sizes, integers >= 1).
-_SIZES = {RNN: ("input_size", "hidden_size"), LSTM: ("input_size", "hidden_size"),
-          GRU: ("input_size", "hidden_size"), Linear: ("in_features", "out_features"),
+_SIZES = {Linear: ("in_features", "out_features"),
           Embedding: ("num_embeddings", "embedding_dim")}
+_RECURRENT_SIZES = ("input_size", "hidden_size")
 _ZIP_MAGIC = b"PK\x03\x04"
 # An .npy entry is its data plus a header (64 to a few hundred bytes).
 _NPY_HEADER_ALLOWANCE = 4096
@@ -54,9 +54,12 @@ _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, K
                 UnicodeDecodeError)
 
 
-def _version():
-    from fastrnn import __version__
-    return __version__
+def _classes():
+    """{name: class} of every class a file may hold, the recurrent layers first (looked up
+    when needed: the layer modules register themselves as the package is imported)."""
+    classes = {kind.name: kind.layer_class for kind in _cell_kinds.KINDS}
+    classes.update(_OTHER_CLASSES)
+    return classes
 
 
 def _config_keys(cls):
@@ -105,9 +108,10 @@ def _entries(obj):
         if kind == "dict" and not isinstance(name, str):
             raise TypeError(f"obj: dict keys must be str (layer names), got "
                             f"{type(name).__name__} {name!r}")
-        if type(layer) not in _CLASSES.values():
-            raise TypeError(f"{where}: expected a fastrnn.RNN, LSTM, GRU, Linear or Embedding "
-                            f"layer (or a dict of them), got {type(layer).__name__}")
+        if type(layer) not in _classes().values():
+            names = _cell_kinds.layer_names(*_OTHER_CLASSES)
+            raise TypeError(f"{where}: expected a {names} layer (or a dict of them), got "
+                            f"{type(layer).__name__}")
     return kind, items
 
 
@@ -146,7 +150,7 @@ def save(path, obj):
     path = os.fspath(path)
     kind, items = _entries(obj)
     header = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
-              "fastrnn_version": _version(), "kind": kind, "layers": []}
+              "fastrnn_version": __version__, "kind": kind, "layers": []}
     arrays = {}
     for i, (name, layer) in enumerate(items):
         header["layers"].append({"name": name, "class": type(layer).__name__,
@@ -202,10 +206,11 @@ def _expected_shapes(cls, config):
 def _check_config(entry, where, path, file_version):
     """(class, constructor kwargs) of one header entry, or a ValueError."""
     cls_name = entry.get("class")
-    if cls_name not in _CLASSES:
+    classes = _classes()
+    if cls_name not in classes:
         raise ValueError(f"{path}: {where} has class {cls_name!r}; expected one of "
-                         f"{sorted(_CLASSES)}")
-    cls = _CLASSES[cls_name]
+                         f"{sorted(classes)}")
+    cls = classes[cls_name]
     config = entry.get("config")
     if not isinstance(config, dict):
         raise ValueError(f"{path}: {where} has no configuration object")
@@ -221,10 +226,11 @@ def _check_config(entry, where, path, file_version):
             raise ValueError(f"{path}: {where} configuration has {key}={value!r}, which this "
                              f"fastrnn's {cls_name} does not take (the file was written by "
                              f"fastrnn {file_version})")
-    for key in _SIZES[cls]:
+    sizes = _SIZES.get(cls, _RECURRENT_SIZES)
+    for key in sizes:
         if key not in kwargs:
             raise ValueError(f"{path}: {where} configuration lacks {key!r}")
-    for key in _SIZES[cls] + ("num_layers",):
+    for key in sizes + ("num_layers",):
         value = kwargs.get(key, 1)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{path}: {where} configuration {key}={value!r}; expected an "
@@ -282,7 +288,7 @@ def _read_header(npz, path):
         hint = ("; upgrade fastrnn to read it" if isinstance(version, int)
                 and not isinstance(version, bool) and version > FORMAT_VERSION else "")
         raise ValueError(f"{path}: fastrnn file format version {version!r}, but this fastrnn "
-                         f"({_version()}) reads version {FORMAT_VERSION}{hint}")
+                         f"({__version__}) reads version {FORMAT_VERSION}{hint}")
     kind, layers = header.get("kind"), header.get("layers")
     if kind not in ("layer", "dict") or not isinstance(layers, list) \
             or not all(isinstance(e, dict) for e in layers) \

@@ -19,6 +19,7 @@ fastrnn layers, one per Keras layer.  Keras is not needed at run time, only its 
 import numpy as np
 
 from fastrnn import _gates
+from fastrnn._cell_kinds import kind_of
 from fastrnn._validation import as_real_array, check_shape
 
 # Arguments that the weights decide; a config giving them would contradict the weights.
@@ -30,7 +31,8 @@ def from_keras(cls, weights, config, reset_after=True):
 
     See fastrnn.RNN.from_keras, LSTM.from_keras and GRU.from_keras for the public docs.
     """
-    name = cls.__name__
+    kind = kind_of(cls)
+    name = kind.name
     if isinstance(weights, np.ndarray) or not isinstance(weights, (list, tuple)):
         raise TypeError(f"weights: expected the list a Keras {name} layer's get_weights() "
                         f"returns, got {type(weights).__name__}")
@@ -43,7 +45,7 @@ def from_keras(cls, weights, config, reset_after=True):
                              f"unidirectional layer); do not pass it")
     kernel = as_real_array(weights[0], "weights[0] (kernel)")
     recurrent = as_real_array(weights[1], "weights[1] (recurrent_kernel)")
-    order = _gates.KERAS[name]
+    order = kind.keras_order
     G = len(order)
     if recurrent.ndim != 2 or recurrent.shape[1] != G * recurrent.shape[0]:
         raise ValueError(f"weights[1] (recurrent_kernel): expected shape (H, {G}*H) for a "
@@ -77,7 +79,8 @@ def to_keras_weights(layer):
 
     See RecurrentLayer.to_keras_weights for the public docs.
     """
-    name = type(layer).__name__
+    kind = kind_of(layer)
+    name = kind.name
     for attr, ok in (("num_layers", layer.num_layers == 1),
                      ("bidirectional", not layer.bidirectional),
                      ("reverse", not layer.reverse),
@@ -86,7 +89,7 @@ def to_keras_weights(layer):
             raise ValueError(f"{attr}: a Keras {name} layer has no equivalent of "
                              f"{attr}={getattr(layer, attr)!r}; convert single-layer, "
                              f"unidirectional, forward layers (one per Keras layer)")
-    back = _gates.inverse(_gates.KERAS[name])
+    back = _gates.inverse(kind.keras_order)
     p = layer.params
     weights = [np.ascontiguousarray(_gates.reorder(p["weight_ih_l0"], back).T),
                np.ascontiguousarray(_gates.reorder(p["weight_hh_l0"], back).T)]

@@ -4,11 +4,10 @@ import numpy as np
 
 from fastrnn import _docs
 from fastrnn._base import RecurrentLayer
-from fastrnn.kernels.recurrent import CELLS
 from fastrnn._validation import check_bool
 
 
-class LSTM(RecurrentLayer):
+class LSTM(RecurrentLayer, cell="LSTM"):
     __doc__ = """Multi-layer LSTM over a sequence, with torch.nn.LSTM's maths and names.
 
     For each layer and direction, at each time step t (gate order i, f, g, o
@@ -43,9 +42,6 @@ class LSTM(RecurrentLayer):
         ``weight_peephole_l0_reverse``, ...).
     """ + _docs.SHAPES.format(state="a pair (h, c) of arrays,", wshape="(4H, D)")
 
-    _cell_id = CELLS["LSTM"]
-    _gate_count = 4
-    _has_cell = True
     _splits_backward = True
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True,

@@ -2,8 +2,9 @@
 
 ``load`` reads an ONNX model and returns one fastrnn layer per RNN, LSTM or GRU node of its
 main graph, in graph order, built from the node's attributes and initializer weights.
-``export`` (``layer.to_onnx(path)``) writes a model that runs a fastrnn layer.  The ``onnx``
-package is needed for both (``pip install "fastrnn[onnx]"``), and only for them.
+``export`` (``layer.to_onnx(path)``, fastrnn/_onnx_export.py) writes a model that runs a
+fastrnn layer.  The ``onnx`` package is needed for both (``pip install "fastrnn[onnx]"``),
+and only for them.
 
 How a node maps to a layer (one layer, one direction or both):
 
@@ -39,35 +40,13 @@ import os
 import numpy as np
 
 from fastrnn import _gates
+from fastrnn._cell_kinds import BY_NAME
+from fastrnn._onnx_export import _onnx, export  # noqa: F401  (export: layer.to_onnx)
 
-_ACTIVATIONS = {"RNN": None, "LSTM": ("sigmoid", "tanh", "tanh"), "GRU": ("sigmoid", "tanh")}
 _ATTRIBUTES = {"activation_alpha", "activation_beta", "activations", "clip", "direction",
                "hidden_size", "layout"}
-_EXTRA_ATTRIBUTES = {"RNN": set(), "LSTM": {"input_forget"}, "GRU": {"linear_before_reset"}}
 _INPUTS = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P")
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-# The opset the exported models declare (layout and every attribute used exist since 14), and
-# the IR version that goes with it, so that older ONNX Runtimes read the files too.
-_OPSET = 17
-_IR_VERSION = 8
-
-
-def _onnx():
-    """The onnx package, imported only when a conversion needs it."""
-    try:
-        import onnx
-    except ImportError as exc:
-        raise ImportError("fastrnn.onnx needs the onnx package: pip install \"fastrnn[onnx]\" "
-                          "(or pip install onnx)") from exc
-    return onnx
-
-
-def _classes():
-    from fastrnn.gru import GRU
-    from fastrnn.lstm import LSTM
-    from fastrnn.rnn import RNN
-    return {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}
 
 
 # --------------------------------------------------------------------------------- loading
@@ -109,7 +88,7 @@ def load(model):
     initializers = {t.name: t for t in graph.initializer}
     layers = []
     for index, node in enumerate(graph.node):
-        if node.op_type in _ACTIVATIONS and node.domain in ("", "ai.onnx"):
+        if node.op_type in BY_NAME and node.domain in ("", "ai.onnx"):
             where = f"model: node {node.name or index!r} ({node.op_type})"
             layers.append(_layer_from_node(node, initializers, where, onnx))
     return layers
@@ -119,7 +98,7 @@ def _attributes(node, where, onnx):
     op = node.op_type
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     for name in attrs:
-        if name not in _ATTRIBUTES | _EXTRA_ATTRIBUTES[op]:
+        if name not in _ATTRIBUTES | BY_NAME[op].onnx_extra_attributes:
             raise ValueError(f"{where}: unknown attribute {name!r}")
     for name in ("activation_alpha", "activation_beta", "clip"):
         if name in attrs:
@@ -150,9 +129,10 @@ def _activation_config(op, attrs, dirs, where):
             return {"nonlinearity": lowered[0]}
         raise ValueError(f"{where}: attribute activations={names}; fastrnn runs Tanh or Relu, "
                          f"the same for every direction")
-    if names and lowered != list(_ACTIVATIONS[op]) * dirs:
+    defaults = list(BY_NAME[op].onnx_activations)
+    if names and lowered != defaults * dirs:
         raise ValueError(f"{where}: attribute activations={names}; fastrnn runs only "
-                         f"ONNX's default {op} activations {list(_ACTIVATIONS[op])}")
+                         f"ONNX's default {op} activations {defaults}")
     return {}
 
 
@@ -174,7 +154,8 @@ def _layer_from_node(node, initializers, where, onnx):
     if W is None or R is None:
         raise ValueError(f"{where}: inputs W and R are required")
     dirs = 2 if attrs["direction"] == "bidirectional" else 1
-    order = _gates.ONNX[op]
+    kind = BY_NAME[op]
+    order = kind.onnx_order
     G = len(order)
     if R.ndim != 3 or R.shape[0] != dirs or R.shape[1] != G * R.shape[2]:
         raise ValueError(f"{where}: input R has shape {R.shape}; expected ({dirs}, {G}*H, H)")
@@ -200,7 +181,7 @@ def _layer_from_node(node, initializers, where, onnx):
     peephole = P is not None and np.any(P)
     if peephole:
         config["peephole"] = True
-    layer = _classes()[op](W.shape[2], H, **config)
+    layer = kind.layer_class(W.shape[2], H, **config)
 
     params = {}
     for d in range(dirs):
@@ -214,125 +195,3 @@ def _layer_from_node(node, initializers, where, onnx):
             params["weight_peephole" + sfx] = P[d].reshape(3, H)[[0, 2, 1]]
     layer.load_state_dict(params)
     return layer
-
-
-# ------------------------------------------------------------------------------- exporting
-
-
-class _GraphBuilder:
-    """Nodes and initializers of the graph being written, with fresh names."""
-
-    def __init__(self, onnx, dtype):
-        self.onnx, self.dtype = onnx, dtype
-        self.nodes, self.initializers = [], []
-
-    def constant(self, name, value, dtype=None):
-        array = np.ascontiguousarray(value, dtype=dtype or self.dtype)
-        self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
-        return name
-
-    def node(self, op, inputs, outputs, **attrs):
-        self.nodes.append(self.onnx.helper.make_node(op, inputs, outputs, **attrs))
-        return outputs[0] if len(outputs) == 1 else outputs
-
-
-def _layer_weights(builder, layer, index):
-    """Initializer names [W, R, B or "", P or ""] of stacked layer index, in ONNX's layout."""
-    op = type(layer).__name__
-    back = _gates.inverse(_gates.ONNX[op])
-    p = layer.params
-    sfxs = [f"_l{index}"] + ([f"_l{index}_reverse"] if layer.bidirectional else [])
-    names = [builder.constant(f"W_l{index}",
-                              [_gates.reorder(p["weight_ih" + s], back) for s in sfxs]),
-             builder.constant(f"R_l{index}",
-                              [_gates.reorder(p["weight_hh" + s], back) for s in sfxs])]
-    if layer.bias:
-        names.append(builder.constant(f"B_l{index}", [
-            np.concatenate([_gates.reorder(p["bias_ih" + s], back),
-                            _gates.reorder(p["bias_hh" + s], back)]) for s in sfxs]))
-    else:
-        names.append("")
-    if getattr(layer, "peephole", False):
-        names.append(builder.constant(f"P_l{index}", [
-            p["weight_peephole" + s][[0, 2, 1]].reshape(-1) for s in sfxs]))
-    else:
-        names.append("")
-    return names
-
-
-def _node_attributes(layer):
-    op = type(layer).__name__
-    dirs = layer.num_directions
-    attrs = dict(hidden_size=layer.hidden_size,
-                 direction="bidirectional" if layer.bidirectional
-                 else "reverse" if layer.reverse else "forward")
-    if op == "RNN":
-        attrs["activations"] = [layer.nonlinearity.capitalize()] * dirs
-    if op == "GRU":
-        attrs["linear_before_reset"] = 1 if getattr(layer, "reset_after", True) else 0
-    return attrs
-
-
-def export(layer, path, initial_state=False, lengths=False):
-    """Write an ONNX model running layer; see RecurrentLayer.to_onnx for the public docs."""
-    onnx = _onnx()
-    from onnx import TensorProto, helper
-    op = type(layer).__name__
-    dtype = np.dtype(layer.dtype)
-    elem = TensorProto.FLOAT if dtype == np.float32 else TensorProto.DOUBLE
-    b = _GraphBuilder(onnx, dtype)
-    L, dirs, H, D = layer.num_layers, layer.num_directions, layer.hidden_size, layer.input_size
-    state_names = ("h", "c") if op == "LSTM" else ("h",)
-
-    x_dims = ["B", "T", D] if layer.batch_first else ["T", "B", D]
-    y_dims = ["B", "T", dirs * H] if layer.batch_first else ["T", "B", dirs * H]
-    state_dims = [L * dirs, "B", H]
-    inputs = [helper.make_tensor_value_info("x", elem, x_dims)]
-    if initial_state:
-        inputs += [helper.make_tensor_value_info(f"{s}0", elem, state_dims) for s in state_names]
-    if lengths:           # every node's sequence_lens: fastrnn's lengths=
-        inputs.append(helper.make_tensor_value_info("lengths", TensorProto.INT32, ["B"]))
-    # ONNX Runtime's kernels run time-major nodes only (layout 0), so batch-first layers
-    # transpose around the chain.
-    seq = "x"
-    if layer.batch_first:
-        seq = b.node("Transpose", ["x"], ["x_time_major"], perm=[1, 0, 2])
-    flat = b.constant("flat_shape", [0, 0, -1], np.int64)
-    axis0 = b.constant("axis_0", [0], np.int64)
-    finals = {s: [] for s in state_names}
-    for index in range(L):
-        W, R, B, P = _layer_weights(b, layer, index)
-        node_inputs = [seq, W, R, B, "lengths" if lengths else ""]
-        if initial_state:     # this layer's rows index*dirs .. (index+1)*dirs of h0 (c0)
-            rows = [b.constant(f"start_l{index}", [index * dirs], np.int64),
-                    b.constant(f"end_l{index}", [(index + 1) * dirs], np.int64), axis0]
-            node_inputs += [b.node("Slice", [f"{s}0", *rows], [f"{s}0_l{index}"])
-                            for s in state_names]
-        else:
-            node_inputs += [""] * len(state_names)
-        if op == "LSTM":
-            node_inputs.append(P)
-        while node_inputs[-1] == "":      # trailing optional inputs are left out
-            node_inputs.pop()
-        outs = [f"Y_l{index}"] + [f"Y_{s}_l{index}" for s in state_names]
-        b.node(op, node_inputs, outs, name=f"{op.lower()}_l{index}", **_node_attributes(layer))
-        for s, out in zip(state_names, outs[1:]):
-            finals[s].append(out)
-        # (T, dirs, B, H) -> (T, B, dirs*H): the next layer's input, as in fastrnn
-        seq = b.node("Reshape", [b.node("Transpose", [outs[0]], [f"Y_l{index}_t"],
-                                        perm=[0, 2, 1, 3]), flat], [f"y_l{index}"])
-    if layer.batch_first:
-        b.node("Transpose", [seq], ["y"], perm=[1, 0, 2])
-    else:
-        b.node("Identity", [seq], ["y"])
-    outputs = [helper.make_tensor_value_info("y", elem, y_dims)]
-    for s in state_names:
-        b.node("Concat", finals[s], [f"{s}_n"], axis=0)
-        outputs.append(helper.make_tensor_value_info(f"{s}_n", elem, state_dims))
-    graph = helper.make_graph(b.nodes, f"fastrnn_{op.lower()}", inputs, outputs,
-                              b.initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)],
-                              producer_name="fastrnn")
-    model.ir_version = _IR_VERSION
-    onnx.checker.check_model(model)
-    onnx.save(model, os.fspath(path))

@@ -4,12 +4,11 @@ import numpy as np
 
 from fastrnn import _docs
 from fastrnn._base import RecurrentLayer
-from fastrnn.kernels.recurrent import CELLS
 
 _NONLINEARITIES = ("tanh", "relu")
 
 
-class RNN(RecurrentLayer):
+class RNN(RecurrentLayer, cell="RNN"):
     __doc__ = """Multi-layer Elman RNN over a sequence, with torch.nn.RNN's maths and names.
 
     For each layer and direction, at each time step t::
@@ -22,9 +21,6 @@ class RNN(RecurrentLayer):
     weight gradients' operands).
     """ + _docs.PARAMETERS + """    nonlinearity : {"tanh", "relu"}, default "tanh"
     """ + _docs.SHAPES.format(state="an array h", wshape="(H, D)")
-
-    _cell_id = CELLS["RNN"]
-    _gate_count = 1
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, nonlinearity="tanh",
                  bias=True, batch_first=False, dropout=0.0, bidirectional=False,

@@ -13,6 +13,7 @@ import numpy as np
 from fastrnn.kernels import plan as _plan
 from fastrnn._aligned import zeros_aligned
 from fastrnn._lengths import NO_LENGTHS
+from fastrnn._runtime import Runtime, serving_copy
 from fastrnn._validation import check_positive_int, check_state
 
 _RUN = {np.dtype(np.float32): _plan.run_step["float"],
@@ -67,9 +68,8 @@ class Stepper:
     """
 
     def __init__(self, layer, state0=None, batch_size=None):
-        from fastrnn._base import serving_copy
-
-        own = serving_copy(layer)               # the parameters as they are now
+        runtime = Runtime()
+        own = serving_copy(layer, runtime)      # the parameters as they are now
         if layer.bidirectional or layer.reverse:
             which = "bidirectional" if layer.bidirectional else "reverse"
             raise ValueError(f"layer: a {which} layer reads its input from the end, so it "
@@ -82,15 +82,16 @@ class Stepper:
         self._dtype = dtype
         self._states = [zeros_aligned((L, B, H), dtype) for _ in range(2 if layer._has_cell else 1)]
         self.reset(state0)
-        # Every layer reads the one before through buffers that live as long as the plan.
-        self._plan = _plan.StepPlan(L)
+        # With a plan in its runtime, the layer's forward hooks set the plan's layers up
+        # rather than run them.  Every layer reads the one before through buffers that
+        # live as long as the plan.
+        self._plan = runtime.plan = _plan.StepPlan(L)
         x_buf = np.zeros((1, B, D), dtype)
         layer_in = x_buf
         for l in range(L):
             y = zeros_aligned((1, B, H), dtype)
             rows = [s[l] for s in self._states]     # (B, H) views: state in and out
-            self._layer._run_direction(l, 0, layer_in, rows, y, rows, False, NO_LENGTHS,
-                                       plan=self._plan)
+            own._run_direction(l, 0, layer_in, rows, y, rows, False, NO_LENGTHS)
             layer_in = y
         _BIND[dtype](self._plan, x_buf, layer_in)
         self._run = _RUN[dtype]

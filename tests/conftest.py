@@ -10,6 +10,8 @@ and a gold-standard run of ``fastrnn.reference`` in float64.
 import numpy as np
 import pytest
 
+from fastrnn._cell_kinds import BY_KEY, KINDS, kind_of
+
 # Tolerances against the float64 reference (or torch), one entry per layer dtype.  Sizes in the
 # tests are small (D, H <= 8, T <= 6, B <= 4) and inputs ~N(0, 1), so float32 results agree with
 # the float64 gold standard to about 1e-6; parameter gradients are sums over T*B terms and so
@@ -21,10 +23,13 @@ TOL = {
 
 DTYPES = [np.float32, np.float64]
 
-# Cell kinds: "rnn_tanh" and "rnn_relu" are fastrnn.RNN with that nonlinearity.
-CELLS = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
+# Cell kinds, from fastrnn/_cell_kinds.py: "rnn_tanh" and "rnn_relu" are fastrnn.RNN with
+# that nonlinearity, every other kind its key.
+NONLINEARITIES = ("tanh", "relu")
+CELLS = [name for kind in KINDS
+         for name in ([f"rnn_{n}" for n in NONLINEARITIES] if kind.key == "rnn" else [kind.key])]
 
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+GATES = {cell: BY_KEY[cell.partition("_")[0]].gate_count for cell in CELLS}
 
 
 def tol(dtype):
@@ -42,13 +47,12 @@ def nonlinearity_of(cell):
 
 
 def is_lstm(cell):
-    return cell == "lstm"
+    """Whether the cell's state is a pair (h, c)."""
+    return BY_KEY[mode_of(cell)].state_arity == 2
 
 
 def layer_class(cell):
-    import fastrnn
-
-    return {"lstm": fastrnn.LSTM, "gru": fastrnn.GRU}.get(cell, fastrnn.RNN)
+    return BY_KEY[mode_of(cell)].layer_class
 
 
 def make_layer(cell, input_size, hidden_size, num_layers=1, **kwargs):
@@ -61,13 +65,8 @@ def make_layer(cell, input_size, hidden_size, num_layers=1, **kwargs):
 
 def cell_of(layer):
     """Cell kind of an existing layer."""
-    import fastrnn
-
-    if isinstance(layer, fastrnn.LSTM):
-        return "lstm"
-    if isinstance(layer, fastrnn.GRU):
-        return "gru"
-    return "rnn_" + layer.nonlinearity
+    key = kind_of(layer).key
+    return f"{key}_{layer.nonlinearity}" if key == "rnn" else key
 
 
 def num_dirs(layer):
@@ -152,14 +151,14 @@ def make_state(rng, layer, B, dtype=None):
     """A random state for the layer: h, or (h, c) for LSTM.  B=None means unbatched."""
     dtype = layer.dtype if dtype is None else dtype
     shape = state_shape(layer, B)
-    if cell_of(layer) == "lstm":
+    if is_lstm(cell_of(layer)):
         return (randn(rng, shape, dtype), randn(rng, shape, dtype))
     return randn(rng, shape, dtype)
 
 
 def zeros_state(layer, B, dtype=np.float64):
     shape = state_shape(layer, B)
-    if cell_of(layer) == "lstm":
+    if is_lstm(cell_of(layer)):
         return (np.zeros(shape, dtype), np.zeros(shape, dtype))
     return np.zeros(shape, dtype)
 

@@ -152,9 +152,9 @@ def test_copies_pack_their_own_weights(how):
     other = copy.deepcopy(frozen) if how == "deepcopy" else pickle.loads(pickle.dumps(frozen))
     x = make_x(rng_for("frozen-copies", how), layer, 7, 3)
     assert_same_outputs(other(x), frozen(x), True, np.float32)
-    kept = other._layer._kept_packs
+    kept = other._layer._runtime.packs
     assert sorted(kept) == [(0, 0), (0, 1), (1, 0), (1, 1)]
-    originals = [id(a) for buffers in frozen._layer._kept_packs.values() for a in buffers]
+    originals = [id(a) for buffers in frozen._layer._runtime.packs.values() for a in buffers]
     for buffers in kept.values():
         for b in buffers:
             assert b.ctypes.data % 64 == 0, "packs start on a cache line"

@@ -89,9 +89,9 @@ def test_layers_with_kept_buffers_copy_and_pickle_empty():
     x = np.ones((5, 2, 4), np.float32)
     y, _, cache = layer.forward(x)
     layer.backward(y, cache)
-    assert layer._scratch.kept_bytes() > 0
+    assert layer._runtime.scratch.kept_bytes() > 0
     for other in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
-        assert other._scratch.kept_bytes() == 0
+        assert other._runtime.scratch.kept_bytes() == 0
         np.testing.assert_array_equal(other(x)[0], layer(x)[0])
 
 
@@ -129,14 +129,14 @@ def test_inference_calls_reuse_their_work_arrays(cell):
     x = rng.standard_normal((30, 2, 5)).astype(np.float32)
     layer(x[:3])                     # another shape first: its arrays get replaced
     y = layer(x)[0]
-    arrays = [id(a) for a in layer._reused._arrays]
+    arrays = [id(a) for a in layer._runtime.idle["reused"]._arrays]
     assert len(arrays) >= 4          # at least the packed weights of each layer and direction
     y[...] = 0                       # the output is the caller's, not a work array
     np.testing.assert_array_equal(layer(x)[0], fresh(x)[0])
-    assert [id(a) for a in layer._reused._arrays] == arrays
+    assert [id(a) for a in layer._runtime.idle["reused"]._arrays] == arrays
     np.testing.assert_array_equal(layer(x[:3])[0], fresh(x[:3])[0])
     for other in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
-        assert other._reused._arrays == []
+        assert other._runtime.idle == {}
 
 
 def saved_arrays(cache):
@@ -149,12 +149,12 @@ def test_a_deleted_cache_hands_its_saved_activations_to_the_next_forward(cell):
     layer = make_layer(cell, 5, 6, seed=0)
     x = np.random.default_rng(0).standard_normal((7, 3, 5)).astype(np.float32)
     _, _, cache = layer.forward(x)
-    kept = layer._scratch.kept_bytes()         # the call's work buffers, back in the pool
+    kept = layer._runtime.scratch.kept_bytes()         # the call's work buffers, back in the pool
     saved = sum(a.nbytes + CACHE_LINE for a in saved_arrays(cache))
     del cache
-    assert layer._scratch.kept_bytes() == kept + saved
+    assert layer._runtime.scratch.kept_bytes() == kept + saved
     _, _, cache = layer.forward(x)             # takes them again
-    assert layer._scratch.kept_bytes() == kept
+    assert layer._runtime.scratch.kept_bytes() == kept
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])

@@ -64,7 +64,7 @@ def test_a_layer_times_both_ways_and_both_give_the_same_result(cell, H, restore_
     first = layer(x)[0]
     for _ in range(EXPLORE_EVERY + 2):
         np.testing.assert_array_equal(layer(x)[0], first)
-    assert all(s is not None and s > 0 for s in layer._split_choice.seconds.values())
+    assert all(s is not None and s > 0 for s in layer._runtime.forward_choice.seconds.values())
 
 
 def test_batches_and_one_thread_leave_no_choice(restore_threads):
@@ -73,14 +73,14 @@ def test_batches_and_one_thread_leave_no_choice(restore_threads):
     layer(np.ones((100, 3, 32), np.float32))         # B > 1: split by rows, no choice
     _threads.set_num_threads(1)
     layer(np.ones((100, 1, 32), np.float32))         # one thread: nothing to choose
-    assert "_split_choice" not in vars(layer)
+    assert layer._runtime.forward_choice.calls == 0
 
 
 def test_the_choice_sets_the_threads_of_the_call(restore_threads):
     _threads.set_num_threads(2)
     layer = fastrnn.LSTM(32, 64, seed=0)
     assert layer._threads(100, 1, 32) == 2
-    layer._split_now = False
+    layer._runtime.forward_way = False
     assert layer._threads(100, 1, 32) == 1
     assert layer._threads(100, 4, 32) == 2         # batches are split by rows regardless
 
@@ -100,8 +100,8 @@ def test_lstm_backward_times_both_ways_with_equal_results(restore_threads):
         first = result if first is None else first
         for a, b in zip(result, first):
             np.testing.assert_array_equal(a, b)
-    assert all(s is not None and s > 0 for s in layer._split_choice_backward.seconds.values())
+    assert all(s is not None and s > 0 for s in layer._runtime.backward_choice.seconds.values())
     gru = fastrnn.GRU(32, 80, seed=0)          # its backward loop is never split: no choice
     y, _, cache = gru.forward(x)
     gru.backward(np.ones_like(y), cache)
-    assert "_split_choice_backward" not in vars(gru)
+    assert gru._runtime.backward_choice.calls == 0
