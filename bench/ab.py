@@ -26,28 +26,28 @@ import numpy as np
 import fastrnn
 from fastrnn import bench, peers
 assert fastrnn.__file__.startswith(sys.argv[1]), fastrnn.__file__
-shapes = json.loads(sys.argv[2])
+shapes, cells, budget = json.loads(sys.argv[2]), json.loads(sys.argv[3]), float(sys.argv[4])
 out = {}
-for cell in ("rnn", "lstm", "gru"):
+for cell in cells:     # public names: both trees have them
     for T, B, D, H in shapes:
-        layer = bench.CELLS[cell](D, H, seed=0)
+        layer = getattr(fastrnn, cell)(D, H, seed=0)
         rng = np.random.default_rng(0)
         x = rng.standard_normal((T, B, D)).astype(np.float32)
         dy = rng.standard_normal((T, B, H)).astype(np.float32)
-        fns = peers.build("fastrnn", cell, layer, x, dy, peers.default_threads())
+        fns = peers.build("fastrnn", cell.lower(), layer, x, dy, peers.default_threads())
         for work, fn in fns.items():
-            med = bench.time_round_robin({"f": fn}, repeats=5, budget=0.6, block=0.03)
+            med = bench.time_round_robin({"f": fn}, repeats=5, budget=budget, block=0.03)
             out[f"{cell} {work} {T},{B},{D},{H}"] = med["f"]
 print(json.dumps(out))
 """
 
 
-def time_tree(tree, shapes):
+def time_tree(tree, shapes, cells, budget):
     """Seconds per call of every row, timed in a fresh process importing tree."""
     env = dict(os.environ, PYTHONPATH=tree)
     proc = subprocess.run([sys.executable, "-c", _CHILD, os.path.abspath(tree),
-                           json.dumps(shapes)], capture_output=True, text=True, env=env,
-                          cwd=tree, check=True)
+                           json.dumps(shapes), json.dumps(cells), str(budget)],
+                          capture_output=True, text=True, env=env, cwd=tree, check=True)
     return json.loads(proc.stdout)
 
 
@@ -57,16 +57,23 @@ def main(argv=None):
     parser.add_argument("new")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--quick", action="store_true", help="two shapes, for a smoke run")
+    parser.add_argument("--shapes", help="T,B,D,H;T,B,D,H;... instead of the default shapes")
+    parser.add_argument("--cells", default="RNN,LSTM,GRU")
+    parser.add_argument("--budget", type=float, default=0.6,
+                        help="seconds of timed blocks per row and child")
     parser.add_argument("--out", help="write the per-round times as JSON")
     args = parser.parse_args(argv)
     sys.path.insert(0, os.path.abspath(args.new))
     from fastrnn import bench
     shapes = bench.QUICK_SHAPES if args.quick else bench.DEFAULT_SHAPES
+    if args.shapes:
+        shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes.split(";")]
     runs = {"old": [], "new": []}
     for rnd in range(args.rounds):
         order = ("old", "new") if rnd % 2 == 0 else ("new", "old")
         for which in order:
-            runs[which].append(time_tree(getattr(args, which), [list(s) for s in shapes]))
+            runs[which].append(time_tree(getattr(args, which), [list(s) for s in shapes],
+                                         args.cells.split(","), args.budget))
         print(f"round {rnd + 1}/{args.rounds} done", file=sys.stderr)
     print(f"{'row':38s} {'old ms':>9s} {'new ms':>9s} {'new/old':>8s} {'range':>13s}")
     for row in runs["old"][0]:

@@ -128,6 +128,18 @@ class RecurrentLayer(ParamModule):
         self.grads = {}
         self.reset_parameters(seed)
 
+    # What a layer pickled before the runtime split (0.1.0 up to 2026-11) kept on
+    # itself; a layer unpickled from such a file drops them for a fresh Runtime.
+    _OLD_RUNTIME_ATTRIBUTES = ("_scratch", "_reused", "_split_choice", "_split_now",
+                               "_split_choice_backward", "_split_backward", "_kept_packs")
+
+    def __setstate__(self, state):
+        for name in self._OLD_RUNTIME_ATTRIBUTES:
+            state.pop(name, None)
+        self.__dict__.update(state)
+        if not isinstance(self.__dict__.get("_runtime"), Runtime):
+            self._runtime = Runtime()
+
     # ------------------------------------------------------------ parameters
 
     @property

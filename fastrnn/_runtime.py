@@ -27,7 +27,7 @@ class Runtime:
     ----------
     keep_packs : bool
         Keep each layer and direction's packed weights from the first call on
-        (``packs``, filled by RecurrentLayer._forward_packs), as a FrozenLayer does;
+        (``packs``, filled by RecurrentLayer._packs), as a FrozenLayer does;
         otherwise every call packs into its own work buffers.
     plan : fastrnn.kernels.plan.StepPlan or None
         A Stepper's plan: the layer's forward hooks then set up the plan's layers

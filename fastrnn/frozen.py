@@ -57,7 +57,7 @@ class FrozenLayer:
 
     def __init__(self, layer):
         # the parameters as they are now, on a runtime that keeps each layer and
-        # direction's packed weights (see RecurrentLayer._forward_packs)
+        # direction's packed weights (see RecurrentLayer._packs)
         own = serving_copy(layer, Runtime(keep_packs=True))
         # a one-step call fills them all, so that a failure shows here rather than
         # leaving some unpacked

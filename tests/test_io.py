@@ -1,6 +1,8 @@
 """fastrnn.save / fastrnn.load (one .npz: JSON header and weights) and pickling of layers."""
 
+import copyreg
 import inspect
+import io
 import json
 import os
 import pathlib
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 
 import fastrnn
+from fastrnn._base import RecurrentLayer
 from conftest import CELLS, DTYPES, assert_close, cell_of, make_layer, make_state, make_x, rng_for
 
 D, H = 5, 4
@@ -424,3 +427,27 @@ def test_pickle_round_trip(cell, protocol):
         assert not np.shares_memory(loaded.params[k], v)
     assert_close(loaded(x)[0], layer(x)[0], np.float64, "y", rtol=0, atol=0)
     assert cell_of(loaded) == cell
+
+
+class _OldLayerPickler(pickle.Pickler):
+    """Pickles a layer as the code before the runtime split did: its execution state in
+    private attributes of its own, no _runtime."""
+
+    def reducer_override(self, obj):
+        if isinstance(obj, RecurrentLayer):
+            state = {k: v for k, v in obj.__dict__.items() if k != "_runtime"}
+            state.update(_scratch=None, _reused=None, _split_now=None, _kept_packs={})
+            return copyreg.__newobj__, (type(obj),), state
+        return NotImplemented
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_a_layer_pickled_before_the_runtime_split_still_runs(cell):
+    layer = random_layer(cell, np.float32, 4, num_layers=2)
+    x = make_x(rng_for("old pickle", cell), layer, 6, 3)
+    buf = io.BytesIO()
+    _OldLayerPickler(buf, protocol=pickle.DEFAULT_PROTOCOL).dump(layer)
+    loaded = pickle.loads(buf.getvalue())
+    assert not any(hasattr(loaded, name) for name in ("_scratch", "_reused", "_kept_packs"))
+    np.testing.assert_array_equal(loaded(x)[0], layer(x)[0])
+    np.testing.assert_array_equal(loaded.frozen()(x)[0], layer(x)[0])
