@@ -3,7 +3,7 @@
     python bench/ab.py OLD_TREE NEW_TREE [--rounds 8] [--quick] [--out FILE]
 
 Each tree must hold a built fastrnn (``python setup.py build_ext --inplace``).
-The benchmark's default workloads (fastrnn.bench.DEFAULT_SHAPES; every cell,
+The benchmark's default workloads (fastrnn.apps.bench.DEFAULT_SHAPES; every cell,
 inference through a FrozenLayer and training) are timed in child processes
 that import one tree or the other, alternating, the order swapped every
 round, so drift in the machine's load meets both alike.  Every child times
@@ -24,7 +24,8 @@ import json, sys
 sys.path.insert(0, sys.argv[1])
 import numpy as np
 import fastrnn
-from fastrnn import bench, peers
+from fastrnn.apps import bench
+from fastrnn.apps import peers
 assert fastrnn.__file__.startswith(sys.argv[1]), fastrnn.__file__
 shapes, cells, budget = json.loads(sys.argv[2]), json.loads(sys.argv[3]), float(sys.argv[4])
 out = {}
@@ -64,7 +65,7 @@ def main(argv=None):
     parser.add_argument("--out", help="write the per-round times as JSON")
     args = parser.parse_args(argv)
     sys.path.insert(0, os.path.abspath(args.new))
-    from fastrnn import bench
+    from fastrnn.apps import bench
     shapes = bench.QUICK_SHAPES if args.quick else bench.DEFAULT_SHAPES
     if args.shapes:
         shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes.split(";")]

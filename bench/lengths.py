@@ -1,7 +1,7 @@
 """Cost of lengths= against the padded call on the same batch (and torch's packed path).
 
 For each cell and shape (T, B, D, H) the same padded batch runs three ways on
-fastrnn, timed round-robin (fastrnn.bench.time_round_robin, medians):
+fastrnn, timed round-robin (fastrnn.apps.bench.time_round_robin, medians):
 
 - padded: layer(x), every sequence run for all T steps;
 - lengths, random order: layer(x, lengths=L) with L drawn uniformly from 1..T,
@@ -25,8 +25,8 @@ import argparse
 import numpy as np
 
 import fastrnn
-from fastrnn.bench import time_round_robin
-from fastrnn.peers import SPINS_AFTER
+from fastrnn.apps.bench import time_round_robin
+from fastrnn.apps.peers import SPINS_AFTER
 
 CELLS = {"lstm": fastrnn.LSTM, "gru": fastrnn.GRU, "rnn": fastrnn.RNN}
 SHAPES = [(100, 16, 64, 128), (20, 60, 200, 256), (50, 64, 256, 256)]

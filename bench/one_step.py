@@ -33,7 +33,7 @@ import fastrnn
 CELLS = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
 # The layer modules call their compiled forward kernels through a table keyed by
 # dtype (_FORWARD); the timing wraps its entries.
-KERNELS = {"lstm": "fastrnn.lstm", "gru": "fastrnn.gru", "rnn": "fastrnn.rnn"}
+KERNELS = {"lstm": "fastrnn.layers.lstm", "gru": "fastrnn.layers.gru", "rnn": "fastrnn.layers.rnn"}
 
 
 def build(cell, D, H, seed):
@@ -146,7 +146,8 @@ def profile(cell, layer, x, state, calls):
         return
     import inspect
 
-    from fastrnn import _base, _validation
+    from fastrnn import _validation
+    from fastrnn.layers import base as _base
 
     lp = line_profiler.LineProfiler()
     lp.add_function(_base.RecurrentLayer._forward)

@@ -4,8 +4,9 @@
 import numpy as np
 import pytest
 
-from fastrnn import bench, peers
-from fastrnn._cell_kinds import BY_KEY, KEYS
+from fastrnn.apps import bench
+from fastrnn.apps import peers
+from fastrnn.layers.cell_kinds import BY_KEY, KEYS
 
 from conftest import QUICK
 

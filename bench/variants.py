@@ -7,7 +7,7 @@ checkout's: a script's own folder, not the working directory, heads sys.path.)
 
 For each (T, B, D, H) and work (inference: the call; training: forward plus
 backward), GRU(reset_after=False) is timed in turns with GRU() and
-LSTM(peephole=True) with LSTM(), by fastrnn.bench.time_round_robin (medians
+LSTM(peephole=True) with LSTM(), by fastrnn.apps.bench.time_round_robin (medians
 of warm blocks, round-robin so machine load drifts hit both alike).  Prints
 the medians in milliseconds and the ratio variant / default (1.00: as fast).
 A measurement, not a test.
@@ -19,7 +19,7 @@ import numpy as np
 
 import fastrnn
 from fastrnn.kernels import threads as _threads
-from fastrnn.bench import time_round_robin
+from fastrnn.apps.bench import time_round_robin
 
 SHAPES = ((100, 1, 32, 64), (100, 1, 128, 128), (100, 16, 64, 128), (50, 64, 256, 256))
 PAIRS = (("gru", fastrnn.GRU, {}, dict(reset_after=False)),

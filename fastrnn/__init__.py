@@ -13,27 +13,43 @@ worker threads.
 ((5, 3, 16), (2, 3, 16))
 """
 
-# The layer modules first: each registers its cell kind (fastrnn/_cell_kinds.py), which
-# the modules below look their layer classes up in.
-from fastrnn.rnn import RNN
-from fastrnn.lstm import LSTM
-from fastrnn.gru import GRU
-from fastrnn.io import load, save
+import sys as _sys
+
+# The layer modules first: each registers its cell kind (fastrnn/layers/cell_kinds.py),
+# which the modules below look their layer classes up in.
+from fastrnn.layers.rnn import RNN
+from fastrnn.layers.lstm import LSTM
+from fastrnn.layers.gru import GRU
+from fastrnn.layers.embedding import Embedding
+from fastrnn.layers.linear import Linear
+from fastrnn.training.clip import clip_grad_norm, clip_grad_value
+from fastrnn.training.decoding import beam_search, greedy_decode
+from fastrnn.training.loss import log_softmax, softmax_cross_entropy
+from fastrnn.training.optim import SGD, Adam
+from fastrnn.training.sampling import sample
+from fastrnn.deploy.frozen import FrozenLayer
+from fastrnn.deploy.io import load, save
+from fastrnn.deploy.stepper import Stepper
 from fastrnn.kernels.threads import get_num_threads, set_num_threads
-from fastrnn.clip import clip_grad_norm, clip_grad_value
-from fastrnn.decoding import beam_search, greedy_decode
-from fastrnn.embedding import Embedding
-from fastrnn.linear import Linear
-from fastrnn.loss import log_softmax, softmax_cross_entropy
-from fastrnn.optim import SGD, Adam
-from fastrnn.sampling import sample
-from fastrnn.stepper import Stepper
-from fastrnn.frozen import FrozenLayer
 from fastrnn import onnx     # fastrnn.onnx.load; the onnx package itself is imported on use
 
 from fastrnn._version import __version__
 
-__all__ = ["RNN", "LSTM", "GRU", "Stepper", "FrozenLayer", "onnx", "get_num_threads", "set_num_threads", "save", "load", "__version__",
+__all__ = ["RNN", "LSTM", "GRU", "Stepper", "FrozenLayer", "onnx", "get_num_threads",
+           "set_num_threads", "save", "load", "__version__",
            "Embedding", "Linear", "softmax_cross_entropy", "log_softmax",
            "SGD", "Adam", "clip_grad_norm", "clip_grad_value",
            "sample", "greedy_decode", "beam_search"]
+
+# Where these modules were before the subpackages (to 2026-11).  A pickle names each
+# class by its module, and code may import the old paths: each stays a name of the module
+# that holds the code now.
+_MOVED = {"rnn": "layers.rnn", "lstm": "layers.lstm", "gru": "layers.gru",
+          "embedding": "layers.embedding", "linear": "layers.linear",
+          "clip": "training.clip", "decoding": "training.decoding", "loss": "training.loss",
+          "optim": "training.optim", "sampling": "training.sampling",
+          "frozen": "deploy.frozen", "io": "deploy.io", "stepper": "deploy.stepper",
+          "_scratch": "runtime.scratch", "_split_choice": "runtime.split_choice"}
+for _old, _new in _MOVED.items():
+    _sys.modules.setdefault(f"{__name__}.{_old}", _sys.modules[f"{__name__}.{_new}"])
+del _old, _new, _sys

@@ -1,9 +1,9 @@
-"""``python -m fastrnn``: see fastrnn.cli."""
+"""``python -m fastrnn``: see fastrnn.apps.cli."""
 
 import os
 import sys
 
-from fastrnn.cli import main
+from fastrnn.apps.cli import main
 
 try:
     code = main()

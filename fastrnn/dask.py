@@ -34,8 +34,8 @@ import copy
 
 import numpy as np
 
-from fastrnn._cell_kinds import check_layer
-from fastrnn._lengths import check_lengths_array
+from fastrnn.layers.cell_kinds import check_layer
+from fastrnn.runtime.lengths import check_lengths_array
 
 __all__ = ["run"]
 

@@ -2,7 +2,7 @@
 
 ``load`` reads an ONNX model and returns one fastrnn layer per RNN, LSTM or GRU node of its
 main graph, in graph order, built from the node's attributes and initializer weights.
-``export`` (``layer.to_onnx(path)``, fastrnn/_onnx_export.py) writes a model that runs a
+``export`` (``layer.to_onnx(path)``, fastrnn/interop/onnx_export.py) writes a model that runs a
 fastrnn layer.  The ``onnx`` package is needed for both (``pip install "fastrnn[onnx]"``),
 and only for them.
 
@@ -39,9 +39,9 @@ import os
 
 import numpy as np
 
-from fastrnn import _gates
-from fastrnn._cell_kinds import BY_NAME
-from fastrnn._onnx_export import _onnx, export  # noqa: F401  (export: layer.to_onnx)
+from fastrnn.interop import gates as _gates
+from fastrnn.layers.cell_kinds import BY_NAME
+from fastrnn.interop.onnx_export import _onnx, export  # noqa: F401  (export: layer.to_onnx)
 
 _ATTRIBUTES = {"activation_alpha", "activation_beta", "activations", "clip", "direction",
                "hidden_size", "layout"}

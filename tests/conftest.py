@@ -10,7 +10,7 @@ and a gold-standard run of ``fastrnn.reference`` in float64.
 import numpy as np
 import pytest
 
-from fastrnn._cell_kinds import BY_KEY, KINDS, kind_of
+from fastrnn.layers.cell_kinds import BY_KEY, KINDS, kind_of
 
 # Tolerances against the float64 reference (or torch), one entry per layer dtype.  Sizes in the
 # tests are small (D, H <= 8, T <= 6, B <= 4) and inputs ~N(0, 1), so float32 results agree with
@@ -23,7 +23,7 @@ TOL = {
 
 DTYPES = [np.float32, np.float64]
 
-# Cell kinds, from fastrnn/_cell_kinds.py: "rnn_tanh" and "rnn_relu" are fastrnn.RNN with
+# Cell kinds, from fastrnn/layers/cell_kinds.py: "rnn_tanh" and "rnn_relu" are fastrnn.RNN with
 # that nonlinearity, every other kind its key.
 NONLINEARITIES = ("tanh", "relu")
 CELLS = [name for kind in KINDS

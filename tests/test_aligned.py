@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn._aligned import CACHE_LINE, aligned_copy, empty_aligned, zeros_aligned
+from fastrnn.runtime.aligned import CACHE_LINE, aligned_copy, empty_aligned, zeros_aligned
 
 
 @pytest.mark.parametrize("shape", [(0,), (1,), (7,), (3, 5), (4, 1, 33)])

@@ -1,11 +1,11 @@
-"""fastrnn._blas_threads.single_threaded_blas: with threadpoolctl, and its fallback without."""
+"""fastrnn.runtime.blas_threads.single_threaded_blas: with threadpoolctl, and its fallback without."""
 
 import sys
 
 import numpy as np
 import pytest
 
-from fastrnn import _blas_threads
+from fastrnn.runtime import blas_threads as _blas_threads
 
 
 def _counts(controls):

@@ -1,4 +1,4 @@
-"""The character-level language model (fastrnn.charlm) and ``python -m fastrnn charlm``."""
+"""The character-level language model (fastrnn.apps.charlm) and ``python -m fastrnn charlm``."""
 
 import math
 import re
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn import charlm
+from fastrnn.apps import charlm
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn import _base
+from fastrnn.layers import base as _base
 from fastrnn.kernels import threads as _threads
-from fastrnn._split_choice import SplitChoice
+from fastrnn.runtime.split_choice import SplitChoice
 from fastrnn.kernels.elementwise import pack_min_rows
 from conftest import (CELLS, DTYPES, as_parts, assert_close, make_layer, make_state, make_x, reference_run,
                       rng_for, tol)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn._base import RecurrentLayer
+from fastrnn.layers.base import RecurrentLayer
 from conftest import CELLS, DTYPES, assert_close, cell_of, make_layer, make_state, make_x, rng_for
 
 D, H = 5, 4
@@ -25,7 +25,7 @@ HEADER = "__fastrnn__"
 
 
 def constructor_args(layer):
-    """Every constructor argument except seed, read from the signature (not from fastrnn.io)."""
+    """Every constructor argument except seed, read from the signature (not from fastrnn.deploy.io)."""
     sig = inspect.signature(type(layer).__init__)
     return [k for k in sig.parameters if k not in ("self", "seed")]
 
@@ -54,7 +54,7 @@ def random_layer(cell, dtype, seed, **config):
 
 
 def read_raw(path):
-    """All arrays of an .npz and its parsed header, read independently of fastrnn.io."""
+    """All arrays of an .npz and its parsed header, read independently of fastrnn.deploy.io."""
     with np.load(path, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     return json.loads(str(arrays.pop(HEADER))), arrays
@@ -121,7 +121,7 @@ def test_header_holds_every_constructor_argument(tmp_path, cell):
     fastrnn.save(tmp_path / "m.npz", layer)
     header, arrays = read_raw(tmp_path / "m.npz")
     assert header["format"] == "fastrnn"
-    assert header["format_version"] == fastrnn.io.FORMAT_VERSION == 1
+    assert header["format_version"] == fastrnn.deploy.io.FORMAT_VERSION == 1
     assert header["kind"] == "layer"
     (entry,) = header["layers"]
     assert entry["class"] == type(layer).__name__

@@ -14,7 +14,7 @@ nothing past the end (dy there included) reaches any gradient.
 import numpy as np
 import pytest
 
-from fastrnn import _base
+from fastrnn.layers import base as _base
 from fastrnn.kernels import threads as _threads
 from conftest import (CELLS, DTYPES, as_parts, assert_close, cell_of, make_layer, map_state,
                       reference_run, rng_for, seed_for, tol)

@@ -1,4 +1,4 @@
-"""Work buffers a layer keeps between calls (fastrnn/_scratch.py)."""
+"""Work buffers a layer keeps between calls (fastrnn/runtime/scratch.py)."""
 
 import copy
 import pickle
@@ -7,9 +7,9 @@ import threading
 import numpy as np
 import pytest
 
-from fastrnn import _scratch
-from fastrnn._aligned import CACHE_LINE
-from fastrnn._scratch import Reused, Scratch
+from fastrnn.runtime import scratch as _scratch
+from fastrnn.runtime.aligned import CACHE_LINE
+from fastrnn.runtime.scratch import Reused, Scratch
 from conftest import CELLS, make_layer
 
 

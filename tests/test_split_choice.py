@@ -6,7 +6,7 @@ import pytest
 
 import fastrnn
 from fastrnn.kernels import threads as _threads
-from fastrnn._split_choice import EXPLORE_CALLS, EXPLORE_EVERY, SplitChoice
+from fastrnn.runtime.split_choice import EXPLORE_CALLS, EXPLORE_EVERY, SplitChoice
 
 
 def run_calls(choice, seconds, calls, cold=None):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn import _base
+from fastrnn.layers import base as _base
 from fastrnn.kernels import threads as _threads
 from conftest import CELLS, DTYPES, as_parts, make_layer, rng_for, tol
 

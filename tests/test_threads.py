@@ -88,7 +88,7 @@ def test_thread_count_does_not_change_results(cell, B, dtype, restore_threads):
 
 def test_long_inference_crosses_chunks(restore_threads, monkeypatch):
     # Many projection chunks, each a barrier between the projection and the loop.
-    import fastrnn._base as base
+    import fastrnn.layers.base as base
     monkeypatch.setattr(base, "_CHUNK_ELEMENTS", 4 * 24 * 6 * 3)
     layer = fastrnn.LSTM(10, 24, num_layers=2, bidirectional=True, dtype=np.float64, seed=0)
     x = np.random.default_rng(0).standard_normal((50, 6, 10))
@@ -132,7 +132,7 @@ def test_staged_and_barrier_jobs_interleave(restore_threads, monkeypatch):
     # make workers come late to jobs already done, while batch calls (jobs
     # with barriers, which wait for every worker) and callers on other
     # Python threads come in between.  Every result stays exact.
-    import fastrnn._base as base
+    import fastrnn.layers.base as base
     monkeypatch.setattr(base, "_THREADED_MIN_FLOPS", 0)
     single = fastrnn.LSTM(8, 64, dtype=np.float32, seed=1)
     batch = fastrnn.GRU(8, 32, dtype=np.float32, seed=2)
@@ -185,7 +185,7 @@ def test_single_sequence_split_by_hidden_units(cell, H, dtype, restore_threads, 
     # projection stage repeat.
     # H: threads with equal and unequal panel counts, a sum over more than
     # one K block (528 > FR_KC = 512), and sizes whose panels do not divide (no split).
-    import fastrnn._base as base
+    import fastrnn.layers.base as base
     monkeypatch.setattr(base, "_CHUNK_ELEMENTS", 4 * H * 9)
     layer = make_layer(cell, 12, H, 2, bidirectional=True, dtype=dtype, seed=5)
     x = np.random.default_rng(1).standard_normal((40, 1, 12))
@@ -212,7 +212,7 @@ def test_single_sequence_backward_split_by_hidden_units(cell, H, dtype, restore_
     # the threads): dh_t from the whole dG of the step after, then each
     # part's units of dG_t.  H as in the forward test above; every layer
     # above the threading threshold.
-    import fastrnn._base as base
+    import fastrnn.layers.base as base
     monkeypatch.setattr(base, "_THREADED_MIN_FLOPS", 0)
     layer = make_layer(cell, 12, H, 2, bidirectional=True, dtype=dtype, seed=6)
     rng = np.random.default_rng(H)
@@ -231,7 +231,7 @@ def test_single_sequence_backward_split_with_lengths(length, peephole, restore_t
     # A sequence shorter than T: steps past its end have no gradient, the
     # reverse direction starts at its last step.  The one-thread run (batch
     # rows, checked against the reference in test_lengths.py) is the standard.
-    import fastrnn._base as base
+    import fastrnn.layers.base as base
     monkeypatch.setattr(base, "_THREADED_MIN_FLOPS", 0)
     layer = fastrnn.LSTM(12, 64, 2, bidirectional=True, peephole=peephole, seed=7)
     rng = np.random.default_rng(length)
@@ -245,7 +245,7 @@ def test_batch_with_lengths_same_over_thread_counts(cell, restore_threads, monke
     # Batch rows split unevenly by work (fastrnn/kernels/sequence.pxd split_batch) over
     # sequences of many lengths, with small chunks so that the projection
     # repeats.
-    import fastrnn._base as base
+    import fastrnn.layers.base as base
     monkeypatch.setattr(base, "_THREADED_MIN_FLOPS", 0)
     monkeypatch.setattr(base, "_CHUNK_ELEMENTS", 4 * 24 * 13 * 5)
     layer = make_layer(cell, 10, 24, 2, bidirectional=True, seed=8)

@@ -214,7 +214,7 @@ def test_single_sequence_split_by_hidden_units(name, Hx, dtype, restore_threads,
     # Batch 1 at H >= 128 splits the hidden units over threads (whole panels, a barrier per
     # step, and for reset-before a second one before the n block's product); small chunks
     # make the projection phase repeat in inference.
-    import fastrnn._base as base
+    import fastrnn.layers.base as base
     monkeypatch.setattr(base, "_CHUNK_ELEMENTS", 4 * Hx * 9)
     layer = make_variant(name, 12, Hx, 2, bidirectional=True, dtype=dtype, seed=5)
     rng = np.random.default_rng(1)
@@ -369,7 +369,7 @@ def test_load_rejects_non_bool_variant_flag(tmp_path):
 def test_long_inference_crosses_chunks(name, restore_threads, monkeypatch):
     # Many projection chunks on the batch-row path: r * h and the cells live in the chunk's
     # buffers, which the next chunk's projection overwrites.
-    import fastrnn._base as base
+    import fastrnn.layers.base as base
     monkeypatch.setattr(base, "_CHUNK_ELEMENTS", 4 * 24 * 6 * 3)
     layer = make_variant(name, 10, 24, 2, bidirectional=True, dtype=np.float64, seed=0)
     x = np.random.default_rng(0).standard_normal((50, 6, 10))

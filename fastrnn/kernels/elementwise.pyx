@@ -48,5 +48,5 @@ def tanh(const floating[::1] x, floating[::1] out):
 
 def line_offset(unsigned char[::1] raw):
     """Bytes from raw's first byte to the first 64-byte boundary (raw non-empty);
-    used by fastrnn._aligned, where NumPy's .ctypes would cost microseconds."""
+    used by fastrnn.runtime.aligned, where NumPy's .ctypes would cost microseconds."""
     return <size_t>(-<Py_ssize_t>&raw[0]) % 64

@@ -28,7 +28,7 @@ on a buffer's old contents: the kernels write every element they read.
 import sys
 import threading
 
-from fastrnn._aligned import CACHE_LINE, empty_aligned, nbytes_of, raw_buffer, view_aligned
+from fastrnn.runtime.aligned import CACHE_LINE, empty_aligned, nbytes_of, raw_buffer, view_aligned
 
 MAX_KEPT_BYTES = 64 << 20
 MAX_KEPT_PER_SIZE = 3
@@ -144,7 +144,7 @@ class Reused:
     the chunked projection keeps it independent of T.
 
     The layer's runtime holds one Reused between calls and a call takes it for
-    its duration (fastrnn/_runtime.py), so a concurrent call of the same layer
+    its duration (fastrnn/runtime/runtime.py), so a concurrent call of the same layer
     finds none and starts its own.
     """
 

@@ -15,7 +15,7 @@ Training uses truncated backpropagation through time over windows of at most
 each line gets full BPTT), Adam, and gradient clipping by the total norm.
 Sampling starts from "\\n" (or a prefix) and draws characters until "\\n".
 
-``python -m fastrnn charlm train|sample`` (fastrnn.cli) drives this module;
+``python -m fastrnn charlm train|sample`` (fastrnn.apps.cli) drives this module;
 the package ships a default corpus of dinosaur genus names.
 """
 
@@ -29,15 +29,15 @@ from importlib import resources
 import numpy as np
 
 from fastrnn import reference
-from fastrnn._blas_threads import single_threaded_blas
-from fastrnn._cell_kinds import BY_KEY, kind_of
-from fastrnn.clip import clip_grad_norm
-from fastrnn.decoding import beam_search
-from fastrnn.embedding import Embedding
-from fastrnn.linear import Linear
-from fastrnn.loss import log_softmax, softmax_cross_entropy
-from fastrnn.optim import Adam
-from fastrnn.sampling import as_generator, sample
+from fastrnn.runtime.blas_threads import single_threaded_blas
+from fastrnn.layers.cell_kinds import BY_KEY, kind_of
+from fastrnn.training.clip import clip_grad_norm
+from fastrnn.training.decoding import beam_search
+from fastrnn.layers.embedding import Embedding
+from fastrnn.layers.linear import Linear
+from fastrnn.training.loss import log_softmax, softmax_cross_entropy
+from fastrnn.training.optim import Adam
+from fastrnn.training.sampling import as_generator, sample
 
 __all__ = ["CharLM", "load_corpus", "default_corpus_path", "train", "BOUNDARY"]
 
@@ -48,7 +48,7 @@ _FORMAT_VERSION = 1
 
 def default_corpus_path():
     """Path of the bundled corpus: a few hundred dinosaur genus names, one per line."""
-    return resources.files("fastrnn").joinpath("data", "dinosaurs.txt")
+    return resources.files("fastrnn.apps").joinpath("data", "dinosaurs.txt")
 
 
 def load_corpus(path=None):

@@ -11,7 +11,7 @@ them, as an inference session does.
 
 import numpy as np
 
-from fastrnn._runtime import Runtime, serving_copy
+from fastrnn.runtime.runtime import Runtime, serving_copy
 
 
 def _of_layer(name, doc):

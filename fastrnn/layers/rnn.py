@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from fastrnn import _docs
-from fastrnn._base import RecurrentLayer
+from fastrnn.layers import docs as _docs
+from fastrnn.layers.base import RecurrentLayer
 
 _NONLINEARITIES = ("tanh", "relu")
 

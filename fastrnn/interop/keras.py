@@ -18,8 +18,8 @@ fastrnn layers, one per Keras layer.  Keras is not needed at run time, only its 
 
 import numpy as np
 
-from fastrnn import _gates
-from fastrnn._cell_kinds import kind_of
+from fastrnn.interop import gates as _gates
+from fastrnn.layers.cell_kinds import kind_of
 from fastrnn._validation import as_real_array, check_shape
 
 # Arguments that the weights decide; a config giving them would contradict the weights.

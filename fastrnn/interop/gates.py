@@ -2,7 +2,7 @@
 
 fastrnn stores gates in torch's order: LSTM i, f, g, o and GRU r, z, n (one block for RNN).
 Keras uses i, f, c, o and z, r, h; ONNX uses i, o, f, c and z, r, h.  Each cell kind's
-keras_order and onnx_order (fastrnn/_cell_kinds.py) give, for every fastrnn gate in turn, the
+keras_order and onnx_order (fastrnn/layers/cell_kinds.py) give, for every fastrnn gate in turn, the
 index of that gate's block in the other framework, so that ``reorder(theirs, order)`` is in
 fastrnn's order and ``reorder(ours, inverse(order))`` in theirs.
 """

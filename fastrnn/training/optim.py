@@ -109,12 +109,9 @@ class SGD(_Optimizer):
     nesterov : bool, default False
         Nesterov momentum (needs momentum > 0 and dampening = 0).
 
-    Methods
-    -------
-    step()
-        Update the parameters in place.
-    zero_grad()
-        Zero every gradient.
+
+    ``step()`` updates the parameters in place from their gradients;
+    ``zero_grad()`` zeroes every gradient.
     """
 
     def __init__(self, layers, lr, momentum=0.0, *, dampening=0.0, weight_decay=0.0,
@@ -166,12 +163,9 @@ class Adam(_Optimizer):
     eps : float >= 0, default 1e-8
     weight_decay : float >= 0, default 0
 
-    Methods
-    -------
-    step()
-        Update the parameters in place.
-    zero_grad()
-        Zero every gradient.
+
+    ``step()`` updates the parameters in place from their gradients;
+    ``zero_grad()`` zeroes every gradient.
     """
 
     def __init__(self, layers, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, *, weight_decay=0.0):

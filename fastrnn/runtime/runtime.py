@@ -1,6 +1,6 @@
 """What a recurrent layer keeps to run, apart from what it is.
 
-A layer (fastrnn/_base.py) holds its configuration, parameters and gradients.  What serves
+A layer (fastrnn/layers/base.py) holds its configuration, parameters and gradients.  What serves
 its calls lives in one Runtime that the layer owns: the pool of work buffers of training
 calls (Scratch), the work arrays an inference call leaves to the next (Reused), the timed
 choices of whether a single sequence's steps are split over threads, forward and backward,
@@ -15,9 +15,9 @@ a Reused is taken by one call at a time, and packs are only read once made.
 
 import copy
 
-from fastrnn._cell_kinds import check_layer
-from fastrnn._scratch import Reused, Scratch
-from fastrnn._split_choice import SplitChoice
+from fastrnn.layers.cell_kinds import check_layer
+from fastrnn.runtime.scratch import Reused, Scratch
+from fastrnn.runtime.split_choice import SplitChoice
 
 
 class Runtime:

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from fastrnn._module import LayerCache, ParamModule
-from fastrnn._validation import as_real_array, check_float_dtype, check_positive_int
+from fastrnn.layers.module import LayerCache, ParamModule
+from fastrnn._validation import as_real_array, check_positive_int
 
 __all__ = ["Linear"]
 
@@ -52,10 +52,7 @@ class Linear(ParamModule):
         self.in_features = check_positive_int(in_features, "in_features")
         self.out_features = check_positive_int(out_features, "out_features")
         self.bias = bool(bias)
-        self.dtype = check_float_dtype(dtype)
-        self.params = {}
-        self.grads = {}
-        self.reset_parameters(seed)
+        self._init_parameters(dtype, seed)
 
     def reset_parameters(self, seed=None):
         """Draw W and b from U(-1/sqrt(D_in), 1/sqrt(D_in)) (torch's bound) and zero grads."""

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from fastrnn._module import LayerCache, ParamModule
-from fastrnn._validation import as_real_array, check_float_dtype, check_positive_int
+from fastrnn.layers.module import LayerCache, ParamModule
+from fastrnn._validation import as_real_array, check_positive_int
 
 __all__ = ["Embedding"]
 
@@ -49,10 +49,7 @@ class Embedding(ParamModule):
     def __init__(self, num_embeddings, embedding_dim, *, dtype=np.float32, seed=None):
         self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings")
         self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
-        self.dtype = check_float_dtype(dtype)
-        self.params = {}
-        self.grads = {}
-        self.reset_parameters(seed)
+        self._init_parameters(dtype, seed)
 
     def reset_parameters(self, seed=None):
         """Draw W from N(0, 1) (torch's initialisation) and zero grads."""

@@ -31,16 +31,16 @@ import zlib
 
 import numpy as np
 
-from fastrnn import _cell_kinds
+from fastrnn.layers import cell_kinds as _cell_kinds
 from fastrnn._version import __version__
-from fastrnn.embedding import Embedding
-from fastrnn.linear import Linear
+from fastrnn.layers.embedding import Embedding
+from fastrnn.layers.linear import Linear
 
 FORMAT_NAME = "fastrnn"
 FORMAT_VERSION = 1
 
 _HEADER_KEY = "__fastrnn__"
-# The layers other than the recurrent ones (fastrnn/_cell_kinds.py) that a file may hold.
+# The layers other than the recurrent ones (fastrnn/layers/cell_kinds.py) that a file may hold.
 _OTHER_CLASSES = {"Linear": Linear, "Embedding": Embedding}
 # Constructor arguments that every file entry of a class must give (sizes, integers >= 1).
 _SIZES = {Linear: ("in_features", "out_features"),

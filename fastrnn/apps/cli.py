@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from fastrnn._cell_kinds import KEYS
+from fastrnn.layers.cell_kinds import KEYS
 
 
 def _numpy_blas_report():
@@ -50,7 +50,8 @@ def _parse_shape(text):
 
 
 def cmd_bench(args):
-    from fastrnn import bench, peers
+    from fastrnn.apps import bench
+    from fastrnn.apps import peers
     shapes = tuple(args.shape) if args.shape else (
         bench.QUICK_SHAPES if args.quick else bench.DEFAULT_SHAPES)
     works = ("inference", "training") if args.work == "both" else (args.work,)
@@ -138,7 +139,7 @@ def _error(message):
 def cmd_charlm_train(args):
     import math
 
-    from fastrnn import charlm
+    from fastrnn.apps import charlm
     try:
         lines = charlm.load_corpus(args.corpus)
     except (OSError, ValueError, UnicodeDecodeError) as exc:
@@ -183,7 +184,7 @@ def cmd_charlm_train(args):
 
 
 def cmd_charlm_sample(args):
-    from fastrnn import charlm
+    from fastrnn.apps import charlm
     try:
         model = charlm.CharLM.load(args.model)
     except FileNotFoundError:

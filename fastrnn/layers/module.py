@@ -3,7 +3,7 @@
 
 import numpy as np
 
-from fastrnn._validation import as_real_array, check_shape
+from fastrnn._validation import as_real_array, check_float_dtype, check_shape
 
 
 class LayerCache:
@@ -21,6 +21,13 @@ class LayerCache:
 
 class ParamModule:
     """params and grads dicts of name -> ndarray, with torch-like state_dict handling."""
+
+    def _init_parameters(self, dtype, seed):
+        """Set the layer's dtype (checked) and draw its parameters (reset_parameters)."""
+        self.dtype = check_float_dtype(dtype)
+        self.params = {}
+        self.grads = {}
+        self.reset_parameters(seed)
 
     def state_dict(self):
         """Copies of the parameters, keyed by torch's state_dict names."""

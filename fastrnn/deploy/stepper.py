@@ -11,9 +11,9 @@ state, so a step is little more than the arithmetic.
 import numpy as np
 
 from fastrnn.kernels import plan as _plan
-from fastrnn._aligned import zeros_aligned
-from fastrnn._lengths import NO_LENGTHS
-from fastrnn._runtime import Runtime, serving_copy
+from fastrnn.runtime.aligned import zeros_aligned
+from fastrnn.runtime.lengths import NO_LENGTHS
+from fastrnn.runtime.runtime import Runtime, serving_copy
 from fastrnn._validation import check_positive_int, check_state
 
 _RUN = {np.dtype(np.float32): _plan.run_step["float"],

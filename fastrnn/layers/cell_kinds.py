@@ -20,7 +20,7 @@ class CellKind:
     """One cell kind.
 
     Gate orders give, for every fastrnn (torch) gate in turn, the index of that gate's
-    block in the other framework (see fastrnn/_gates.py reorder).
+    block in the other framework (see fastrnn/interop/gates.py reorder).
     """
 
     name: str                    # the layer class's and the ONNX operator's name

@@ -2,8 +2,9 @@
 
 import numpy as np
 
-from fastrnn import _docs, keras
-from fastrnn._base import RecurrentLayer
+from fastrnn.layers import docs as _docs
+from fastrnn.interop import keras
+from fastrnn.layers.base import RecurrentLayer
 from fastrnn._validation import check_bool
 
 

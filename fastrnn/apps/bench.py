@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-from fastrnn import peers
-from fastrnn._cell_kinds import BY_KEY, KEYS
+from fastrnn.apps import peers
+from fastrnn.layers.cell_kinds import BY_KEY, KEYS
 from fastrnn.kernels import threads as _threads
 
 # (T, B, D, H): batch-1 latency cases, mid-size batches, GEMM-bound batches.

@@ -9,7 +9,7 @@ how large each buffer must be; the cell subclasses give only their variant
 flags and any parameters of their own.
 A layer is its configuration, parameters and gradients; what serves its
 calls (work buffers, split timings, packed weights, a step plan) is its
-Runtime (fastrnn/_runtime.py).
+Runtime (fastrnn/runtime/runtime.py).
 """
 
 import contextlib
@@ -17,20 +17,21 @@ import warnings
 
 import numpy as np
 
-from fastrnn import _onnx_export, keras
-from fastrnn._aligned import aligned_copy, empty_aligned
-from fastrnn._cell_kinds import register
-from fastrnn._lengths import NO_LENGTHS, SortedBatch, check_lengths
-from fastrnn._module import ParamModule
-from fastrnn._runtime import Runtime
-from fastrnn._split_choice import TimedCall
-from fastrnn._validation import (as_real_array, check_float_dtype, check_positive_int,
+from fastrnn.interop import onnx_export as _onnx_export
+from fastrnn.interop import keras
+from fastrnn.runtime.aligned import aligned_copy, empty_aligned
+from fastrnn.layers.cell_kinds import register
+from fastrnn.runtime.lengths import NO_LENGTHS, SortedBatch, check_lengths
+from fastrnn.layers.module import ParamModule
+from fastrnn.runtime.runtime import Runtime
+from fastrnn.runtime.split_choice import TimedCall
+from fastrnn._validation import (as_real_array, check_positive_int,
                                  check_probability, check_sequence, check_shape, check_state)
-from fastrnn.frozen import FrozenLayer
+from fastrnn.deploy.frozen import FrozenLayer
 from fastrnn.kernels.recurrent import CELLS, PACKING, CallConfig
 from fastrnn.kernels.recurrent import backward as _kernel_backward, forward as _kernel_forward
 from fastrnn.kernels.threads import get_num_threads
-from fastrnn.stepper import Stepper
+from fastrnn.deploy.stepper import Stepper
 
 # Bound on the gate values of one chunk of the input projection, passed to the
 # kernels; 0 leaves it to them (fastrnn/kernels/layer_call.pxd CHUNK_ELEMENTS,
@@ -42,7 +43,7 @@ _CHUNK_ELEMENTS = 0
 # microseconds (more in a VM), which small calls would not win back.
 _THREADED_MIN_FLOPS = 2_000_000
 # The context of inference calls, whose work arrays the layer keeps for its
-# next call (fastrnn/_scratch.py Reused; a lease would cost a few
+# next call (fastrnn/runtime/scratch.py Reused; a lease would cost a few
 # microseconds a call), and of calls with no split to time.
 _EMPTY_CONTEXT = contextlib.nullcontext()
 
@@ -81,7 +82,7 @@ class ForwardCache:
 
     def __del__(self):
         # saved's buffers go back to the layer's pool for its next forward
-        # (fastrnn/_scratch.py), once our arrays over them are gone
+        # (fastrnn/runtime/scratch.py), once our arrays over them are gone
         kept, self.kept = self.kept, None
         if kept is not None:
             self.saved = None
@@ -94,7 +95,7 @@ class ForwardCache:
 class RecurrentLayer(ParamModule):
     """Base class of the recurrent layers; see fastrnn.RNN, LSTM and GRU."""
 
-    _cell = None         # the CellKind (fastrnn/_cell_kinds.py) of a cell's layer class
+    _cell = None         # the CellKind (fastrnn/layers/cell_kinds.py) of a cell's layer class
     _splits_backward = False   # whose single-sequence backward loop threads share
 
     def __init_subclass__(cls, cell=None, **kwargs):
@@ -121,12 +122,9 @@ class RecurrentLayer(ParamModule):
         if self.reverse and self.bidirectional:
             raise ValueError("reverse: a bidirectional layer already runs both ways; "
                              "reverse=True needs bidirectional=False")
-        self.dtype = check_float_dtype(dtype)
         # buffers, packs and split timings: everything that serves the calls
         self._runtime = Runtime()
-        self.params = {}
-        self.grads = {}
-        self.reset_parameters(seed)
+        self._init_parameters(dtype, seed)
 
     # What a layer pickled before the runtime split (0.1.0 up to 2026-11) kept on
     # itself; a layer unpickled from such a file drops them for a fresh Runtime.
@@ -279,7 +277,7 @@ class RecurrentLayer(ParamModule):
         Time loops are split by batch rows; a single sequence's forward loop
         by hidden units, handed over between threads at every step, which
         pays from _UNIT_SPLIT_MIN_WEIGHTS recurrent weights when the machine
-        lets it (fastrnn/_split_choice.py decides per call).  An LSTM's
+        lets it (fastrnn/runtime/split_choice.py decides per call).  An LSTM's
         single-sequence backward loop is split by hidden units the same way
         (chosen apart from the forward's); the other cells run it on one
         thread and share only the weight gradients.
@@ -295,7 +293,7 @@ class RecurrentLayer(ParamModule):
 
     def _may_split(self, T, B, in_size):
         """Whether a forward call on (T, B, in_size) would share a single sequence's
-        steps over threads (see fastrnn/_split_choice.py)."""
+        steps over threads (see fastrnn/runtime/split_choice.py)."""
         return B == 1 and self._threads(T, B, in_size) > 1
 
     # --------------------------------------------------------------- running
@@ -365,7 +363,7 @@ class RecurrentLayer(ParamModule):
         """For a call that may share a single sequence's steps over threads: choose
         whether it does (by the runtime's SplitChoice `choice`; the way, True or
         False, in the runtime's way_attr while the call runs, None otherwise) and
-        record its time per step for that way (fastrnn/_split_choice.py).  Other
+        record its time per step for that way (fastrnn/runtime/split_choice.py).  Other
         calls get a shared empty context."""
         if not may_split:
             return _EMPTY_CONTEXT
@@ -486,7 +484,7 @@ class RecurrentLayer(ParamModule):
     def _run_direction(self, layer, direction, x, states0, y, states_n, training, active,
                        work=None):
         """Run one direction over x, write its columns of y and states_n; return what backward
-        needs.  active: the kernels' variable-length argument (fastrnn._lengths).  When the
+        needs.  active: the kernels' variable-length argument (fastrnn.runtime.lengths).  When the
         runtime has a fastrnn.kernels.plan.StepPlan (a Stepper's), set the call up as the
         plan's layer `layer` instead.  work: the call's lease on work buffers (see _work) in
         training, its Reused in inference, None for a plan."""
@@ -583,7 +581,7 @@ class RecurrentLayer(ParamModule):
         -------
         weights : list of ndarray
             ``[kernel, recurrent_kernel, bias]`` (no bias without bias), in this layer's
-            dtype; Keras's gate order and shapes (see fastrnn.keras).
+            dtype; Keras's gate order and shapes (see fastrnn.interop.keras).
 
         Raises
         ------

@@ -3,7 +3,7 @@
 One RNN, LSTM or GRU node per stacked layer, its weights as initializers in ONNX's gate
 order and layout (see fastrnn.onnx for how a node maps to a layer, both ways).  This module
 sits below the layers, which call it, and reaches a layer only through its public
-attributes and its cell kind (fastrnn/_cell_kinds.py); reading models, which builds layers,
+attributes and its cell kind (fastrnn/layers/cell_kinds.py); reading models, which builds layers,
 is fastrnn.onnx.  The ``onnx`` package is imported only when a model is written.
 """
 
@@ -11,8 +11,8 @@ import os
 
 import numpy as np
 
-from fastrnn import _gates
-from fastrnn._cell_kinds import kind_of
+from fastrnn.interop import gates as _gates
+from fastrnn.layers.cell_kinds import kind_of
 
 # The opset the exported models declare (layout and every attribute used exist since 14), and
 # the IR version that goes with it, so that older ONNX Runtimes read the files too.
