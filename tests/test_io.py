@@ -14,6 +14,8 @@ import pytest
 
 import fastrnn
 from fastrnn.layers.base import RecurrentLayer
+from fastrnn.runtime.scratch import Scratch
+from fastrnn.runtime.split_choice import SplitChoice
 from conftest import CELLS, DTYPES, assert_close, cell_of, make_layer, make_state, make_x, rng_for
 
 D, H = 5, 4
@@ -431,14 +433,20 @@ def test_pickle_round_trip(cell, protocol):
 
 class _OldLayerPickler(pickle.Pickler):
     """Pickles a layer as the code before the runtime split did: its execution state in
-    private attributes of its own, no _runtime."""
+    private attributes of its own (a Scratch, a SplitChoice), no _runtime."""
 
     def reducer_override(self, obj):
         if isinstance(obj, RecurrentLayer):
             state = {k: v for k, v in obj.__dict__.items() if k != "_runtime"}
-            state.update(_scratch=None, _reused=None, _split_now=None, _kept_packs={})
+            state.update(_scratch=Scratch(), _split_choice=SplitChoice(), _split_now=None,
+                         _reused=None, _kept_packs={})
             return copyreg.__newobj__, (type(obj),), state
         return NotImplemented
+
+
+# where the classes of such a pickle lived before the subpackages
+_OLD_PATHS = {b"fastrnn.layers.": b"fastrnn.", b"fastrnn.runtime.scratch": b"fastrnn._scratch",
+              b"fastrnn.runtime.split_choice": b"fastrnn._split_choice"}
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -446,8 +454,13 @@ def test_a_layer_pickled_before_the_runtime_split_still_runs(cell):
     layer = random_layer(cell, np.float32, 4, num_layers=2)
     x = make_x(rng_for("old pickle", cell), layer, 6, 3)
     buf = io.BytesIO()
-    _OldLayerPickler(buf, protocol=pickle.DEFAULT_PROTOCOL).dump(layer)
-    loaded = pickle.loads(buf.getvalue())
+    _OldLayerPickler(buf, protocol=0).dump(layer)   # protocol 0 names classes in plain text
+    data = buf.getvalue()
+    for new, old in _OLD_PATHS.items():
+        assert new in data
+        data = data.replace(new, old)
+    loaded = pickle.loads(data)
+    assert type(loaded) is type(layer)
     assert not any(hasattr(loaded, name) for name in ("_scratch", "_reused", "_kept_packs"))
     np.testing.assert_array_equal(loaded(x)[0], layer(x)[0])
     np.testing.assert_array_equal(loaded.frozen()(x)[0], layer(x)[0])
