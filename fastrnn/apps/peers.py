@@ -26,6 +26,7 @@ import os
 import numpy as np
 
 from fastrnn import reference
+from fastrnn.layers.cell_kinds import BY_KEY
 
 SYSTEMS = ("fastrnn", "numpy", "torch", "onnxruntime")
 
@@ -53,8 +54,8 @@ def available():
 
 def _torch_module(cell, layer):
     import torch
-    cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
-    kwargs = {"nonlinearity": layer.nonlinearity} if cell == "rnn" else {}
+    cls = getattr(torch.nn, BY_KEY[cell].name)      # torch names its modules as we do
+    kwargs = {"nonlinearity": layer.nonlinearity} if hasattr(layer, "nonlinearity") else {}
     module = cls(layer.input_size, layer.hidden_size, layer.num_layers, bias=layer.bias,
                  bidirectional=layer.bidirectional, **kwargs)
     module = module.to(torch.float32 if layer.dtype == np.float32 else torch.float64)

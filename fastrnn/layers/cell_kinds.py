@@ -23,7 +23,7 @@ class CellKind:
     block in the other framework (see fastrnn/interop/gates.py reorder).
     """
 
-    name: str                    # the layer class's and the ONNX operator's name
+    name: str                    # the layer class's, torch.nn's and the ONNX operator's name
     key: str                     # lowercase, for the command line and the benchmarks
     gate_count: int              # gate blocks in the weight matrices
     state_arity: int             # arrays in a state: 1 (h) or 2 (h, c)
