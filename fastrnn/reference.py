@@ -352,9 +352,7 @@ def gru_cell_forward_reset_before(xi, h, w_hh, b_hh=None):
 
     Returns
     -------
-    h_new : ndarray, shape (B, H)
-    gates : ndarray, shape (B, 3H)
-        The activated gates ``[r, z, n]``.
+    h_new, gates : as gru_cell_forward returns them
     rh : ndarray, shape (B, H)
         ``r * h``, the operand of ``W_hn``, which backward needs.
     """
