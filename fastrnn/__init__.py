@@ -42,8 +42,8 @@ __all__ = ["RNN", "LSTM", "GRU", "Stepper", "FrozenLayer", "onnx", "get_num_thre
            "sample", "greedy_decode", "beam_search"]
 
 # Where these modules were before the subpackages (to 2026-11).  A pickle names each
-# class by its module, and code may import the old paths: each stays a name of the module
-# that holds the code now.
+# class by its module, and code may import the old paths (``import fastrnn.lstm``,
+# ``fastrnn.io.save``): each stays a name of the module that holds the code now.
 _MOVED = {"rnn": "layers.rnn", "lstm": "layers.lstm", "gru": "layers.gru",
           "embedding": "layers.embedding", "linear": "layers.linear",
           "clip": "training.clip", "decoding": "training.decoding", "loss": "training.loss",
@@ -52,4 +52,6 @@ _MOVED = {"rnn": "layers.rnn", "lstm": "layers.lstm", "gru": "layers.gru",
           "_scratch": "runtime.scratch", "_split_choice": "runtime.split_choice"}
 for _old, _new in _MOVED.items():
     _sys.modules.setdefault(f"{__name__}.{_old}", _sys.modules[f"{__name__}.{_new}"])
+    if not _old.startswith("_"):
+        globals()[_old] = _sys.modules[f"{__name__}.{_new}"]
 del _old, _new, _sys

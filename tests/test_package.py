@@ -103,3 +103,13 @@ def test_bench_suite_runs_in_quick_mode():
                           capture_output=True, text=True, timeout=600, cwd=str(root), env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert " passed" in proc.stdout
+
+
+@pytest.mark.parametrize("old, new", sorted(fastrnn._MOVED.items()))
+def test_module_paths_from_before_the_subpackages_still_import(old, new):
+    # pickles name classes by module, and code imports the old paths
+    import importlib
+    moved = importlib.import_module(f"fastrnn.{new}")
+    assert importlib.import_module(f"fastrnn.{old}") is moved
+    if not old.startswith("_"):
+        assert getattr(fastrnn, old) is moved
