@@ -10,6 +10,7 @@ import pytest
 import fastrnn
 
 COMPILED = ["fastrnn.kernels.threads", "fastrnn.kernels.plan", "fastrnn.kernels.recurrent",
+            "fastrnn.kernels.probe",
             "fastrnn.kernels.elementwise"]
 
 
@@ -40,6 +41,7 @@ def test_info_lists_version_modules_and_blas():
         assert name in out
     assert "float32" in out and "float64" in out
     assert "BLAS" in out
+    assert "FMA peak" in out and "read bandwidth" in out and "DRAM" in out
 
 
 def test_bench_on_a_tiny_shape_reports_every_workload():

@@ -25,12 +25,13 @@ def _numpy_blas_report():
 
 def cmd_info(args):
     from fastrnn._version import __version__
-    from fastrnn.kernels import elementwise, plan, recurrent, threads
+    from fastrnn.kernels import elementwise, plan, probe, recurrent, threads
+    from fastrnn.runtime import machine
     print(f"fastrnn {__version__}  ({os.path.dirname(os.path.dirname(threads.__file__))})")
     print(f"python {platform.python_version()}, numpy {np.__version__}, "
           f"{platform.machine()}, {os.cpu_count()} CPUs")
     print("compiled modules:")
-    for mod in (threads, plan, recurrent, elementwise):
+    for mod in (threads, plan, recurrent, elementwise, probe):
         print(f"  {mod.__name__}: {os.path.basename(mod.__file__)}")
     print("dtypes: float32, float64")
     print(f"element-wise and GEMM kernels: {elementwise.simd_target()}")
@@ -39,7 +40,14 @@ def cmd_info(args):
     print("BLAS: not used by fastrnn's kernels (packed-weight GEMM of its own)")
     for line in _numpy_blas_report():
         print(f"  {line}")
+    print(f"machine limits (measured now; caches {_cache_text(machine.cache_sizes())}):")
+    for line in machine.describe(machine.limits()):
+        print(f"  {line}")
     return 0
+
+
+def _cache_text(caches):
+    return ", ".join(f"{level} {nbytes >> 10} KiB" for level, nbytes in caches.items())
 
 
 def _parse_shape(text):

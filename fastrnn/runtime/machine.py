@@ -1,0 +1,121 @@
+"""The machine's limits, measured once per process: the rooflines of the benchmark.
+
+Two kinds of limit bound a recurrent kernel:
+
+- the floating-point rate of fused multiply-add chains on the widest vector unit, on one
+  thread and on all of fastrnn's threads at once (compute-bound work: large batches);
+- the rate at which one thread reads a buffer held by each level of the memory hierarchy, L1,
+  L2, L3 and DRAM (bandwidth-bound work: small batches, whose steps stream the weights).
+
+The CPU under a machine can change from one session to the next, so nothing here is a
+constant: ``limits()`` runs the probes (fastrnn/kernels/probe.pyx) on first use, taking about
+a second, and keeps the result for the process.  Each rate is the best of a few timed runs:
+the probes measure what the machine can do, and interference only ever slows a run.
+"""
+
+import functools
+import os
+import time
+
+from fastrnn.kernels import probe, threads
+from fastrnn.runtime.aligned import empty_aligned
+
+# Cache sizes when the OS does not say (bytes): a common x86-64 server core.
+_DEFAULT_CACHES = {"L1": 32 << 10, "L2": 1 << 20, "L3": 32 << 20}
+_PROBE_SECONDS = 0.02       # aim of one timed run
+_RUNS = 5
+
+
+def cache_sizes(root="/sys/devices/system/cpu/cpu0/cache"):
+    """{"L1", "L2", "L3": bytes} of the data caches of CPU 0, from the OS (Linux's sysfs
+    folder root), or defaults for the levels it does not give."""
+    sizes = dict(_DEFAULT_CACHES)
+    try:
+        entries = sorted(os.listdir(root))
+    except OSError:
+        return sizes
+    for entry in entries:
+        try:
+            with open(os.path.join(root, entry, "level")) as f:
+                level = int(f.read())
+            with open(os.path.join(root, entry, "type")) as f:
+                kind = f.read().strip()
+            with open(os.path.join(root, entry, "size")) as f:
+                text = f.read().strip()
+        except (OSError, ValueError):
+            continue
+        if kind not in ("Data", "Unified") or not 1 <= level <= 3:
+            continue
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        try:
+            sizes[f"L{level}"] = int(text.rstrip("KMG")) * scale
+        except ValueError:
+            continue
+    return sizes
+
+
+def probe_sizes(caches):
+    """Bytes of the buffer each read probe streams: half of L1 and of L2 (room for the
+    rest of the process), a quarter of the L3 (shared by every core), eight L3s for DRAM."""
+    return {"L1": caches["L1"] // 2, "L2": caches["L2"] // 2, "L3": caches["L3"] // 4,
+            "DRAM": max(8 * caches["L3"], 64 << 20)}
+
+
+def _best_rate(run):
+    """Work per second of the fastest of _RUNS timed runs, each sized to take about
+    _PROBE_SECONDS; run(units) does `units` units of work and returns the work done."""
+    units = 1
+    while True:        # size a run from a first short one
+        t0 = time.perf_counter()
+        run(units)
+        elapsed = time.perf_counter() - t0
+        if elapsed > _PROBE_SECONDS / 10 or units > 1 << 30:
+            break
+        units *= 4
+    units = max(1, int(units * _PROBE_SECONDS / max(elapsed, 1e-9)))
+    best = 0.0
+    for _ in range(_RUNS):
+        t0 = time.perf_counter()
+        work = run(units)
+        best = max(best, work / (time.perf_counter() - t0))
+    return best
+
+
+@functools.lru_cache(maxsize=1)
+def limits():
+    """The machine's limits, measured on first use and kept for the process.
+
+    Returns
+    -------
+    dict
+        ``fma_gflops`` (one thread) and ``fma_gflops_all`` (``threads`` threads at once):
+        GFLOP/s of independent FMA chains, float32, on vectors of ``vector_lanes`` floats;
+        ``read_gbs``: {level: GB/s} of one thread reading a buffer of ``probe_bytes[level]``
+        bytes, for L1, L2, L3 and DRAM; ``caches``: the cache sizes the probes were sized
+        from.
+    """
+    nthreads = threads.get_num_threads()
+    rounds = 1 << 12
+    one = _best_rate(lambda units: probe.fma(rounds * units, 1)[0])
+    every = _best_rate(lambda units: probe.fma(rounds * units, nthreads)[0])
+    caches = cache_sizes()
+    sizes = probe_sizes(caches)
+    read = {}
+    for level, nbytes in sizes.items():
+        x = empty_aligned(nbytes // 4, "float32")
+        x.fill(1.0)        # every page touched before it is timed
+        read[level] = _best_rate(lambda units: probe.read(x, units)) / 1e9
+    return {"fma_gflops": one / 1e9, "fma_gflops_all": every / 1e9, "threads": nthreads,
+            "vector_lanes": probe.vector_lanes(), "read_gbs": read, "probe_bytes": sizes,
+            "caches": caches}
+
+
+def describe(lim):
+    """limits() as the lines `python -m fastrnn info` prints."""
+    lines = [f"FMA peak (float32, {lim['vector_lanes']}-float vectors): "
+             f"{lim['fma_gflops']:.0f} GFLOP/s on one thread, {lim['fma_gflops_all']:.0f} on "
+             f"{lim['threads']}"]
+    reads = ", ".join(f"{level} {gbs:.0f} GB/s ({lim['probe_bytes'][level] >> 10} KiB)"
+                      for level, gbs in lim["read_gbs"].items())
+    lines.append(f"read bandwidth, one thread: {reads}")
+    return lines
