@@ -66,6 +66,12 @@ cdef inline long packed_size(const LayerConfig* c, long N, long K) noexcept nogi
     return (N + nr - 1) // nr * nr * K
 
 
+cdef inline bint keeps_activations(const LayerConfig* c) noexcept nogil:
+    """Whether a forward saves its gates (and the LSTM its cells) for backward: a
+    training call of a cell whose backward reads them (the RNN's reads only y)."""
+    return c.training and c.cell != CELL_RNN
+
+
 cdef inline bint splits_backward(int cell) noexcept nogil:
     """Whether the cell's single-sequence backward loop may be shared by hidden units."""
     return cell == CELL_LSTM
@@ -92,7 +98,7 @@ cdef inline void forward_sizes(const LayerConfig* c, long* saved, long* work,
     """Numbers in each buffer of a forward call (roles above)."""
     cdef long TB = <long>c.T * c.B, H = c.H, gates = <long>c.ldg * c.B
     cdef bint lstm = c.cell == CELL_LSTM, gru = c.cell == CELL_GRU
-    cdef bint keeps = c.training and c.cell != CELL_RNN     # the RNN's backward needs only y
+    cdef bint keeps = keeps_activations(c)
     saved[SAVED_GATES] = TB * c.ldg if keeps else 0
     saved[SAVED_CELLS] = TB * H if keeps and lstm else 0
     work[WORK_GATES] = 0 if keeps else c.chunk * gates

@@ -18,7 +18,8 @@ from fastrnn.kernels.layer_call cimport (CELL_GRU, CELL_LSTM, CELL_RNN, N_BWD, N
                                   BWD_TRANSPOSED, BWD_WHHT, BWD_WIHT, PACK_WHH, PACK_WIH,
                                   SAVED_CELLS, SAVED_GATES, WORK_BIAS, WORK_CELLS, WORK_GATES,
                                   WORK_GH, Backward, Forward, LayerConfig, backward_sizes,
-                                  configure, forward_sizes, splits_backward)
+                                  configure, forward_sizes, keeps_activations, packed_size,
+                                  splits_backward)
 from fastrnn.kernels.packed cimport FR_PANEL_F32, FR_PANEL_F64, PACK_NOW, PACK_WHEN_WORTH, PACKED
 from fastrnn.kernels.plan cimport StepPlan, run_or_plan
 from fastrnn.kernels.sequence cimport add_pack, back_stages, set_transposed, time_loop_threads, unit_stages
@@ -29,6 +30,8 @@ from fastrnn.kernels.time_loop cimport (backward_task, backward_units_part, cell
 cnp.import_array()
 
 CELLS = {"RNN": CELL_RNN, "LSTM": CELL_LSTM, "GRU": CELL_GRU}
+# whether each cell's single-sequence backward may be shared by hidden units
+SPLITS_BACKWARD = {name: bool(splits_backward(cell)) for name, cell in CELLS.items()}
 PACKING = {"when_worth": PACK_WHEN_WORTH, "now": PACK_NOW, "packed": PACKED}
 
 
@@ -98,6 +101,11 @@ cdef class CallConfig:
     """
 
     cdef LayerConfig c
+    # the buffer sizes, computed once here for the Python layer and the entry points
+    cdef long n_saved[N_SAVED]
+    cdef long n_work[N_WORK]
+    cdef long n_packs[N_PACKS]
+    cdef long n_bwd[N_BWD]
     cdef readonly tuple saved_sizes, work_sizes, pack_sizes
 
     def __init__(self, int cell, int itemsize, int T, int B, int D, int H, bint reverse,
@@ -120,19 +128,15 @@ cdef class CallConfig:
         self.c.packing, self.c.nthreads = packing, nthreads
         self.c.chunk_elements = chunk_elements
         configure(&self.c)
-        cdef long saved[N_SAVED]
-        cdef long work[N_WORK]
-        cdef long packs[N_PACKS]
-        forward_sizes(&self.c, saved, work, packs)
-        self.saved_sizes = tuple([saved[i] for i in range(N_SAVED)])
-        self.work_sizes = tuple([work[i] for i in range(N_WORK)])
-        self.pack_sizes = tuple([packs[i] for i in range(N_PACKS)])
+        forward_sizes(&self.c, self.n_saved, self.n_work, self.n_packs)
+        backward_sizes(&self.c, self.n_bwd)
+        self.saved_sizes = tuple([self.n_saved[i] for i in range(N_SAVED)])
+        self.work_sizes = tuple([self.n_work[i] for i in range(N_WORK)])
+        self.pack_sizes = tuple([self.n_packs[i] for i in range(N_PACKS)])
 
     @property
     def backward_sizes(self):
-        cdef long work[N_BWD]
-        backward_sizes(&self.c, work)
-        return tuple([work[i] for i in range(N_BWD)])
+        return tuple([self.n_bwd[i] for i in range(N_BWD)])
 
     @property
     def chunk(self):
@@ -232,7 +236,7 @@ def forward(CallConfig cfg, x, y, int y_off, tuple weights, tuple state0, tuple 
     cdef int T = c.T, B = c.B, D = c.D, H = c.H, G = c.G
     cdef int tn = cnp.NPY_FLOAT32 if c.itemsize == 4 else cnp.NPY_FLOAT64
     cdef bint lstm = c.cell == CELL_LSTM, gru = c.cell == CELL_GRU
-    cdef bint keeps = c.training and c.cell != CELL_RNN
+    cdef bint keeps = keeps_activations(c)
     cdef long n_bias = G if weights[2] is not None else 0
     cdef void* p_saved[N_SAVED]
     cdef void* p_work[N_WORK]
@@ -260,13 +264,9 @@ def forward(CallConfig cfg, x, y, int y_off, tuple weights, tuple state0, tuple 
     if lstm:
         bind(state0[1], tn, <Py_ssize_t>B * H, False, "c0", <void**>&a.c0)
         bind(state_n[1], tn, <Py_ssize_t>B * H, True, "c_n", &a.c_n)
-    cdef long n_saved[N_SAVED]
-    cdef long n_work[N_WORK]
-    cdef long n_packs[N_PACKS]
-    forward_sizes(c, n_saved, n_work, n_packs)
-    bind_all(saved, n_saved, N_SAVED, tn, "saved", p_saved)
-    bind_all(work, n_work, N_WORK, tn, "work", p_work)
-    bind_all(packs, n_packs, N_PACKS, tn, "packs", p_packs)
+    bind_all(saved, cfg.n_saved, N_SAVED, tn, "saved", p_saved)
+    bind_all(work, cfg.n_work, N_WORK, tn, "work", p_work)
+    bind_all(packs, cfg.n_packs, N_PACKS, tn, "packs", p_packs)
     if active is None or len(active) == 0:
         a.active = NULL
     else:
@@ -294,7 +294,7 @@ def forward(CallConfig cfg, x, y, int y_off, tuple weights, tuple state0, tuple 
             fold_bias(<double*>a.b_hn, <const double*>b_hh + 2 * H if b_hh != NULL else NULL,
                       NULL, 0, H)
     if c.packed and gru and not c.reset_after:   # after the r, z blocks' whole panels
-        a.whn_p = <char*>a.whh_p + <size_t>((2 * H + nr - 1) // nr) * nr * H * c.itemsize
+        a.whn_p = <char*>a.whh_p + <size_t>packed_size(c, 2 * H, H) * c.itemsize
     cdef int nthreads = time_loop_threads(B, H, c.nthreads, c.packed, nr, &a.split_units)
     a.packs.count = 0
     if c.packed and c.packing != PACKED:
@@ -343,10 +343,6 @@ def backward(CallConfig cfg, x, y, dy, int y_off, tuple weights, tuple state0, t
     cdef int tn = cnp.NPY_FLOAT32 if c.itemsize == 4 else cnp.NPY_FLOAT64
     cdef bint lstm = c.cell == CELL_LSTM, gru = c.cell == CELL_GRU
     cdef long n_bias = G if grads[2] is not None else 0
-    cdef long n_saved[N_SAVED]
-    cdef long n_work[N_WORK]
-    cdef long n_packs[N_PACKS]
-    cdef long n_bwd[N_BWD]
     cdef void* p_saved[N_SAVED]
     cdef void* p_bwd[N_BWD]
     cdef void* p
@@ -354,8 +350,6 @@ def backward(CallConfig cfg, x, y, dy, int y_off, tuple weights, tuple state0, t
             len(carries) != len(state0):
         raise ValueError("weights, grads, state0, carries: expected 5 weights, 5 gradients "
                          "and one state per state array of the cell")
-    forward_sizes(c, n_saved, n_work, n_packs)
-    backward_sizes(c, n_bwd)
     bind(x, tn, <Py_ssize_t>T * B * D, False, "x", <void**>&a.grads.x)
     a.ldy = sequence_stride(y, H, T, B, y_off, "y")
     if sequence_stride(dy, H, T, B, y_off, "dy") != a.ldy:
@@ -375,8 +369,8 @@ def backward(CallConfig cfg, x, y, dy, int y_off, tuple weights, tuple state0, t
     if lstm:
         bind(state0[1], tn, <Py_ssize_t>B * H, False, "c0", <void**>&a.c0)
         bind(carries[1], tn, <Py_ssize_t>B * H, True, "dc", &a.dc)
-    bind_all(saved, n_saved, N_SAVED, tn, "saved", p_saved)
-    bind_all(work, n_bwd, N_BWD, tn, "work", p_bwd)
+    bind_all(saved, cfg.n_saved, N_SAVED, tn, "saved", p_saved)
+    bind_all(work, cfg.n_bwd, N_BWD, tn, "work", p_bwd)
     bind(dx, tn, <Py_ssize_t>T * B * D, True, "dx", &a.grads.dx)
     bind(grads[0], tn, <Py_ssize_t>G * D, True, "dw_ih", &a.grads.dw_ih)
     bind(grads[1], tn, <Py_ssize_t>G * H, True, "dw_hh", &a.grads.dw_hh)

@@ -28,7 +28,7 @@ from fastrnn.runtime.split_choice import TimedCall
 from fastrnn._validation import (as_real_array, check_positive_int,
                                  check_probability, check_sequence, check_shape, check_state)
 from fastrnn.deploy.frozen import FrozenLayer
-from fastrnn.kernels.recurrent import CELLS, PACKING, CallConfig
+from fastrnn.kernels.recurrent import CELLS, PACKING, SPLITS_BACKWARD, CallConfig
 from fastrnn.kernels.recurrent import backward as _kernel_backward, forward as _kernel_forward
 from fastrnn.kernels.threads import get_num_threads
 from fastrnn.deploy.stepper import Stepper
@@ -96,7 +96,7 @@ class RecurrentLayer(ParamModule):
     """Base class of the recurrent layers; see fastrnn.RNN, LSTM and GRU."""
 
     _cell = None         # the CellKind (fastrnn/layers/cell_kinds.py) of a cell's layer class
-    _splits_backward = False   # whose single-sequence backward loop threads share
+    _splits_backward = False   # whose single-sequence backward loop threads may share
 
     def __init_subclass__(cls, cell=None, **kwargs):
         """A cell's layer class names its kind, ``class LSTM(RecurrentLayer, cell="LSTM")``,
@@ -105,6 +105,7 @@ class RecurrentLayer(ParamModule):
         if cell is not None:
             cls._cell = register(cell, cls)
             cls._cell_id = CELLS[cell]                  # the kernels' name for it
+            cls._splits_backward = SPLITS_BACKWARD[cell]
             cls._gate_count = cls._cell.gate_count      # gate blocks in the weight matrices
             cls._has_cell = cls._cell.state_arity == 2  # LSTM carries (h, c); the others h
 
@@ -209,21 +210,14 @@ class RecurrentLayer(ParamModule):
         # with the parameters: a copy draws the masks the original would)
         self._dropout_rng = np.random.default_rng(rng.integers(2**63))
 
-    def _weights(self, layer, direction):
-        """(w_ih, w_hh, b_ih, b_hh) of one layer and direction; biases None without bias."""
+    def _direction_arrays(self, table, layer, direction):
+        """(w_ih, w_hh, b_ih, b_hh, extra) of one layer and direction from params or grads
+        (table), as the kernels take them: biases None without bias, extra the variant's
+        own parameter or None."""
         sfx = self._suffix(layer, direction)
-        p = self.params
-        if self.bias:
-            return p["weight_ih" + sfx], p["weight_hh" + sfx], p["bias_ih" + sfx], p["bias_hh" + sfx]
-        return p["weight_ih" + sfx], p["weight_hh" + sfx], None, None
-
-    def _weight_grads(self, layer, direction):
-        """(dw_ih, dw_hh, db_ih, db_hh) arrays to accumulate into; biases None without bias."""
-        sfx = self._suffix(layer, direction)
-        g = self.grads
-        if self.bias:
-            return g["weight_ih" + sfx], g["weight_hh" + sfx], g["bias_ih" + sfx], g["bias_hh" + sfx]
-        return g["weight_ih" + sfx], g["weight_hh" + sfx], None, None
+        b_ih, b_hh = (table["bias_ih" + sfx], table["bias_hh" + sfx]) if self.bias else (None, None)
+        return (table["weight_ih" + sfx], table["weight_hh" + sfx], b_ih, b_hh,
+                self._extra(layer, direction, table))
 
     def _work(self, shape, work):
         """A 64-byte aligned work array of the layer's dtype: from the call's work
@@ -494,8 +488,7 @@ class RecurrentLayer(ParamModule):
         cfg = self._call_config(direction, T, B, D, training, packing, self._threads(T, B, D))
         saved = self._buffers(cfg.saved_sizes, work, kept=True) if training else (None, None)
         _kernel_forward(cfg, x, y, direction * self.hidden_size,
-                        self._weights(layer, direction) + (self._extra(layer, direction,
-                                                                       self.params),),
+                        self._direction_arrays(self.params, layer, direction),
                         tuple(states0), tuple(states_n), saved,
                         self._buffers(cfg.work_sizes, work),
                         self._packs(layer, direction, cfg, work), active, plan, layer)
@@ -509,11 +502,9 @@ class RecurrentLayer(ParamModule):
         cfg = self._call_config(direction, T, B, D, True, _PACK_WHEN_WORTH,
                                 self._threads(T, B, D))
         _kernel_backward(cfg, x, y, dy, direction * self.hidden_size,
-                         self._weights(layer, direction) + (self._extra(layer, direction,
-                                                                        self.params),),
+                         self._direction_arrays(self.params, layer, direction),
                          tuple(states0), saved, tuple(carries), dx, accumulate,
-                         self._weight_grads(layer, direction) + (self._extra(
-                             layer, direction, self.grads),),
+                         self._direction_arrays(self.grads, layer, direction),
                          self._buffers(cfg.backward_sizes, work), active,
                          self._runtime.backward_way is not False)
 

@@ -42,8 +42,6 @@ class LSTM(RecurrentLayer, cell="LSTM"):
         ``weight_peephole_l0_reverse``, ...).
     """ + _docs.SHAPES.format(state="a pair (h, c) of arrays,", wshape="(4H, D)")
 
-    _splits_backward = True
-
     def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, reverse=False,
                  peephole=False, dtype=np.float32, seed=None):
