@@ -31,7 +31,21 @@ def test_the_read_probe_counts_whole_blocks(passes, offset):
     assert probe.read(x, passes) == passes * 3 * block * 4
 
 
+@pytest.mark.parametrize("nthreads", [1, 2])
+@pytest.mark.parametrize("blocks", [2, 7])
+def test_the_shared_read_probe_counts_each_threads_run(blocks, nthreads):
+    block = probe.read_block()
+    x = empty_aligned(blocks * block + 3, np.float32)
+    x.fill(1.0)
+    nbytes, used = probe.read_shared(x, 2, nthreads)
+    assert 1 <= used <= nthreads
+    # each thread reads its share of whole blocks, twice
+    assert nbytes == used * 2 * (blocks // nthreads) * block * 4
+
+
 @pytest.mark.parametrize("call, args", [(probe.fma, (0, 1)), (probe.fma, (1, 0)),
+                                        (probe.read_shared, (np.ones(128, np.float32), 1, 2)),
+                                        (probe.read_shared, (np.ones(1024, np.float32), 0, 1)),
                                         (probe.fma, (1, 65)),
                                         (probe.read, (np.ones(3, np.float32), 1)),
                                         (probe.read, (np.ones(1024, np.float32), 0))])
@@ -47,10 +61,13 @@ def test_limits_are_measured_once_and_plausible():
     assert lim["fma_gflops_all"] > 0.5 * lim["fma_gflops"]
     assert set(lim["read_gbs"]) == set(LEVELS)
     assert all(math.isfinite(v) and v > 0 for v in lim["read_gbs"].values())
+    assert set(lim["read_gbs_all"]) == set(LEVELS)
+    assert all(math.isfinite(v) and v > 0 for v in lim["read_gbs_all"].values())
     sizes = [lim["probe_bytes"][level] for level in LEVELS]
     assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
     lines = machine.describe(lim)
     assert "GFLOP/s" in lines[0] and all(level in lines[1] for level in LEVELS)
+    assert f"{lim['threads']} threads" in lines[2]
 
 
 def _cache_entry(root, name, level, kind, size):

@@ -4,8 +4,9 @@ Two kinds of limit bound a recurrent kernel:
 
 - the floating-point rate of fused multiply-add chains on the widest vector unit, on one
   thread and on all of fastrnn's threads at once (compute-bound work: large batches);
-- the rate at which one thread reads a buffer held by each level of the memory hierarchy, L1,
-  L2, L3 and DRAM (bandwidth-bound work: small batches, whose steps stream the weights).
+- the rate at which one thread, and all of fastrnn's threads at once, read a buffer held by
+  each level of the memory hierarchy, L1, L2, L3 and DRAM (bandwidth-bound work: small
+  batches, whose steps stream the weights).
 
 The CPU under a machine can change from one session to the next, so nothing here is a
 constant: ``limits()`` runs the probes (fastrnn/kernels/probe.pyx) on first use, taking about
@@ -15,6 +16,7 @@ the probes measure what the machine can do, and interference only ever slows a r
 
 import functools
 import os
+import statistics
 import time
 
 from fastrnn.kernels import probe, threads
@@ -61,9 +63,17 @@ def probe_sizes(caches):
             "DRAM": max(8 * caches["L3"], 64 << 20)}
 
 
-def _best_rate(run):
-    """Work per second of the fastest of _RUNS timed runs, each sized to take about
-    _PROBE_SECONDS; run(units) does `units` units of work and returns the work done."""
+def shared_probe_sizes(caches, nthreads):
+    """Bytes of the buffer the all-threads read probes split between nthreads threads: the
+    private levels (L1, L2) take nthreads times the one-thread size, each thread's run in
+    its own core's cache; the shared levels (L3, DRAM) the one-thread size."""
+    one = probe_sizes(caches)
+    return {level: one[level] * (nthreads if level in ("L1", "L2") else 1) for level in one}
+
+
+def _timed_runs(run):
+    """(work, seconds) of _RUNS timed runs, each sized to take about _PROBE_SECONDS;
+    run(units) does `units` units of work and returns the work done."""
     units = 1
     while True:        # size a run from a first short one
         t0 = time.perf_counter()
@@ -73,12 +83,24 @@ def _best_rate(run):
             break
         units *= 4
     units = max(1, int(units * _PROBE_SECONDS / max(elapsed, 1e-9)))
-    best = 0.0
+    out = []
     for _ in range(_RUNS):
         t0 = time.perf_counter()
         work = run(units)
-        best = max(best, work / (time.perf_counter() - t0))
-    return best
+        out.append((work, time.perf_counter() - t0))
+    return out
+
+
+def _best_rate(run):
+    """Work per second of the fastest of the timed runs: a limit, which interference
+    only ever lowers."""
+    return max(work / seconds for work, seconds in _timed_runs(run))
+
+
+def _median_seconds(run):
+    """Seconds per unit of work of the median timed run: a cost that a loop pays on
+    average, interference included."""
+    return statistics.median(seconds / work for work, seconds in _timed_runs(run))
 
 
 @functools.lru_cache(maxsize=1)
@@ -91,13 +113,17 @@ def limits():
         ``fma_gflops`` (one thread) and ``fma_gflops_all`` (``threads`` threads at once):
         GFLOP/s of independent FMA chains, float32, on vectors of ``vector_lanes`` floats;
         ``read_gbs``: {level: GB/s} of one thread reading a buffer of ``probe_bytes[level]``
-        bytes, for L1, L2, L3 and DRAM; ``caches``: the cache sizes the probes were sized
-        from.
+        bytes, for L1, L2, L3 and DRAM; ``read_gbs_all``: {level: GB/s} of ``threads``
+        threads reading their shares of a buffer of ``probe_bytes_all[level]`` bytes at once;
+        ``handover_us``: microseconds per stage of a staged job of empty parts on ``threads``
+        threads (what a time loop shared by hidden units pays at every step; 0 on one);
+        ``caches``: the cache sizes the probes were sized from.
     """
     nthreads = threads.get_num_threads()
     rounds = 1 << 12
     one = _best_rate(lambda units: probe.fma(rounds * units, 1)[0])
-    every = _best_rate(lambda units: probe.fma(rounds * units, nthreads)[0])
+    # n threads do at least what one does (one of them descheduled, the probe says less)
+    every = max(one, _best_rate(lambda units: probe.fma(rounds * units, nthreads)[0]))
     caches = cache_sizes()
     sizes = probe_sizes(caches)
     read = {}
@@ -105,9 +131,20 @@ def limits():
         x = empty_aligned(nbytes // 4, "float32")
         x.fill(1.0)        # every page touched before it is timed
         read[level] = _best_rate(lambda units: probe.read(x, units)) / 1e9
+    shared_sizes = shared_probe_sizes(caches, nthreads)
+    read_all = {}
+    for level, nbytes in shared_sizes.items():
+        x = empty_aligned(nbytes // 4, "float32")
+        x.fill(1.0)
+        read_all[level] = max(read[level], _best_rate(
+            lambda units: probe.read_shared(x, units, nthreads)[0]) / 1e9)
+    parts = max(1, min(nthreads, probe.max_parts()))
+    handover = _median_seconds(lambda units: probe.handover(units, nthreads) // parts) \
+        if nthreads > 1 else 0.0
     return {"fma_gflops": one / 1e9, "fma_gflops_all": every / 1e9, "threads": nthreads,
             "vector_lanes": probe.vector_lanes(), "read_gbs": read, "probe_bytes": sizes,
-            "caches": caches}
+            "read_gbs_all": read_all, "probe_bytes_all": shared_sizes,
+            "handover_us": handover * 1e6, "caches": caches}
 
 
 def describe(lim):
@@ -118,4 +155,9 @@ def describe(lim):
     reads = ", ".join(f"{level} {gbs:.0f} GB/s ({lim['probe_bytes'][level] >> 10} KiB)"
                       for level, gbs in lim["read_gbs"].items())
     lines.append(f"read bandwidth, one thread: {reads}")
+    reads = ", ".join(f"{level} {gbs:.0f} GB/s ({lim['probe_bytes_all'][level] >> 10} KiB)"
+                      for level, gbs in lim["read_gbs_all"].items())
+    lines.append(f"read bandwidth, {lim['threads']} threads: {reads}")
+    lines.append(f"hand-over of a step between {lim['threads']} threads: "
+                 f"{lim['handover_us']:.2f} us")
     return lines
