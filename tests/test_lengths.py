@@ -184,20 +184,31 @@ def test_matches_torch_packed_sequence(cell, dtype, cfg):
     check_against(layer, x, lengths, state0, dy, dstate_n, expected, dtype)
 
 
+SPLIT_CASES = {
+    # the batch split (B = 7, the threads sharing each chunk's projection; B = 19, each
+    # projecting its own rows) and a single sequence split by hidden units
+    "rows": [(7, [30, 7, 41, 41, 1, 12, 40], 36),
+             (19, [3, 41, 17, 41, 1, 29, 40, 8, 41, 12, 33, 2, 41, 26, 5, 38, 19, 41, 9], 20),
+             (1, [23], 128)],
+    # batches shared by hidden units (forced), with rows that end, and in reverse start,
+    # at every kind of step: at the last, after one step, together
+    "units": [(5, [41, 41, 17, 2, 1], 32), (3, [41, 41, 41], 48), (2, [1, 1], 16)],
+}
+
+
+@pytest.mark.parametrize("split", sorted(SPLIT_CASES))
 @pytest.mark.parametrize("cell, variant", [(c, {}) for c in CELLS]
                          + [("gru", dict(reset_after=False)), ("lstm", dict(peephole=True))])
-def test_threads_and_unit_split_with_lengths(cell, variant, monkeypatch):
-    """On 1 and 2 threads (threaded whatever the size): the batch split (B = 7, the
-    threads sharing each chunk's projection; B = 19, each projecting its own
-    rows) and the single sequence split by hidden units (B = 1, H = 128),
-    against the reference per sequence, and bitwise equal across thread counts."""
+def test_threads_and_unit_split_with_lengths(cell, variant, split, monkeypatch):
+    """On 1 and 2 threads (threaded whatever the size), each way of splitting a time
+    loop (SPLIT_CASES), against the reference per sequence, and bitwise equal across
+    thread counts."""
     monkeypatch.setattr(_base, "_THREADED_MIN_FLOPS", 0)
+    if split == "units":
+        monkeypatch.setattr(_base, "units_rows", lambda cell, B, *args, **kwargs: B)
     previous = _threads.get_num_threads()
     try:
-        for B, lengths, Hb in [(7, [30, 7, 41, 41, 1, 12, 40], 36),
-                               (19, [3, 41, 17, 41, 1, 29, 40, 8, 41, 12, 33, 2, 41, 26, 5,
-                                     38, 19, 41, 9], 20),
-                               (1, [23], 128)]:
+        for B, lengths, Hb in SPLIT_CASES[split]:
             T, Db = 41, 24
             layer = make_layer(cell, Db, Hb, 1, bidirectional=True, dtype=np.float64, seed=B,
                                **variant)

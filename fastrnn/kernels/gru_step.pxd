@@ -17,8 +17,8 @@ from cython cimport floating
 from fastrnn.kernels.cells cimport (gru_rb_step_bwd_r, gru_rb_step_bwd_zn, gru_rb_step_fwd,
                              gru_rb_step_reset, gru_step_bwd, gru_step_fwd)
 from fastrnn.kernels.layer_call cimport Backward, Forward, state_before
-from fastrnn.kernels.packed cimport matmul_nt, packed_gemm, packed_gemv_blocks, panel_width
-from fastrnn.kernels.sequence cimport UnitStage, zero_rows
+from fastrnn.kernels.packed cimport matmul_nt, packed_gemm, packed_gemm_blocks, panel_width
+from fastrnn.kernels.sequence cimport zero_rows
 
 
 cdef inline int gru_substeps(Forward* a) noexcept nogil:
@@ -61,28 +61,37 @@ cdef inline void gru_past_end_rows(Forward* a, floating* _, int t, int gt0, int 
                   a.c.ldg)
 
 
-cdef inline void gru_forward_units(Forward* a, floating* _, const UnitStage* u, int gt0,
-                                   int j0, int j1) noexcept nogil:
-    """A single sequence's sub-stage u.sub of step u.t for hidden units [j0, j1)."""
-    cdef int H = a.c.H, t = u.t
-    cdef floating* gh = <floating*>a.gh
-    cdef floating* y = <floating*>a.y
-    cdef const floating* h_prev = <const floating*>a.h0
-    if u.t_prev >= 0:
-        h_prev = y + <size_t>u.t_prev * a.ldy
-    cdef floating* g = <floating*>a.gates + <size_t>(t - gt0) * a.c.ldg
-    if u.sub == 0:
-        packed_gemv_blocks(H, h_prev, <const floating*>a.whh_p, H,   # its units of each
-                           3 if a.c.reset_after else 2, H, j0, j1, gh, False)  # gate block
+cdef inline void gru_past_end_units(Forward* a, floating* _, int t, int gt0, int lo, int hi,
+                                    int j0, int j1) noexcept nogil:
+    """gru_past_end_rows for hidden units [j0, j1)."""
+    if not a.c.reset_after:
+        zero_rows(hi - lo, j1 - j0, <floating*>a.gates
+                  + (<size_t>(t - gt0) * a.c.B + lo) * a.c.ldg + 3 * a.c.H + j0, a.c.ldg)
+
+
+cdef inline void gru_forward_units(Forward* a, floating* _, int sub, int t, int gt0, int lo,
+                                   int hi, int t_prev, int j0, int j1) noexcept nogil:
+    """Sub-stage sub of step t for batch rows [lo, hi) and hidden units [j0, j1), from
+    step t_prev's state (t_prev < 0: the initial state)."""
+    cdef int B = a.c.B, H = a.c.H, n = hi - lo, ldg = a.c.ldg
+    cdef int ld_prev = a.ldy if t_prev >= 0 else H
+    cdef const floating* h_prev = state_before(t_prev, <const floating*>a.y, B, a.ldy,
+                                               <const floating*>a.h0) + <size_t>lo * ld_prev
+    cdef floating* gh = <floating*>a.gh + <size_t>lo * 3 * H
+    cdef floating* g = <floating*>a.gates + (<size_t>(t - gt0) * B + lo) * ldg
+    cdef floating* h = <floating*>a.y + (<size_t>t * B + lo) * a.ldy
+    if sub == 0:          # its units of each gate block (reset-before: r and z only)
+        packed_gemm_blocks(n, H, h_prev, ld_prev, <const floating*>a.whh_p, H,
+                           3 if a.c.reset_after else 2, H, j0, j1, gh, 3 * H, False)
         if a.c.reset_after:
-            gru_step_fwd(1, H, j0, j1, g, gh, <const floating*>a.b_hn, h_prev, H,
-                         y + <size_t>t * a.ldy, a.ldy)
+            gru_step_fwd(n, H, j0, j1, g, gh, <const floating*>a.b_hn, h_prev, ld_prev, h,
+                         a.ldy)
         else:
-            gru_rb_step_reset(1, H, j0, j1, g, gh, h_prev, H)
-    else:
-        packed_gemv_blocks(H, g + 3 * H, <const floating*>a.whn_p, H, 1, H, j0, j1,
-                           gh + 2 * H, False)
-        gru_rb_step_fwd(1, H, j0, j1, g, gh, h_prev, H, y + <size_t>t * a.ldy, a.ldy)
+            gru_rb_step_reset(n, H, j0, j1, g, gh, h_prev, ld_prev)
+    else:                 # reset-before: every unit's r * h_{t-1} is ready
+        packed_gemm_blocks(n, H, g + 3 * H, ldg, <const floating*>a.whn_p, H, 1, H, j0, j1,
+                           gh + 2 * H, 3 * H, False)
+        gru_rb_step_fwd(n, H, j0, j1, g, gh, h_prev, ld_prev, h, a.ldy)
 
 
 cdef inline void gru_backward_rows(Backward* a, floating* _, int t, int lo, int hi,

@@ -36,6 +36,8 @@ cdef struct LayerConfig:
     int packing            # fastrnn/kernels/packed.pxd PACK_WHEN_WORTH, PACK_NOW or PACKED
     int nthreads           # threads the call may use
     int chunk_elements     # bound on a projection chunk's gate values (0: CHUNK_ELEMENTS)
+    int units_rows         # a forward of at most this many rows shares its steps by
+                           # hidden units (fastrnn/kernels/sequence.pxd time_loop_threads)
     # derived by configure()
     int G                  # gate columns of W_ih and W_hh: H, 4H or 3H
     int ldg                # row stride of the gates buffer (the GRU keeps a 4th block)

@@ -12,8 +12,8 @@
 from cython cimport floating
 from fastrnn.kernels.cells cimport lstm_peep_grads, lstm_step_bwd, lstm_step_fwd
 from fastrnn.kernels.layer_call cimport Backward, Forward, state_before
-from fastrnn.kernels.packed cimport matmul_nt, packed_gemv_blocks
-from fastrnn.kernels.sequence cimport BackStage, StepRows, UnitStage, copy_rows, step_rows
+from fastrnn.kernels.packed cimport matmul_nt, packed_gemm_blocks
+from fastrnn.kernels.sequence cimport BackStage, StepRows, copy_rows, step_rows
 from fastrnn.kernels.threads cimport split_range
 
 
@@ -48,25 +48,32 @@ cdef inline void lstm_final_rows(Forward* a, floating* _, int t, int lo, int hi)
               <floating*>a.c_n + <size_t>lo * a.c.H, a.c.H)
 
 
-cdef inline void lstm_forward_units(Forward* a, floating* _, const UnitStage* u, int gt0,
-                                    int j0, int j1) noexcept nogil:
-    """A single sequence's step u.t for hidden units [j0, j1): their rows of all
-    four gate blocks, then their cells."""
-    cdef int H = a.c.H, G = a.c.G, t = u.t
-    cdef const floating* h_prev = <const floating*>a.h0
+cdef inline void lstm_forward_units(Forward* a, floating* _, int sub, int t, int gt0, int lo,
+                                    int hi, int t_prev, int j0, int j1) noexcept nogil:
+    """Step t for batch rows [lo, hi) and hidden units [j0, j1), from step t_prev's
+    state (t_prev < 0: the initial state): their rows of all four gate blocks, then
+    their cells."""
+    cdef int B = a.c.B, H = a.c.H, G = a.c.G
+    cdef int ld_prev = a.ldy if t_prev >= 0 else H
+    cdef const floating* h_prev = state_before(t_prev, <const floating*>a.y, B, a.ldy,
+                                               <const floating*>a.h0) + <size_t>lo * ld_prev
     cdef const floating* c_prev = <const floating*>a.c0
-    if u.t_prev >= 0:
-        h_prev = <const floating*>a.y + <size_t>u.t_prev * a.ldy
-        c_prev = lstm_cell_at(a, _, u.t_prev)
-    cdef floating* g = <floating*>a.gates + <size_t>(t - gt0) * G
-    packed_gemv_blocks(H, h_prev, <const floating*>a.whh_p, H, 4, H, j0, j1, g, True)
-    lstm_step_fwd(1, H, j0, j1, g, c_prev, lstm_cell_at(a, _, t),
-                  <floating*>a.y + <size_t>t * a.ldy, a.ldy, <const floating*>a.peep)
+    if t_prev >= 0:
+        c_prev = lstm_cell_at(a, _, t_prev)
+    cdef floating* g = <floating*>a.gates + (<size_t>(t - gt0) * B + lo) * G
+    packed_gemm_blocks(hi - lo, H, h_prev, ld_prev, <const floating*>a.whh_p, H, 4, H, j0, j1,
+                       g, G, True)
+    lstm_step_fwd(hi - lo, H, j0, j1, g, c_prev + <size_t>lo * H,
+                  lstm_cell_at(a, _, t) + <size_t>lo * H,
+                  <floating*>a.y + (<size_t>t * B + lo) * a.ldy, a.ldy, <const floating*>a.peep)
 
 
-cdef inline void lstm_final_units(Forward* a, floating* _, int t, int j0, int j1) noexcept nogil:
-    """A single sequence's last step is t: units [j0, j1) of c_n."""
-    copy_rows(1, j1 - j0, lstm_cell_at(a, _, t) + j0, a.c.H, <floating*>a.c_n + j0, a.c.H)
+cdef inline void lstm_final_units(Forward* a, floating* _, int t, int b, int j0,
+                                  int j1) noexcept nogil:
+    """Row b's last step is t: units [j0, j1) of its c_n."""
+    cdef int H = a.c.H
+    copy_rows(1, j1 - j0, lstm_cell_at(a, _, t) + <size_t>b * H + j0, H,
+              <floating*>a.c_n + <size_t>b * H + j0, H)
 
 
 cdef inline const floating* lstm_saved_cells(Backward* a, floating* _, int t) noexcept nogil:

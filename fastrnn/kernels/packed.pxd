@@ -96,6 +96,22 @@ cdef inline void packed_gemv_blocks(int K, const floating* x, const floating* Wp
         fr_packed_gemv_blocks_f64(K, x, Wp, kpanel, nblocks, ldb, j0, j1, y, accumulate)
 
 
+cdef inline void packed_gemm_blocks(int M, int K, const floating* A, int lda,
+                                    const floating* Wp, int kpanel, int nblocks, int ldb,
+                                    int j0, int j1, floating* C, int ldc,
+                                    bint accumulate) noexcept nogil:
+    """C[m, q*ldb + j] (+)= A[m, :K] . W[q*ldb + j, :K] for m < M and j in [j0, j1) of
+    each block q < nblocks: a batch's share of every gate block, as packed_gemv_blocks
+    for one row.  The sums are packed_gemm's, whatever the row count."""
+    cdef int q
+    if M == 1:
+        packed_gemv_blocks(K, A, Wp, kpanel, nblocks, ldb, j0, j1, C, accumulate)
+        return
+    for q in range(nblocks):
+        packed_gemm_ex(M, q * ldb + j0, q * ldb + j1, K, A, lda, 1, Wp, kpanel, C, ldc, 1,
+                       accumulate)
+
+
 # Calls with fewer rows (T * B) than this multiply straight from the
 # row-major weights instead of packing them first: packing costs about three
 # passes over the weights, a product from unpacked weights one per row.

@@ -92,6 +92,11 @@ cdef class CallConfig:
     chunk_elements : int
         Bound on the gate values of one chunk of the input projection (0: the
         kernels' own, 512 KiB of float32); smaller bounds test the chunking.
+    units_rows : int
+        A forward of at most this many batch rows shares each step between its
+        threads by hidden units, so that each thread streams only its share of the
+        recurrent weights; larger batches are split by rows (default 1: a single
+        sequence). fastrnn/runtime/paths.py chooses it from the machine's limits.
 
     Attributes
     ----------
@@ -110,7 +115,8 @@ cdef class CallConfig:
 
     def __init__(self, int cell, int itemsize, int T, int B, int D, int H, bint reverse,
                  bint training, int packing, int nthreads, bint relu=False,
-                 bint reset_after=True, bint peephole=False, int chunk_elements=0):
+                 bint reset_after=True, bint peephole=False, int chunk_elements=0,
+                 int units_rows=1):
         if cell not in (CELL_RNN, CELL_LSTM, CELL_GRU):
             raise ValueError(f"cell: expected one of {sorted(CELLS.values())}, got {cell}")
         if itemsize not in (4, 8):
@@ -127,6 +133,7 @@ cdef class CallConfig:
         self.c.relu, self.c.reset_after, self.c.peephole = relu, reset_after, peephole
         self.c.packing, self.c.nthreads = packing, nthreads
         self.c.chunk_elements = chunk_elements
+        self.c.units_rows = units_rows
         configure(&self.c)
         forward_sizes(&self.c, self.n_saved, self.n_work, self.n_packs)
         backward_sizes(&self.c, self.n_bwd)
@@ -295,7 +302,8 @@ def forward(CallConfig cfg, x, y, int y_off, tuple weights, tuple state0, tuple 
                       NULL, 0, H)
     if c.packed and gru and not c.reset_after:   # after the r, z blocks' whole panels
         a.whn_p = <char*>a.whh_p + <size_t>packed_size(c, 2 * H, H) * c.itemsize
-    cdef int nthreads = time_loop_threads(B, H, c.nthreads, c.packed, nr, &a.split_units)
+    cdef int nthreads = time_loop_threads(B, H, c.nthreads, c.packed, nr, c.units_rows,
+                                          &a.split_units)
     a.packs.count = 0
     if c.packed and c.packing != PACKED:
         add_pack(&a.packs, G, D, a.w_ih, D, 1, <void*>a.wih_p)
@@ -414,7 +422,7 @@ def backward(CallConfig cfg, x, y, dy, int y_off, tuple weights, tuple state0, t
     cdef bint by_units = False
     cdef int nparts = 1
     if splits_backward(c.cell) and split_units:
-        nparts = time_loop_threads(B, H, c.nthreads, True, nr, &by_units)
+        nparts = time_loop_threads(B, H, c.nthreads, True, nr, 1, &by_units)
     cdef fr_task_fn task = backward_task_f32 if c.itemsize == 4 else backward_task_f64
     cdef fr_part_fn units = backward_units_f32 if c.itemsize == 4 else backward_units_f64
     with nogil:

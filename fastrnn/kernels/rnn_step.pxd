@@ -9,8 +9,7 @@
 from cython cimport floating
 from fastrnn.kernels.cells cimport rnn_step_bwd, rnn_step_fwd
 from fastrnn.kernels.layer_call cimport Backward, Forward, state_before
-from fastrnn.kernels.packed cimport matmul_nt, rnn_gemv_step
-from fastrnn.kernels.sequence cimport UnitStage
+from fastrnn.kernels.packed cimport matmul_nt, packed_gemm_blocks, rnn_gemv_step
 
 
 cdef inline void rnn_forward_rows(Forward* a, floating* _, int t, int gt0, int lo, int hi,
@@ -31,15 +30,24 @@ cdef inline void rnn_forward_rows(Forward* a, floating* _, int t, int gt0, int l
     rnn_step_fwd(hi - lo, H, p, h, a.ldy, a.c.relu)
 
 
-cdef inline void rnn_forward_units(Forward* a, floating* _, const UnitStage* u, int gt0,
-                                   int j0, int j1) noexcept nogil:
-    """A single sequence's step u.t for hidden units [j0, j1)."""
-    cdef const floating* h_prev = <const floating*>a.h0
-    if u.t_prev >= 0:
-        h_prev = <const floating*>a.y + <size_t>u.t_prev * a.ldy
-    rnn_gemv_step(a.c.H, h_prev, <const floating*>a.whh_p, a.c.H, j0, j1,
-                  <floating*>a.gates + <size_t>(u.t - gt0) * a.c.H,
-                  <floating*>a.y + <size_t>u.t * a.ldy, a.c.relu)
+cdef inline void rnn_forward_units(Forward* a, floating* _, int sub, int t, int gt0, int lo,
+                                   int hi, int t_prev, int j0, int j1) noexcept nogil:
+    """Step t for batch rows [lo, hi) and hidden units [j0, j1), from step t_prev's
+    state (t_prev < 0: the initial state)."""
+    cdef int B = a.c.B, H = a.c.H, b
+    cdef int ld_prev = a.ldy if t_prev >= 0 else H
+    cdef const floating* h_prev = state_before(t_prev, <const floating*>a.y, B, a.ldy,
+                                               <const floating*>a.h0) + <size_t>lo * ld_prev
+    cdef floating* p = <floating*>a.gates + (<size_t>(t - gt0) * B + lo) * H
+    cdef floating* h = <floating*>a.y + (<size_t>t * B + lo) * a.ldy
+    if hi - lo == 1:      # product and activation in one pass
+        rnn_gemv_step(H, h_prev, <const floating*>a.whh_p, H, j0, j1, p, h, a.c.relu)
+        return
+    packed_gemm_blocks(hi - lo, H, h_prev, ld_prev, <const floating*>a.whh_p, H, 1, H, j0, j1,
+                       p, H, True)
+    for b in range(hi - lo):
+        rnn_step_fwd(1, j1 - j0, p + <size_t>b * H + j0, h + <size_t>b * a.ldy + j0, a.ldy,
+                     a.c.relu)
 
 
 cdef inline void rnn_backward_rows(Backward* a, floating* _, int t, int lo, int hi,

@@ -119,39 +119,40 @@ cdef inline int gates_t0(bint all_steps, int t0) noexcept nogil:
 
 
 cdef inline int time_loop_threads(int B, int H, int nthreads, bint packed, int nr,
-                                  bint* split_units) noexcept nogil:
+                                  int units_rows, bint* split_units) noexcept nogil:
     """Threads for a time loop (a forward, or an LSTM's backward), and whether
     they share hidden units.
 
-    Sequences are split by batch rows (more threads than rows would idle);
-    a single sequence can only be shared by hidden units, in whole panels
-    of nr columns, and only from packed weights.
+    A batch of at most units_rows rows (the caller's choice: fastrnn/runtime/paths.py)
+    is shared by hidden units, in whole panels of nr columns, and only from
+    packed weights: each thread then streams only its share of W_hh at every
+    step.  Others are split by batch rows (more threads than rows would idle).
     """
-    split_units[0] = B == 1 and nthreads > 1 and H % nr == 0 and H >= 2 * nr and packed
+    split_units[0] = (B <= units_rows and nthreads > 1 and H % nr == 0 and H >= 2 * nr
+                      and packed)
     if split_units[0]:     # one part of each stage per thread (see UnitStage)
         nthreads = nthreads if nthreads < H // nr else H // nr
         return nthreads if nthreads < FR_MAX_PARTS else FR_MAX_PARTS
     return nthreads if nthreads < B else B
 
 
-# A single sequence shared by hidden units runs as a staged job
+# A time loop shared by hidden units runs as a staged job
 # (fastrnn.kernels.threads.run_staged): its threads claim parts of each stage
 # rather than own a fixed share, so that a thread the OS deschedules does
 # not stall the others at every step.  The stages, in order: the weight
 # packs (when the call packs), then for each chunk of steps its input
 # projection and its steps, each step in per_step stages (GRU reset-before
 # needs r * h_{t-1} whole before its n product), and last the copy of the
-# final state (h_n may be h0's buffer, which the first step reads).  Part p
-# of nparts owns the same whole panels of hidden units at every step.
+# final states (h_n may be h0's buffer, which a row's first step reads).
+# Part p of nparts owns the same whole panels of hidden units, of every
+# row, at every step.
 cdef enum:
     STAGE_PACK, STAGE_PROJECT, STAGE_STEP, STAGE_FINAL
 
 cdef struct UnitStage:
     int kind        # STAGE_PACK, STAGE_PROJECT, STAGE_STEP or STAGE_FINAL
     int t0, t1      # the chunk's steps
-    int t, sub      # STAGE_STEP: the step and its sub-stage (0 .. per_step-1);
-                    # STAGE_FINAL: the sequence's last step
-    int t_prev      # the step whose state step t continues from, or -1: the initial state
+    int t, sub      # STAGE_STEP: the step and its sub-stage (0 .. per_step-1)
 
 
 cdef inline int sequence_length(const int* active, int T) noexcept nogil:
@@ -164,19 +165,27 @@ cdef inline int sequence_length(const int* active, int T) noexcept nogil:
     return length
 
 
+cdef inline int last_step(const int* active, int T, int B, bint reverse, int b) noexcept nogil:
+    """The step at which row b of a sorted batch takes its last step (see StepRows)."""
+    cdef int length = 0
+    if reverse:
+        return 0
+    while length < T and rows_at(active, T, B, length) > b:
+        length += 1
+    return length - 1
+
+
 cdef inline long unit_stages(int T, int chunk, int per_step, bint packs) noexcept nogil:
-    """How many stages a single sequence's forward has (see UnitStage)."""
+    """How many stages a forward shared by hidden units has (see UnitStage)."""
     return (1 if packs else 0) + (T + chunk - 1) // chunk + <long>T * per_step + 1
 
 
 cdef inline void unit_stage(long stage, int T, int chunk, int per_step, bint packs,
-                            bint reverse, const int* active, UnitStage* u) noexcept nogil:
-    """What stage `stage` of a single sequence's forward does (see UnitStage);
-    active as in StepRows, with B = 1."""
+                            bint reverse, UnitStage* u) noexcept nogil:
+    """What stage `stage` of a forward shared by hidden units does (see UnitStage)."""
     cdef long per_chunk = 1 + <long>chunk * per_step, r
     cdef int i
     u.t0 = u.t1 = u.t = u.sub = 0
-    u.t_prev = -1
     if packs:
         if stage == 0:
             u.kind = STAGE_PACK
@@ -184,7 +193,6 @@ cdef inline void unit_stage(long stage, int T, int chunk, int per_step, bint pac
         stage -= 1
     if stage == unit_stages(T, chunk, per_step, False) - 1:
         u.kind = STAGE_FINAL
-        u.t = 0 if reverse else sequence_length(active, T) - 1
         return
     chunk_bounds(<int>(stage // per_chunk), chunk, T, reverse, &u.t0, &u.t1)
     r = stage % per_chunk
@@ -194,9 +202,6 @@ cdef inline void unit_stage(long stage, int T, int chunk, int per_step, bint pac
     u.kind = STAGE_STEP
     i, u.sub = <int>((r - 1) // per_step), <int>((r - 1) % per_step)
     u.t = u.t1 - 1 - i if reverse else u.t0 + i
-    u.t_prev = u.t + 1 if reverse else u.t - 1
-    if rows_at(active, T, 1, u.t_prev) == 0:     # before the first step, or padding
-        u.t_prev = -1
 
 
 cdef inline void unit_range(int H, int nr, int part, int nparts, int* j0, int* j1) noexcept nogil:
@@ -397,34 +402,19 @@ cdef inline void project_units_task(int rows, int nblocks, int H, int D, const f
         packed_gemm_bias(rows, q * H + j0, q * H + j1, D, x, D, wih_p, D, bias, out, ldo)
 
 
-cdef inline bint pack_or_project(const UnitStage* u, Packs* packs, int nblocks, int H,
+cdef inline bint pack_or_project(const UnitStage* u, Packs* packs, int nblocks, int B, int H,
                                  int D, const floating* x, const floating* wih_p,
                                  const floating* bias, floating* chunk_out, int ldo, int j0,
                                  int j1) noexcept nogil:
-    """Do units [j0, j1) of stage u if it packs the weights or projects a chunk (into
-    chunk_out, the gates row of the chunk's first step); return whether it did."""
+    """Do units [j0, j1) of stage u if it packs the weights or projects a chunk of B
+    rows a step (into chunk_out, the gates row of the chunk's first step); return
+    whether it did."""
     if u.kind == STAGE_PACK:
         packs_units_task(packs, chunk_out, H, j0, j1)
         return True
     if u.kind == STAGE_PROJECT:
-        project_units_task(u.t1 - u.t0, nblocks, H, D, x + <size_t>u.t0 * D, wih_p, bias,
-                           chunk_out, ldo, j0, j1)
-        return True
-    return False
-
-
-cdef inline bint final_or_past_end(const UnitStage* u, const int* active, floating* y,
-                                   int ldy, floating* h_n, int H, int j0,
-                                   int j1) noexcept nogil:
-    """Do units [j0, j1) of stage u if it copies the final h into h_n, or is a step
-    past the sequence's end (its output is zero; once, at sub-stage 0); return
-    whether it did.  Cells with more state copy the rest themselves."""
-    if u.kind == STAGE_FINAL:
-        copy_rows(1, j1 - j0, y + <size_t>u.t * ldy + j0, H, h_n + j0, H)
-        return True
-    if active != NULL and active[u.t] == 0:
-        if u.sub == 0:
-            zero_rows(1, j1 - j0, y + <size_t>u.t * ldy + j0, ldy)
+        project_units_task((u.t1 - u.t0) * B, nblocks, H, D, x + <size_t>u.t0 * B * D, wih_p,
+                           bias, chunk_out, ldo, j0, j1)
         return True
     return False
 

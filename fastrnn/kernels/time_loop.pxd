@@ -12,7 +12,7 @@
 
 from cython cimport floating
 from fastrnn.kernels.gru_step cimport (gru_backward_rows, gru_forward_rows, gru_forward_units,
-                               gru_past_end_rows, gru_substeps)
+                               gru_past_end_rows, gru_past_end_units, gru_substeps)
 from fastrnn.kernels.layer_call cimport CELL_GRU, CELL_LSTM, Backward, Forward, gate_blocks
 from fastrnn.kernels.lstm_step cimport (lstm_backward_rows, lstm_backward_units, lstm_final_rows,
                                 lstm_final_units, lstm_forward_rows, lstm_forward_units,
@@ -20,8 +20,8 @@ from fastrnn.kernels.lstm_step cimport (lstm_backward_rows, lstm_backward_units,
 from fastrnn.kernels.packed cimport packed_gemm, packed_gemm_ex, panel_width
 from fastrnn.kernels.rnn_step cimport rnn_backward_rows, rnn_forward_rows, rnn_forward_units
 from fastrnn.kernels.sequence cimport (STAGE_FINAL, STAGE_PACK, STAGE_STEP, BackStage, StepRows, UnitStage,
-                           back_stage, chunk_bounds, copy_rows, end_chunk, final_or_past_end,
-                           gates_t0, pack_or_project, packs_task, param_grads_pack,
+                           back_stage, chunk_bounds, copy_rows, end_chunk, gates_t0,
+                           last_step, pack_or_project, packs_task, param_grads_pack,
                            param_grads_products, param_grads_task, project_chunk,
                            projects_own_rows, split_batch, step_rows, unit_range, unit_stage,
                            zero_rows)
@@ -59,19 +59,28 @@ cdef inline int cell_substeps(Forward* a) noexcept nogil:
     return gru_substeps(a) if a.c.cell == CELL_GRU else 1
 
 
-cdef inline void cell_forward_units(Forward* a, floating* _, const UnitStage* u, int gt0,
-                                    int j0, int j1) noexcept nogil:
+cdef inline void cell_forward_units(Forward* a, floating* _, int sub, int t, int gt0, int lo,
+                                    int hi, int t_prev, int j0, int j1) noexcept nogil:
+    """Sub-stage sub of step t for rows [lo, hi) and hidden units [j0, j1)."""
     if a.c.cell == CELL_LSTM:
-        lstm_forward_units(a, _, u, gt0, j0, j1)
+        lstm_forward_units(a, _, sub, t, gt0, lo, hi, t_prev, j0, j1)
     elif a.c.cell == CELL_GRU:
-        gru_forward_units(a, _, u, gt0, j0, j1)
+        gru_forward_units(a, _, sub, t, gt0, lo, hi, t_prev, j0, j1)
     else:
-        rnn_forward_units(a, _, u, gt0, j0, j1)
+        rnn_forward_units(a, _, sub, t, gt0, lo, hi, t_prev, j0, j1)
 
 
-cdef inline void cell_final_units(Forward* a, floating* _, int t, int j0, int j1) noexcept nogil:
+cdef inline void cell_final_units(Forward* a, floating* _, int t, int b, int j0,
+                                  int j1) noexcept nogil:
+    """Row b ends at step t: units [j0, j1) of the state beyond h."""
     if a.c.cell == CELL_LSTM:
-        lstm_final_units(a, _, t, j0, j1)
+        lstm_final_units(a, _, t, b, j0, j1)
+
+
+cdef inline void cell_past_end_units(Forward* a, floating* _, int t, int gt0, int lo, int hi,
+                                     int j0, int j1) noexcept nogil:
+    if a.c.cell == CELL_GRU:
+        gru_past_end_units(a, _, t, gt0, lo, hi, j0, j1)
 
 
 cdef inline void cell_backward_rows(Backward* a, floating* _, int t, int lo, int hi,
@@ -137,22 +146,36 @@ cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept
 
 cdef inline void forward_units_part(Forward* a, floating* _, long stage, int part,
                                     int nparts) noexcept nogil:
-    """A single sequence: one part of one stage (fastrnn/kernels/sequence.pxd UnitStage)."""
-    cdef int H = a.c.H, j0, j1, gt0
+    """A forward shared by hidden units: one part of one stage, all of the batch's
+    rows (fastrnn/kernels/sequence.pxd UnitStage)."""
+    cdef int T = a.c.T, B = a.c.B, H = a.c.H, j0, j1, gt0, b, t
+    cdef floating* y = <floating*>a.y
     cdef UnitStage u
-    unit_stage(stage, a.c.T, a.c.chunk, cell_substeps(a), a.packs.count > 0, a.c.reverse,
-               a.active, &u)
+    cdef StepRows r
+    unit_stage(stage, T, a.c.chunk, cell_substeps(a), a.packs.count > 0, a.c.reverse, &u)
     unit_range(H, panel_width(_), part, nparts, &j0, &j1)
     gt0 = gates_t0(a.all_steps, u.t0)
-    if pack_or_project(&u, &a.packs, gate_blocks(a.c.cell), H, a.c.D, <const floating*>a.x,
-                       <const floating*>a.wih_p, <const floating*>a.bias,
-                       <floating*>a.gates + <size_t>(u.t0 - gt0) * a.c.ldg, a.c.ldg, j0, j1):
+    if pack_or_project(&u, &a.packs, gate_blocks(a.c.cell), B, H, a.c.D,
+                       <const floating*>a.x, <const floating*>a.wih_p,
+                       <const floating*>a.bias,
+                       <floating*>a.gates + <size_t>(u.t0 - gt0) * B * a.c.ldg, a.c.ldg, j0,
+                       j1):
         return
-    if u.kind == STAGE_FINAL:
-        cell_final_units(a, _, u.t, j0, j1)
-    if final_or_past_end(&u, a.active, <floating*>a.y, a.ldy, <floating*>a.h_n, H, j0, j1):
+    if u.kind == STAGE_FINAL:    # every row's last h (and c) into the final state
+        for b in range(B):
+            t = last_step(a.active, T, B, a.c.reverse, b)
+            copy_rows(1, j1 - j0, y + (<size_t>t * B + b) * a.ldy + j0, H,
+                      <floating*>a.h_n + <size_t>b * H + j0, H)
+            cell_final_units(a, _, t, b, j0, j1)
         return
-    cell_forward_units(a, _, &u, gt0, j0, j1)
+    step_rows(a.active, T, B, a.c.reverse, u.t, 0, B, &r)
+    if u.sub == 0 and r.end < B:    # rows past their end: zero output
+        zero_rows(B - r.end, j1 - j0, y + (<size_t>u.t * B + r.end) * a.ldy + j0, a.ldy)
+        cell_past_end_units(a, _, u.t, gt0, r.end, B, j0, j1)
+    if r.cont > 0:       # from step t_prev's state
+        cell_forward_units(a, _, u.sub, u.t, gt0, 0, r.cont, r.t_prev, j0, j1)
+    if r.end > r.cont:   # first steps: from the initial state
+        cell_forward_units(a, _, u.sub, u.t, gt0, r.cont, r.end, -1, j0, j1)
 
 
 # ----------------------------------------------------------------- backward

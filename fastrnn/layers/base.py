@@ -22,6 +22,7 @@ from fastrnn.interop import keras
 from fastrnn.runtime.aligned import aligned_copy, empty_aligned
 from fastrnn.layers.cell_kinds import register
 from fastrnn.runtime.lengths import NO_LENGTHS, SortedBatch, check_lengths
+from fastrnn.runtime.paths import MAX_UNITS_ROWS, units_rows
 from fastrnn.layers.module import ParamModule
 from fastrnn.runtime.runtime import Runtime
 from fastrnn.runtime.split_choice import TimedCall
@@ -259,11 +260,24 @@ class RecurrentLayer(ParamModule):
             return _PACK_WHEN_WORTH
         return _PACKED if (layer, direction) in kept else _PACK_NOW
 
-    def _call_config(self, direction, T, B, D, training, packing, nthreads):
+    def _call_config(self, direction, T, B, D, training, packing, nthreads, units_rows=1):
         """The kernels' configuration of one direction's call."""
         return CallConfig(self._cell_id, self.dtype.itemsize, T, B, D, self.hidden_size,
                           self._backwards_in_time(direction), training, packing, nthreads,
-                          *self._variant(), chunk_elements=_CHUNK_ELEMENTS)
+                          *self._variant(), chunk_elements=_CHUNK_ELEMENTS,
+                          units_rows=units_rows)
+
+    def _units_rows(self, B, nthreads):
+        """The forward's units_rows: B when a batch of B rows should share each step by
+        hidden units on nthreads threads (fastrnn/runtime/paths.py), else 1."""
+        if B < 2 or nthreads < 2 or B > MAX_UNITS_ROWS:
+            return 1
+        return units_rows(self._cell.key, B, self.hidden_size, self.dtype.itemsize, nthreads,
+                          substeps=self._step_stages())
+
+    def _step_stages(self):
+        """Stages of a step shared by hidden units (the GRU's reset-before needs two)."""
+        return 1
 
     def _threads(self, T, B, in_size):
         """Threads for one direction's kernel call on (T, B, in_size) inputs.
@@ -485,7 +499,9 @@ class RecurrentLayer(ParamModule):
         T, B, D = x.shape
         plan = self._runtime.plan
         packing = self._packing(layer, direction, plan)
-        cfg = self._call_config(direction, T, B, D, training, packing, self._threads(T, B, D))
+        nthreads = self._threads(T, B, D)
+        cfg = self._call_config(direction, T, B, D, training, packing, nthreads,
+                                self._units_rows(B, nthreads))
         saved = self._buffers(cfg.saved_sizes, work, kept=True) if training else (None, None)
         _kernel_forward(cfg, x, y, direction * self.hidden_size,
                         self._direction_arrays(self.params, layer, direction),

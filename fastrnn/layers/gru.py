@@ -68,6 +68,9 @@ class GRU(RecurrentLayer, cell="GRU"):
     def _variant(self):
         return (False, self.reset_after, False)
 
+    def _step_stages(self):
+        return 1 if self.reset_after else 2
+
     def _config_repr(self):
         args = super()._config_repr()
         if not self.reset_after:
