@@ -42,6 +42,7 @@ def test_info_lists_version_modules_and_blas():
     assert "float32" in out and "float64" in out
     assert "BLAS" in out
     assert "FMA peak" in out and "read bandwidth" in out and "DRAM" in out
+    assert "hand-over" in out
 
 
 def test_bench_on_a_tiny_shape_reports_every_workload():
@@ -79,10 +80,33 @@ def test_bench_json_has_ratios_for_every_peer():
     (r,) = report["results"]
     for peer in systems[1:]:
         assert r["ratio"][peer] == pytest.approx(r["seconds"]["fastrnn"] / r["seconds"][peer])
-    assert r["gflops"] > 0 and r["sgemm_gflops"] > 0
-    # the fraction is of the sgemm rate timed in turns with this workload
-    assert r["sgemm_fraction"] == pytest.approx(r["gflops"] / r["sgemm_gflops"])
-    assert report["machine"]["sgemm_gflops"] == pytest.approx(r["sgemm_gflops"])
+    assert r["gflops"] > 0
+    # the roofline fraction is the modelled least time over fastrnn's time
+    assert r["roofline_fraction"] == pytest.approx(r["roofline"]["seconds"] /
+                                                   r["seconds"]["fastrnn"])
+    assert r["roofline"]["seconds"] == pytest.approx(max(r["roofline"]["compute_seconds"],
+                                                         r["roofline"]["bandwidth_seconds"]))
+
+
+def test_bench_sweep_quick_reports_every_point_and_plots(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = run_cli("bench", "--sweep", "--quick", "--cell", "lstm", "gru", "--peers", "numpy",
+                  "--repeat", "3", "--budget", "0.01", "--json", "--plot", str(tmp_path))
+    report = json.loads(out)
+    grid = report["grid"]
+    points = {(r["cell"], r["work"], r["B"], r["H"]) for r in report["results"]}
+    assert points == {(c, w, B, H) for c in ("lstm", "gru") for w in ("inference", "training")
+                      for B in grid["batch"] for H in grid["hidden"]}
+    for r in report["results"]:
+        lo, hi = grid["steps"]
+        assert lo <= r["T"] <= hi and r["D"] == r["H"]
+        assert r["ratio"]["numpy"] == pytest.approx(r["seconds"]["fastrnn"] /
+                                                   r["seconds"]["numpy"])
+        assert 0 < r["roofline_fraction"]
+    pngs = sorted(p.name for p in tmp_path.iterdir())
+    assert pngs == [f"sweep-{c}-{w}.png" for c in ("gru", "lstm")
+                    for w in ("inference", "training")]
+    assert all((tmp_path / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
 
 def test_bench_plot_writes_a_png(tmp_path):

@@ -4,8 +4,11 @@ Used by ``python -m fastrnn bench``.  For each workload (cell, shape,
 inference or training) every system is timed in turn, a warm block of calls
 each, round after round (round-robin), so drift in the machine's load hits
 all systems alike; the median of the rounds is reported, with the ratio fastrnn time / peer time
-(below 1: fastrnn is faster), fastrnn's achieved GFLOP/s and that rate as a
-fraction of the machine's sgemm rate measured in the same run.
+(below 1: fastrnn is faster), fastrnn's achieved GFLOP/s, and fastrnn's time as a fraction
+of the call's roofline (fastrnn/runtime/roofline.py): the least time the machine's measured
+FMA peak and read bandwidths allow, with what binds it (compute, or the cache level or DRAM
+that holds the weights). NumPy's sgemm rate is printed beside them as a peer's figure, not a
+yardstick: NumPy's BLAS may run a kernel older than the CPU.
 Measurements only: nothing here passes or fails on a time.
 """
 
@@ -17,23 +20,22 @@ import numpy as np
 from fastrnn.apps import peers
 from fastrnn.layers.cell_kinds import BY_KEY, KEYS
 from fastrnn.kernels import threads as _threads
+from fastrnn.runtime import machine, roofline
 
 # (T, B, D, H): batch-1 latency cases, mid-size batches, GEMM-bound batches.
-DEFAULT_SHAPES = ((100, 1, 32, 64), (100, 1, 128, 128), (100, 16, 64, 128),
-                  (20, 60, 200, 256), (50, 64, 256, 256), (50, 128, 512, 512))
+FULL_SHAPES = ((100, 1, 32, 64), (100, 1, 128, 128), (100, 16, 64, 128),
+               (20, 60, 200, 256), (50, 64, 256, 256), (50, 128, 512, 512))
+# The first look, about a minute: a stream, a small batch of a large layer, a training batch.
+DEFAULT_SHAPES = ((100, 1, 128, 128), (50, 4, 512, 512), (50, 64, 256, 256))
 QUICK_SHAPES = ((100, 1, 32, 64), (50, 64, 256, 256))
 
 
 def flops(cell, work, T, B, D, H):
-    """Floating-point operations of one single-layer call: the input and
-    recurrent products 2*T*B*G*H*(D+H) (G gate blocks); training adds backward,
-    which does those products twice more (input/hidden gradients and weight
-    gradients).  Element-wise work is left out."""
-    forward = 2 * T * B * BY_KEY[cell].gate_count * H * (D + H)
-    return forward if work == "inference" else 3 * forward
+    """Floating-point operations of one single-layer call (roofline.flops)."""
+    return roofline.flops(cell, T, B, D, H, training=work == "training")
 
 
-SGEMM_N = 2048    # the sgemm reference: NumPy's BLAS on n x n float32 matrices
+SGEMM_N = 2048    # NumPy's BLAS on n x n float32 matrices
 
 
 def sgemm_call(n=SGEMM_N):
@@ -44,8 +46,8 @@ def sgemm_call(n=SGEMM_N):
 
 
 def sgemm_rate(threads, n=SGEMM_N, repeats=5):
-    """The machine's float32 GEMM rate in GFLOP/s (NumPy's BLAS, n x n x n),
-    measured on its own (run() measures it in turns with each workload)."""
+    """NumPy's BLAS float32 GEMM rate in GFLOP/s (n x n x n): a peer's figure, printed
+    beside the roofline."""
     call, work = sgemm_call(n)
     call()
     times = []
@@ -55,9 +57,6 @@ def sgemm_rate(threads, n=SGEMM_N, repeats=5):
         times.append(time.perf_counter() - t0)
     time.sleep(peers.SPINS_AFTER.get("numpy", 0))
     return work / statistics.median(times) / 1e9
-
-
-_SGEMM = "sgemm"   # the sgemm reference's name among a workload's timed functions
 
 
 def time_round_robin(functions, repeats=5, budget=2.0, pauses=None, block=0.03):
@@ -108,16 +107,11 @@ def run(cells=KEYS, shapes=DEFAULT_SHAPES, dtype=np.float32,
 
     systems defaults to every available one (peers.available()); threads to
     the CPUs this process may use, given to every system alike.  The result
-    has "machine" (threads, sgemm GFLOP/s, SIMD target) and "results": one
-    dict per workload with cell, work, T, B, D, H, "seconds" {system: median},
-    "ratio" {peer: fastrnn seconds / peer seconds}, "gflops" (fastrnn),
-    "sgemm_gflops" and "sgemm_fraction".  progress, if given, is called with
-    (done, total, label).
-
-    The sgemm rate is timed as one more turn of every workload's rounds, so
-    that the fraction compares rates measured in the same minutes (a rate
-    measured once, at the start, was far off: docs/DECISIONS.md); the
-    machine's rate is the median over the workloads.
+    has "machine" (threads, the measured limits, NumPy's sgemm GFLOP/s, SIMD target) and
+    "results": one dict per workload with cell, work, T, B, D, H, "seconds" {system:
+    median}, "ratio" {peer: fastrnn seconds / peer seconds}, "gflops" (fastrnn),
+    "roofline" (roofline.roofline's dict) and "roofline_fraction" (roofline seconds /
+    fastrnn seconds).  progress, if given, is called with (done, total, label).
     """
     from fastrnn.kernels.elementwise import simd_target
     systems = list(systems or peers.available())
@@ -126,38 +120,50 @@ def run(cells=KEYS, shapes=DEFAULT_SHAPES, dtype=np.float32,
     threads = threads or peers.default_threads()
     previous = _threads.set_num_threads(threads)
     try:
-        sgemm, sgemm_flops = sgemm_call()
+        limits = machine.limits()
         results = []
         total = len(cells) * len(shapes) * len(works)
         for cell in cells:
             for shape in shapes:
-                T, B, D, H = shape
-                layer = BY_KEY[cell].layer_class(D, H, dtype=dtype, seed=0)
-                rng = np.random.default_rng(0)
-                x = rng.standard_normal((T, B, D)).astype(dtype)
-                dy = rng.standard_normal((T, B, H)).astype(dtype)
-                built = {s: peers.build(s, cell, layer, x, dy, threads) for s in systems}
-                for work in works:
-                    fns = {s: w[work] for s, w in built.items() if work in w}
-                    fns[_SGEMM] = sgemm
-                    med = time_round_robin(fns, repeats=repeats, budget=budget,
-                                           pauses={**peers.SPINS_AFTER,
-                                                   _SGEMM: peers.SPINS_AFTER["numpy"]})
-                    rate = sgemm_flops / med.pop(_SGEMM) / 1e9
-                    gf = flops(cell, work, T, B, D, H) / med["fastrnn"] / 1e9
-                    results.append(dict(
-                        cell=cell, work=work, T=T, B=B, D=D, H=H, seconds=med,
-                        ratio={s: med["fastrnn"] / med[s] for s in med if s != "fastrnn"},
-                        gflops=gf, sgemm_gflops=rate, sgemm_fraction=gf / rate))
+                for r in measure_shape(cell, shape, dtype, works, systems, threads, limits,
+                                       repeats, budget):
+                    results.append(r)
                     if progress is not None:
-                        progress(len(results), total, f"{cell} {work} {shape}")
+                        progress(len(results), total, f"{cell} {r['work']} {shape}")
     finally:
         _threads.set_num_threads(previous)
-    rate = statistics.median(r["sgemm_gflops"] for r in results) if results else \
-        sgemm_rate(threads)
-    machine = dict(threads=threads, sgemm_gflops=rate, simd=simd_target(),
-                   dtype=np.dtype(dtype).name, systems=systems)
-    return {"machine": machine, "results": results}
+    sgemm = sgemm_rate(threads)
+    machine_info = dict(threads=threads, sgemm_gflops=sgemm, simd=simd_target(),
+                        dtype=np.dtype(dtype).name, systems=systems, limits=limits)
+    return {"machine": machine_info, "results": results}
+
+
+def measure_shape(cell, shape, dtype, works, systems, threads, limits, repeats=5, budget=2.0):
+    """Time one (cell, shape) on every system for each work; return one result dict per
+    work (see run)."""
+    T, B, D, H = shape
+    layer = BY_KEY[cell].layer_class(D, H, dtype=dtype, seed=0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((T, B, D)).astype(dtype)
+    dy = rng.standard_normal((T, B, H)).astype(dtype)
+    built = {s: peers.build(s, cell, layer, x, dy, threads) for s in systems}
+    out = []
+    for work in works:
+        fns = {s: w[work] for s, w in built.items() if work in w}
+        med = time_round_robin(fns, repeats=repeats, budget=budget, pauses=peers.SPINS_AFTER)
+        roof = roofline.roofline(cell, T, B, D, H, itemsize=np.dtype(dtype).itemsize,
+                                 training=work == "training", limits=limits)
+        out.append(dict(
+            cell=cell, work=work, T=T, B=B, D=D, H=H, seconds=med,
+            ratio={s: med["fastrnn"] / med[s] for s in med if s != "fastrnn"},
+            gflops=flops(cell, work, T, B, D, H) / med["fastrnn"] / 1e9,
+            roofline=roof, roofline_fraction=roof["seconds"] / med["fastrnn"]))
+    return out
+
+
+def bound_text(roof):
+    """What binds a roofline, for a table: "FMA" or the level holding the weights."""
+    return "FMA" if roof["bound"] == "compute" else roof["bound"]
 
 
 def format_table(report):
@@ -167,13 +173,14 @@ def format_table(report):
     peers_ = [s for s in systems if s != "fastrnn"]
     short = {"onnxruntime": "ort"}
     head = (["cell", "work", "T", "B", "D", "H"] + [f"{short.get(s, s)} ms" for s in systems]
-            + [f"fr/{short.get(p, p)}" for p in peers_] + ["GF/s", "%sgemm"])
+            + [f"fr/{short.get(p, p)}" for p in peers_] + ["GF/s", "roof%", "bound"])
     rows = []
     for r in results:
         times = [f"{r['seconds'][s] * 1e3:.3f}" if s in r["seconds"] else "-" for s in systems]
         ratios = [f"{r['ratio'][p]:.2f}" if p in r["ratio"] else "-" for p in peers_]
         rows.append([r["cell"], r["work"], r["T"], r["B"], r["D"], r["H"], *times, *ratios,
-                     f"{r['gflops']:.1f}", f"{100 * r['sgemm_fraction']:.0f}%"])
+                     f"{r['gflops']:.1f}", f"{100 * r['roofline_fraction']:.0f}%",
+                     bound_text(r["roofline"])])
     widths = [max(len(str(v)) for v in col) for col in zip(head, *rows)]
     lines = ["  ".join(str(v).rjust(w) for v, w in zip(row, widths)) for row in [head, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))

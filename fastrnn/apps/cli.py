@@ -60,8 +60,11 @@ def _parse_shape(text):
 def cmd_bench(args):
     from fastrnn.apps import bench
     from fastrnn.apps import peers
+    if args.sweep:
+        return cmd_sweep(args)
     shapes = tuple(args.shape) if args.shape else (
-        bench.QUICK_SHAPES if args.quick else bench.DEFAULT_SHAPES)
+        bench.QUICK_SHAPES if args.quick else
+        bench.FULL_SHAPES if args.full else bench.DEFAULT_SHAPES)
     works = ("inference", "training") if args.work == "both" else (args.work,)
     have = peers.available()
     if args.peers:
@@ -73,13 +76,7 @@ def cmd_bench(args):
     else:
         systems = have
     show = sys.stderr.isatty() and not args.json
-
-    def progress(done, total, label):
-        if show:
-            bar = "#" * (30 * done // total)
-            print(f"\r[{bar:<30}] {done}/{total} {label:<40}", end="", file=sys.stderr,
-                  flush=True)
-
+    progress = _progress_bar if show else None
     report = bench.run(cells=args.cell, shapes=shapes, dtype=np.dtype(args.dtype),
                        works=works, systems=systems, threads=args.threads,
                        repeats=args.repeat, budget=args.budget, progress=progress)
@@ -91,17 +88,63 @@ def cmd_bench(args):
     else:
         m = report["machine"]
         print(f"fastrnn bench: {m['dtype']}, {m['threads']} threads for every system, "
-              f"median of up to {args.repeat} round-robin rounds; machine sgemm "
-              f"{m['sgemm_gflops']:.0f} GFLOP/s (timed in turns with each workload, "
-              f"%sgemm against that workload's); element-wise kernels {m['simd']}")
-        print("fr/<peer> = fastrnn time / peer time (below 1: fastrnn is faster)")
+              f"median of up to {args.repeat} round-robin rounds; element-wise kernels "
+              f"{m['simd']}")
+        _print_limits(m)
+        print("fr/<peer> = fastrnn time / peer time (below 1: fastrnn is faster); roof% = "
+              "the roofline's time / fastrnn's time, bound = what sets the roofline (FMA "
+              "peak, or the level holding the recurrent weights)")
         print(bench.format_table(report))
+        if not (args.full or args.shape or args.quick):
+            print("\nThis was a first look (three shapes). The whole table: python -m fastrnn "
+                  "bench --full; every batch and hidden size: python -m fastrnn bench --sweep")
     if args.plot:
         try:
             bench.plot(report, args.plot)
         except ImportError:
             return _bench_error("--plot needs matplotlib (pip install matplotlib)")
         print(f"plot written to {args.plot}", file=sys.stderr)
+    return 0
+
+
+def _progress_bar(done, total, label):
+    bar = "#" * (30 * done // total)
+    print(f"\r[{bar:<30}] {done}/{total} {label:<40}", end="", file=sys.stderr, flush=True)
+
+
+def _print_limits(m):
+    lim = m["limits"]
+    reads = ", ".join(f"{level} {gbs:.0f}" for level, gbs in lim["read_gbs_all"].items())
+    print(f"machine: FMA peak {lim['fma_gflops_all']:.0f} GFLOP/s on {lim['threads']} "
+          f"threads; read GB/s on {lim['threads']} threads: {reads}; NumPy's sgemm "
+          f"{m['sgemm_gflops']:.0f} GFLOP/s (a peer, not the yardstick)")
+
+
+def cmd_sweep(args):
+    from fastrnn.apps import sweep
+    show = sys.stderr.isatty() and not args.json
+    grid = sweep.QUICK_GRID if args.quick else sweep.FULL_GRID
+    report = sweep.run(grid, cells=args.cell, dtype=np.dtype(args.dtype), systems=args.peers,
+                       works=("inference", "training") if args.work == "both" else (args.work,),
+                       threads=args.threads, repeats=args.repeat, budget=args.budget,
+                       progress=_progress_bar if show else None)
+    if show:
+        print(file=sys.stderr)
+    if args.json:
+        json.dump(report, sys.stdout, indent=1)
+        print()
+    else:
+        m = report["machine"]
+        print(f"fastrnn bench --sweep: {m['dtype']}, {m['threads']} threads for every "
+              f"system, median of up to {args.repeat} round-robin rounds")
+        _print_limits(m)
+        print(sweep.format_table(report))
+    if args.plot:
+        try:
+            paths = sweep.plot(report, args.plot)
+        except ImportError:
+            return _bench_error("--plot needs matplotlib (pip install matplotlib)")
+        print(f"heat maps written: {', '.join(paths)}", file=sys.stderr)
     return 0
 
 
@@ -301,7 +344,15 @@ def main(argv=None):
     b.add_argument("--shape", action="append", type=_parse_shape, metavar="T,B,D,H",
                    help="a shape to time (repeatable); default: six shapes from batch 1 "
                         "to GEMM-bound")
-    b.add_argument("--quick", action="store_true", help="two shapes instead of six")
+    b.add_argument("--quick", action="store_true",
+                   help="two shapes (with --sweep: a 2 x 2 grid of one cell), for tests")
+    b.add_argument("--full", action="store_true",
+                   help="six shapes, from batch 1 to GEMM-bound, instead of the first look's "
+                        "three")
+    b.add_argument("--sweep", action="store_true",
+                   help="every batch 1-128 and hidden size 32-2048, D = H and D << H, against "
+                        "PyTorch and ONNX Runtime; --plot DIR writes a heat map per cell and "
+                        "work")
     b.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     b.add_argument("--work", choices=("inference", "training", "both"), default="both")
     b.add_argument("--peers", nargs="+", choices=("numpy", "torch", "onnxruntime"),
@@ -312,7 +363,9 @@ def main(argv=None):
     b.add_argument("--budget", type=float, default=2.0,
                    help="seconds per workload after which rounds stop (at least 3 are made)")
     b.add_argument("--json", action="store_true", help="print results as JSON")
-    b.add_argument("--plot", metavar="FILE", help="write a PNG of the speed-ups (matplotlib)")
+    b.add_argument("--plot", metavar="PATH",
+                   help="write a PNG of the speed-ups to this file (with --sweep: heat maps "
+                        "into this folder); needs matplotlib")
     charlm_parser = _add_charlm_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "info":
