@@ -43,7 +43,16 @@ def test_the_shared_read_probe_counts_each_threads_run(blocks, nthreads):
     assert nbytes == used * 2 * (blocks // nthreads) * block * 4
 
 
+@pytest.mark.parametrize("nthreads", [1, 2, 3])
+@pytest.mark.parametrize("rounds", [0, 50])
+def test_the_hand_over_probe_runs_every_part_of_every_stage(rounds, nthreads):
+    # one part a thread per stage, whichever thread claims it
+    assert probe.handover(5, nthreads, rounds) == 5 * min(nthreads, probe.max_parts())
+
+
 @pytest.mark.parametrize("call, args", [(probe.fma, (0, 1)), (probe.fma, (1, 0)),
+                                        (probe.handover, (0, 2)), (probe.handover, (1, 0)),
+                                        (probe.handover, (1, 2, -1)),
                                         (probe.read_shared, (np.ones(128, np.float32), 1, 2)),
                                         (probe.read_shared, (np.ones(1024, np.float32), 0, 1)),
                                         (probe.fma, (1, 65)),
@@ -68,6 +77,7 @@ def test_limits_are_measured_once_and_plausible():
     lines = machine.describe(lim)
     assert "GFLOP/s" in lines[0] and all(level in lines[1] for level in LEVELS)
     assert f"{lim['threads']} threads" in lines[2]
+    assert lim["handover_us"] >= 0 and (lim["threads"] > 1 or lim["handover_us"] == 0)
 
 
 def _cache_entry(root, name, level, kind, size):

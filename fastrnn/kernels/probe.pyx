@@ -108,23 +108,34 @@ def read(const float[::1] x, long passes):
     return nbytes
 
 
-cdef void empty_part(void* ctx, long stage, int part, int nparts) noexcept nogil:
-    (<int*>ctx)[part] += 1
+cdef struct StagedJob:
+    long rounds           # FMA probe rounds each part runs
+    int counts[64]        # FR_MAX_THREADS
+    float sink[64]
 
 
-def handover(long nstages, int nthreads):
-    """Run a staged job of nstages stages, of one empty part a thread (at most
-    FR_MAX_PARTS), on up to nthreads of fastrnn's threads, as a time loop shared by
-    hidden units runs its steps (fastrnn.kernels.threads.run_staged); return the
-    parts run.  Timed by the caller, this is the cost of the hand-over between
-    threads that such a loop pays at every step."""
-    if nstages < 1 or not 1 <= nthreads <= FR_MAX_THREADS:
-        raise ValueError(f"nstages, nthreads: expected nstages >= 1 and 1 <= nthreads <= "
-                         f"{FR_MAX_THREADS}, got {nstages}, {nthreads}")
-    cdef int counts[64]
+cdef void fma_part(void* ctx, long stage, int part, int nparts) noexcept nogil:
+    cdef StagedJob* job = <StagedJob*>ctx
+    fr_probe_fma(job.rounds, &job.sink[part])
+    job.counts[part] += 1
+
+
+def handover(long nstages, int nthreads, long rounds=0):
+    """Run a staged job of nstages stages, of one part a thread (at most FR_MAX_PARTS),
+    each part `rounds` rounds of the FMA probe, on up to nthreads of fastrnn's threads,
+    as a time loop shared by hidden units runs its steps
+    (fastrnn.kernels.threads.run_staged); return the parts run.  Timed against the same
+    job on one thread, this is the cost of the hand-over between threads that such a
+    loop pays at every step."""
+    if nstages < 1 or rounds < 0 or not 1 <= nthreads <= FR_MAX_THREADS:
+        raise ValueError(f"nstages, nthreads, rounds: expected nstages >= 1, 1 <= nthreads "
+                         f"<= {FR_MAX_THREADS} and rounds >= 0, got {nstages}, {nthreads}, "
+                         f"{rounds}")
+    cdef StagedJob job
     cdef int i, nparts = nthreads if nthreads < FR_MAX_PARTS else FR_MAX_PARTS
+    job.rounds = rounds
     for i in range(nparts):
-        counts[i] = 0
+        job.counts[i] = 0
     with nogil:
-        run_staged(nthreads, empty_part, counts, nstages, nparts)
-    return sum([counts[i] for i in range(nparts)])
+        run_staged(nthreads, fma_part, &job, nstages, nparts)
+    return sum([job.counts[i] for i in range(nparts)])

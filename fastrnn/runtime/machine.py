@@ -103,6 +103,23 @@ def _median_seconds(run):
     return statistics.median(seconds / work for work, seconds in _timed_runs(run))
 
 
+# Work of each part of the hand-over probe's stages (seconds at the FMA peak): long
+# enough that every thread takes a part rather than the caller running them all.
+_HANDOVER_PART_SECONDS = 4e-6
+
+
+def _handover_seconds(nthreads, flops_per_thread):
+    """Seconds a staged job's stage takes beyond its parts' own work, when each of
+    nthreads threads runs one part (probe.handover), against the same parts in a row
+    on one thread."""
+    rounds = max(1, int(_HANDOVER_PART_SECONDS * flops_per_thread
+                        / probe.fma(1, 1)[0]))
+    parts = max(1, min(nthreads, probe.max_parts()))
+    alone = _median_seconds(lambda units: probe.handover(units, 1, rounds))
+    shared = _median_seconds(lambda units: probe.handover(units, nthreads, rounds) // parts)
+    return max(0.0, shared - alone)
+
+
 @functools.lru_cache(maxsize=1)
 def limits():
     """The machine's limits, measured on first use and kept for the process.
@@ -138,9 +155,7 @@ def limits():
         x.fill(1.0)
         read_all[level] = max(read[level], _best_rate(
             lambda units: probe.read_shared(x, units, nthreads)[0]) / 1e9)
-    parts = max(1, min(nthreads, probe.max_parts()))
-    handover = _median_seconds(lambda units: probe.handover(units, nthreads) // parts) \
-        if nthreads > 1 else 0.0
+    handover = _handover_seconds(nthreads, every / nthreads) if nthreads > 1 else 0.0
     return {"fma_gflops": one / 1e9, "fma_gflops_all": every / 1e9, "threads": nthreads,
             "vector_lanes": probe.vector_lanes(), "read_gbs": read, "probe_bytes": sizes,
             "read_gbs_all": read_all, "probe_bytes_all": shared_sizes,
