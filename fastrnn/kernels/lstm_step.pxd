@@ -98,15 +98,17 @@ cdef inline void lstm_backward_rows(Backward* a, floating* _, int t, int lo, int
 
 cdef inline void lstm_backward_units(Backward* a, floating* _, const BackStage* u, int j0,
                                      int j1) noexcept nogil:
-    """A single sequence's element-wise backward of step u.t for hidden units
-    [j0, j1) (dh_t already formed)."""
+    """The element-wise backward of step u.t for every row and hidden units [j0, j1)
+    (dh_t already formed)."""
+    cdef int B = a.c.B, H = a.c.H, G = a.c.G
+    cdef size_t row = <size_t>u.t * B
     cdef const floating* c_prev = <const floating*>a.c0
     if u.t_prev >= 0:
         c_prev = lstm_saved_cells(a, _, u.t_prev)
-    lstm_step_bwd(1, a.c.H, j0, j1, <const floating*>a.gates + <size_t>u.t * a.c.G,
+    lstm_step_bwd(B, H, j0, j1, <const floating*>a.gates + row * G,
                   lstm_saved_cells(a, _, u.t), c_prev,
-                  <const floating*>a.dy + <size_t>u.t * a.ldy, a.ldy,
-                  <floating*>a.dh, <floating*>a.dc, <floating*>a.dgi + <size_t>u.t * a.c.G,
+                  <const floating*>a.dy + row * a.ldy, a.ldy,
+                  <floating*>a.dh, <floating*>a.dc, <floating*>a.dgi + row * G,
                   <const floating*>a.peep)
 
 

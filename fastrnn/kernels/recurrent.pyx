@@ -421,8 +421,9 @@ def backward(CallConfig cfg, x, y, dy, int y_off, tuple weights, tuple state0, t
     cdef int nr = FR_PANEL_F32 if c.itemsize == 4 else FR_PANEL_F64
     cdef bint by_units = False
     cdef int nparts = 1
-    if splits_backward(c.cell) and split_units:
-        nparts = time_loop_threads(B, H, c.nthreads, True, nr, 1, &by_units)
+    if splits_backward(c.cell) and split_units:   # batches of rows only without lengths
+        nparts = time_loop_threads(B, H, c.nthreads, True, nr,
+                                   c.units_rows if a.grads.active == NULL else 1, &by_units)
     cdef fr_task_fn task = backward_task_f32 if c.itemsize == 4 else backward_task_f64
     cdef fr_part_fn units = backward_units_f32 if c.itemsize == 4 else backward_units_f64
     with nogil:

@@ -211,8 +211,8 @@ cdef inline void unit_range(int H, int nr, int part, int nparts, int* j0, int* j
     j0[0], j1[0] = u0 * nr, u1 * nr
 
 
-# A single sequence's backward, shared by hidden units, is a staged job as
-# well.  Its stages: the weight packs; one stage per step, against the
+# A backward shared by hidden units (a single sequence, or a batch without
+# lengths: every row then runs every step) is a staged job as well.  Its stages: the weight packs; one stage per step, against the
 # forward's order of time, in which each part first takes its units of
 # dh_t = dG_{t+1} W_hh from the whole of the previous stage's dG, then its
 # units of the element-wise backward (writing dG_t); the final stage, dh0

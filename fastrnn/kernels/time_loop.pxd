@@ -211,17 +211,18 @@ cdef inline void backward_task(Backward* a, floating* _, int tid, int nt) noexce
 
 
 cdef inline void dh_units(Backward* a, floating* _, int t, int j0, int j1) noexcept nogil:
-    """A single sequence: units [j0, j1) of dh = dGh_t W_hh (dGh_t whole, from every part)."""
-    cdef int G = a.c.G
-    packed_gemm_ex(1, j0, j1, a.Kh, <const floating*>a.dgh + <size_t>t * G, G, 1,
+    """Units [j0, j1) of every row's dh = dGh_t W_hh (dGh_t whole, from every part)."""
+    cdef int G = a.c.G, B = a.c.B
+    packed_gemm_ex(B, j0, j1, a.Kh, <const floating*>a.dgh + <size_t>t * B * G, G, 1,
                    <const floating*>a.whhT_p, G, <floating*>a.dh, a.c.H, 1, a.dh_accumulate)
 
 
 cdef inline void backward_units_part(Backward* a, floating* _, long stage, int part,
                                      int nparts) noexcept nogil:
-    """A single sequence: one part of one stage of backward (fastrnn/kernels/sequence.pxd
-    BackStage).  Part p owns the same hidden units [j0, j1) at every step: their
-    dh_t, the cell's other state and dG_t columns in each gate block."""
+    """One part of one stage of a backward shared by hidden units: a single sequence,
+    or a batch without lengths (fastrnn/kernels/sequence.pxd BackStage).  Part p owns
+    the same hidden units [j0, j1) of every row at every step: their dh_t, the cell's
+    other state and dG_t columns in each gate block."""
     cdef int H = a.c.H, G = a.c.G, j0, j1, q
     cdef BackStage u
     back_stage(stage, a.c.T, a.c.reverse, a.grads.active, &u)
@@ -230,7 +231,8 @@ cdef inline void backward_units_part(Backward* a, floating* _, long stage, int p
         packs_task(&a.packs, _, part, nparts)
     elif u.kind == STAGE_STEP and not u.runs:    # past the sequence's end: no gradient
         for q in range(G // H):
-            zero_rows(1, j1 - j0, <floating*>a.dgi + <size_t>u.t * G + q * H + j0, G)
+            zero_rows(a.c.B, j1 - j0, <floating*>a.dgi + <size_t>u.t * a.c.B * G + q * H + j0,
+                      G)
     elif u.kind == STAGE_STEP:
         if u.t_next >= 0:           # dh_t = dG_{t+1} W_hh; else dh_n as given
             dh_units(a, _, u.t_next, j0, j1)

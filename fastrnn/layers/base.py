@@ -515,8 +515,9 @@ class RecurrentLayer(ParamModule):
         """Backward of one direction: write (or add, if accumulate) dx, add weight grads,
         turn carries from dstate_n into dstate0 in place.  work: the call's lease."""
         T, B, D = x.shape
-        cfg = self._call_config(direction, T, B, D, True, _PACK_WHEN_WORTH,
-                                self._threads(T, B, D))
+        nthreads = self._threads(T, B, D)
+        cfg = self._call_config(direction, T, B, D, True, _PACK_WHEN_WORTH, nthreads,
+                                self._units_rows(B, nthreads) if self._splits_backward else 1)
         _kernel_backward(cfg, x, y, dy, direction * self.hidden_size,
                          self._direction_arrays(self.params, layer, direction),
                          tuple(states0), saved, tuple(carries), dx, accumulate,
