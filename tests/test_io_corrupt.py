@@ -96,3 +96,19 @@ def test_the_untouched_file_loads(tmp_path):
     for name, layer in fastrnn.load(path).items():
         for k, v in model[name].params.items():
             np.testing.assert_array_equal(layer.params[k], v)
+
+
+def test_a_huge_num_layers_is_refused_at_once(tmp_path):
+    """num_layers decides how many arrays load expects: a damaged one must not loop."""
+    import json
+    path = tmp_path / "model.npz"
+    fastrnn.save(path, fastrnn.GRU(2, 3))
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    header = json.loads(arrays["__fastrnn__"].item())
+    header["layers"][0]["config"]["num_layers"] = 10 ** 15
+    arrays["__fastrnn__"] = np.array(json.dumps(header))
+    bad = tmp_path / "damaged.npz"
+    np.savez(bad, **arrays)
+    with pytest.raises(ValueError, match=r"damaged\.npz: .*num_layers=10+, but the file"):
+        fastrnn.load(bad)

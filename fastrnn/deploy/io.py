@@ -25,6 +25,7 @@ that can fail raises a ValueError naming the path and the problem.
 import inspect
 import json
 import lzma
+import math
 import os
 import struct
 import uuid
@@ -347,6 +348,10 @@ def _read(npz, path, limit):
         where = f"layer {name!r}" if header["kind"] == "dict" else "the layer"
         cls, kwargs = _check_config(entry, where, path, file_version)
         dtype = np.dtype(kwargs.get("dtype", "float32"))
+        if kwargs.get("num_layers", 1) > len(npz.files):    # bounds the loop below
+            raise ValueError(f"{path}: {where} configuration num_layers="
+                             f"{kwargs['num_layers']}, but the file holds only "
+                             f"{len(npz.files)} arrays: corrupted file")
         shapes = {f"{i}.{k}": v for k, v in _expected_shapes(cls, kwargs).items()}
         expected_keys.update(shapes)
         plans.append((name, where, cls, kwargs, dtype, shapes))
@@ -360,7 +365,7 @@ def _read(npz, path, limit):
     for _, where, _, _, dtype, shapes in plans:
         for key, shape in shapes.items():
             size = _declared_size(npz, key)
-            if size > int(np.prod(shape)) * dtype.itemsize + _NPY_HEADER_ALLOWANCE:
+            if size > math.prod(shape) * dtype.itemsize + _NPY_HEADER_ALLOWANCE:
                 raise ValueError(f"{path}: entry {key!r} is {size} bytes, too large for "
                                  f"shape {shape} of {dtype.name}: corrupted file")
     out = {}
