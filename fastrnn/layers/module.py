@@ -74,7 +74,7 @@ class ParamModule:
             def plan(keys, path):
                 names = self._select(keys, prefix, path)
                 return {name: (names[name], expected[name]) for name in expected}
-            state, what = _safetensors_io.read(source, plan), "state_dict"
+            state, what = _safetensors_io.read(source, plan), os.fspath(source)
         elif isinstance(source, Mapping) or hasattr(source, "keys"):
             names = self._select(list(source), prefix, "state_dict")
             state, what = {name: source[key] for name, key in names.items()}, "state_dict"
