@@ -254,8 +254,9 @@ def _check_config(entry, where, path, file_version):
 def _read_array(npz, key, path, limit, shape=None, dtype=None):
     """The array of entry key, read from its .npy member after checking its header: no
     Python objects, the shape and dtype expected (when given), and data that fit in the
-    member and in limit bytes (the archive's size), so that a damaged header cannot make the reader allocate what the file does not
-    hold.  Reading to the member's end makes zipfile check its CRC-32."""
+    member and in limit bytes (the archive's size), so that a damaged header cannot make
+    the reader allocate what the file does not hold.  Reading to the member's end makes
+    zipfile check its CRC-32."""
     member = key + ".npy" if key + ".npy" in npz.zip.namelist() else key
     try:
         size = npz.zip.getinfo(member).file_size
