@@ -1,4 +1,4 @@
-"""Keras 3 model files (.keras) into fastrnn layers.
+"""Keras 3 model files (.keras, and legacy .h5) into fastrnn layers.
 
 A ``.keras`` file is a zip of ``config.json`` (the model's architecture), ``metadata.json``
 and ``model.weights.h5`` (the variables, in HDF5).  ``load`` reads the configuration of
@@ -7,7 +7,9 @@ every SimpleRNN, LSTM and GRU layer, Bidirectional wrappers included, in model o
 (``layers/<name>/cell/vars/0..2``, ``<name>`` the snake-case class name with ``_1``, ``_2``,
 ... for repeats; a Bidirectional's under ``forward_layer`` and ``backward_layer``) and
 builds each with ``from_keras`` (fastrnn/interop/keras.py): ``batch_first=True``, Keras's
-layout.
+layout.  A legacy .h5 model file holds the configuration as its ``model_config``
+attribute and each layer's variables under ``model_weights/<layer name>``, in the order of
+its ``weight_names`` (a Bidirectional's forward half first).
 
 How a Keras layer's configuration maps:
 
@@ -103,46 +105,75 @@ def _read_member(archive, name, limit, path):
 
 
 class _Weights:
-    """The variables of model.weights.h5, read group by group with checks."""
+    """The variables of a weights file, read with checks: model.weights.h5 of a .keras file
+    (``legacy=False``) or the ``model_weights`` group of a legacy .h5 model file."""
 
-    def __init__(self, data, path, h5py):
-        self.path, self.limit = path, len(data)
+    def __init__(self, file, path, limit, h5py, legacy):
+        self.file, self.path, self.limit, self.h5py = file, path, limit, h5py
+        self.legacy = legacy
+
+    @classmethod
+    def open(cls, data_or_path, path, limit, h5py, legacy=False):
         try:
-            self.file = h5py.File(io.BytesIO(data), "r")
+            source = io.BytesIO(data_or_path) if isinstance(data_or_path, bytes) \
+                else data_or_path
+            file = h5py.File(source, "r")
         except Exception as exc:       # h5py's OSError, or what HDF5 raises on damage
-            raise ValueError(f"{path}: model.weights.h5 is not a readable HDF5 file "
+            raise ValueError(f"{path}: the weights are not a readable HDF5 file "
                              f"({type(exc).__name__}: {exc})") from exc
-        self.h5py = h5py
+        return cls(file, path, limit, h5py, legacy)
+
+    def _array(self, ds, label, where):
+        if not isinstance(ds, self.h5py.Dataset) or ds.dtype.kind != "f" \
+                or ds.dtype.itemsize not in (4, 8) or ds.ndim not in (1, 2):
+            raise ValueError(f"{self.path}: {where}: variable {label} is not a 1-d or 2-d "
+                             f"float32 or float64 array")
+        nbytes = int(np.prod(ds.shape, dtype=object)) * ds.dtype.itemsize
+        if nbytes > self.limit:
+            raise ValueError(f"{self.path}: {where}: variable {label} declares {nbytes} "
+                             f"bytes in a {self.limit}-byte file: corrupted")
+        try:
+            return np.asarray(ds[()])
+        except Exception as exc:
+            raise ValueError(f"{self.path}: {where}: variable {label} cannot be read "
+                             f"({type(exc).__name__}: {exc})") from exc
 
     def arrays(self, group_path, where):
-        """[kernel, recurrent_kernel(, bias)] stored under group_path/cell/vars."""
+        """[kernel, recurrent_kernel(, bias)] stored under group_path/cell/vars (.keras)."""
         full = f"{group_path}/cell/vars"
         try:
             group = self.file[full]
             keys = sorted(group.keys(), key=lambda k: int(k) if k.isdigit() else -1)
-            datasets = [group[k] for k in keys]
         except Exception as exc:
             raise ValueError(f"{self.path}: {where}: no variables at {full} in "
                              f"model.weights.h5 ({type(exc).__name__}: {exc})") from exc
         if keys != [str(i) for i in range(len(keys))] or len(keys) not in (2, 3):
             raise ValueError(f"{self.path}: {where}: expected variables 0, 1 (and 2) at "
                              f"{full}, found {keys}")
-        out = []
-        for key, ds in zip(keys, datasets):
-            if not isinstance(ds, self.h5py.Dataset) or ds.dtype.kind != "f" \
-                    or ds.dtype.itemsize not in (4, 8) or ds.ndim not in (1, 2):
-                raise ValueError(f"{self.path}: {where}: variable {full}/{key} is not a "
-                                 f"1-d or 2-d float32 or float64 array")
-            nbytes = int(np.prod(ds.shape, dtype=object)) * ds.dtype.itemsize
-            if nbytes > self.limit:
-                raise ValueError(f"{self.path}: {where}: variable {full}/{key} declares "
-                                 f"{nbytes} bytes in a {self.limit}-byte file: corrupted")
-            try:
-                out.append(np.asarray(ds[()]))
-            except Exception as exc:
-                raise ValueError(f"{self.path}: {where}: variable {full}/{key} cannot be "
-                                 f"read ({type(exc).__name__}: {exc})") from exc
-        return out
+        return [self._array(group[k], f"{full}/{k}", where) for k in keys]
+
+    def legacy_arrays(self, layer_name, part, where):
+        """The variables of a legacy .h5 file's layer, in its weight_names order; part
+        "forward_layer" or "backward_layer" takes the first or second half (Bidirectional)."""
+        try:
+            group = self.file["model_weights"][layer_name]
+            names = [n.decode() if isinstance(n, bytes) else str(n)
+                     for n in group.attrs["weight_names"]]
+        except Exception as exc:
+            raise ValueError(f"{self.path}: {where}: no weights for layer {layer_name!r} "
+                             f"({type(exc).__name__}: {exc})") from exc
+        if part is not None:
+            half = len(names) // 2
+            names = names[:half] if part == "forward_layer" else names[half:]
+        if len(names) not in (2, 3):
+            raise ValueError(f"{self.path}: {where}: expected 2 or 3 variables, found "
+                             f"{len(names)}")
+        try:
+            datasets = [group[n] for n in names]
+        except Exception as exc:
+            raise ValueError(f"{self.path}: {where}: a variable is missing "
+                             f"({type(exc).__name__}: {exc})") from exc
+        return [self._array(ds, n, where) for ds, n in zip(datasets, names)]
 
 
 def _options(class_name, config, where):
@@ -191,10 +222,12 @@ def _units_check(layer, config, where):
         raise ValueError(f"{where}: units={units!r} but the weights have {layer.hidden_size}")
 
 
-def _recurrent(entry, weights, group, where):
+def _recurrent(entry, fetch, where):
+    """The fastrnn layer of a recurrent Keras layer entry; fetch(part, where) gives its
+    variables (part None, or a Bidirectional's "forward_layer" or "backward_layer")."""
     class_name, config = entry["class_name"], entry["config"]
     if class_name in _CLASSES:
-        layer = _one_direction(class_name, config, weights.arrays(group, where), where)
+        layer = _one_direction(class_name, config, fetch(None, where), where)
         _units_check(layer, config, where)
         if config.get("go_backwards", False):
             backwards = _like(layer, reverse=True)
@@ -220,8 +253,7 @@ def _recurrent(entry, weights, group, where):
         if bool(cfg.get("go_backwards", False)) != (sub == "backward_layer"):
             raise ValueError(f"{where}: {sub} has go_backwards={cfg.get('go_backwards')}; "
                              f"fastrnn runs a forward and a backward direction")
-        part = _one_direction(name, cfg, weights.arrays(f"{group}/{sub}", f"{where} {sub}"),
-                              f"{where} {sub}")
+        part = _one_direction(name, cfg, fetch(sub, f"{where} {sub}"), f"{where} {sub}")
         _units_check(part, cfg, f"{where} {sub}")
         halves.append((name, cfg, part))
     (fname, fcfg, fwd), (bname, _, bwd) = halves
@@ -258,12 +290,21 @@ def _walk(model, weights, group, path, source, out):
         child = f"{group}/layers/{key}" if group else f"layers/{key}"
         where = f"{source}: layer {'/'.join(path + (str(name),))!r} ({class_name})"
         if class_name in _MODELS:
+            if weights.legacy:
+                raise ValueError(f"{where}: fastrnn reads the layers of nested models from "
+                                 f".keras files, not from legacy .h5 files")
             _walk(entry, weights, child, path + (str(name),), source, out)
         elif class_name in _UNSUPPORTED:
             raise ValueError(f"{where}: fastrnn runs SimpleRNN, LSTM, GRU and Bidirectional "
                              f"layers, not {class_name}")
         elif class_name in _CLASSES or class_name == "Bidirectional":
-            layer, cfg = _recurrent(entry, weights, child, where)
+            if weights.legacy:
+                def fetch(part, at, name=str(name)):
+                    return weights.legacy_arrays(name, part, at)
+            else:
+                def fetch(part, at, child=child):
+                    return weights.arrays(child if part is None else f"{child}/{part}", at)
+            layer, cfg = _recurrent(entry, fetch, where)
             layer.keras_source = KerasSource(
                 str(name), class_name, path, bool(cfg.get("return_sequences", False)),
                 bool(entry["config"].get("return_state", False)),
@@ -271,13 +312,56 @@ def _walk(model, weights, group, path, source, out):
             out.append(layer)
 
 
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _model_config(text, source, what):
+    try:
+        model = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"{source}: {what} is not valid JSON ({exc})") from exc
+    if not isinstance(model, dict) or model.get("class_name") not in _MODELS:
+        raise ValueError(f"{source}: {what} describes no Sequential or Functional model")
+    return model
+
+
+def _open(source, size, h5py):
+    """(model config, _Weights) of a .keras file or a legacy .h5 model file."""
+    with open(source, "rb") as f:
+        magic = f.read(len(_HDF5_MAGIC))
+    if magic == _HDF5_MAGIC:               # legacy .h5: the config is an attribute
+        weights = _Weights.open(source, source, size, h5py, legacy=True)
+        try:
+            text = weights.file.attrs["model_config"]
+        except Exception as exc:
+            weights.file.close()
+            raise ValueError(f"{source}: an HDF5 file without a Keras model_config "
+                             f"(weights only?)") from exc
+        try:
+            return _model_config(text, source, "model_config"), weights
+        except ValueError:
+            weights.file.close()
+            raise
+    try:
+        archive = zipfile.ZipFile(source)
+    except _ZIP_ERRORS as exc:
+        raise ValueError(f"{source}: neither a Keras 3 .keras file (a zip archive) nor a "
+                         f"legacy .h5 model file: {type(exc).__name__}: {exc}") from exc
+    with archive:
+        text = _read_member(archive, "config.json", min(size, _CONFIG_LIMIT), source)
+        model = _model_config(text, source, "config.json")
+        data = _read_member(archive, "model.weights.h5", size, source)
+    return model, _Weights.open(data, source, size, h5py)
+
+
 def load(path):
-    """The fastrnn layers of a Keras 3 ``.keras`` model file.
+    """The fastrnn layers of a Keras 3 ``.keras`` model file (or a legacy ``.h5`` one).
 
     Parameters
     ----------
     path : str or os.PathLike
-        A file written by Keras 3's ``model.save("model.keras")``.
+        A file written by Keras 3's ``model.save("model.keras")``, or a legacy HDF5 model
+        file (``model.save("model.h5")``; nested models are not read from these).
 
     Returns
     -------
@@ -294,9 +378,9 @@ def load(path):
     FileNotFoundError
         If there is no file at path.
     ValueError
-        If the file is not a readable .keras file, has no recurrent layer, or a layer uses
-        what fastrnn cannot run (an activation, a merge mode, a generic RNN cell); the
-        message names the file and the layer.
+        If the file is not a readable .keras or .h5 model file, has no recurrent layer, or
+        a layer uses what fastrnn cannot run (an activation, a merge mode, a generic RNN
+        cell); the message names the file and the layer.
     """
     try:
         import h5py
@@ -304,26 +388,10 @@ def load(path):
         raise ImportError("fastrnn.keras.load needs h5py: pip install \"fastrnn[keras]\" "
                           "(or pip install h5py)") from exc
     source = os.fspath(path)
-    size = os.path.getsize(source)
-    try:
-        archive = zipfile.ZipFile(source)
-    except _ZIP_ERRORS as exc:
-        raise ValueError(f"{source}: not a Keras 3 .keras file (a zip archive): "
-                         f"{type(exc).__name__}: {exc}") from exc
-    with archive:
-        text = _read_member(archive, "config.json", min(size, _CONFIG_LIMIT), source)
-        try:
-            model = json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            raise ValueError(f"{source}: config.json is not valid JSON ({exc})") from exc
-        if not isinstance(model, dict) or model.get("class_name") not in _MODELS:
-            raise ValueError(f"{source}: config.json describes no Sequential or Functional "
-                             f"model")
-        weights = _Weights(_read_member(archive, "model.weights.h5", size, source), source,
-                           h5py)
-        layers = []
-        with weights.file:
-            _walk(model, weights, "", (), source, layers)
+    model, weights = _open(source, os.path.getsize(source), h5py)
+    layers = []
+    with weights.file:
+        _walk(model, weights, "", (), source, layers)
     if not layers:
         raise ValueError(f"{source}: no SimpleRNN, LSTM, GRU or Bidirectional layer in the "
                          f"model: nothing for fastrnn to load")

@@ -1,4 +1,4 @@
-"""fastrnn.keras.load on .keras files that Keras 3 (torch backend) saved.
+"""fastrnn.keras.load on .keras (and legacy .h5) files that Keras 3 (torch backend) saved.
 
 Keras is the oracle: each model gets random weights (biases too), is saved with
 model.save, and every recurrent layer that load() returns, run on the input that Keras's
@@ -72,6 +72,26 @@ def test_sequential_model_layers_match_keras(tmp_path):
             (h[0] if isinstance(h, tuple) else h)[0]
         assert np.abs(kout).max() > 0.1
         assert_close(got, kout, F32, klayer.name)
+
+
+def test_legacy_h5_model_file_matches_keras(tmp_path):
+    model = keras.Sequential([
+        keras.Input((T, D)), L.Bidirectional(L.LSTM(3, return_sequences=True)),
+        L.Dense(4), L.GRU(2, return_sequences=True), L.SimpleRNN(3)])
+    rng = rng_for("legacy h5")
+    model.set_weights([rng.uniform(-0.6, 0.6, w.shape).astype(w.dtype)
+                       for w in model.get_weights()])
+    path = tmp_path / "legacy.h5"
+    model.save(path)
+    layers = fastrnn.keras.load(path)
+    assert [layer.keras_source.name for layer in layers] == [
+        klayer.name for klayer in model.layers if not isinstance(klayer, L.Dense)]
+    x = rng.standard_normal((B, T, D)).astype(F32)
+    recurrent = [io for io in per_layer_io(model, x) if not isinstance(io[0], L.Dense)]
+    for layer, (klayer, kin, kout) in zip(layers, recurrent):
+        y, h = layer(kin)
+        assert_close(y if layer.keras_source.return_sequences else h[0], kout, F32,
+                     klayer.name)
 
 
 @pytest.mark.parametrize("cell", ["SimpleRNN", "LSTM", "GRU"])
