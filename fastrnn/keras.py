@@ -28,7 +28,11 @@ How a Keras layer's configuration maps:
 
 Reading needs h5py (which Keras itself installs).  The zip members' sizes and each
 variable's shape and dtype are checked before anything is read; every failure is a
-ValueError naming the file and, for a layer, the layer.
+ValueError naming the file and, for a layer, the layer.  The HDF5 library underneath is not
+hardened against damaged files: a .keras file's zip CRC-32 stops accidental damage before
+HDF5 sees it, but a damaged legacy .h5 file (or a crafted one) can hang HDF5 -- a byte
+inserted into an .h5 model file made it loop while reading the model_config attribute.
+Load .h5 files from sources you trust.
 """
 
 import io
