@@ -32,10 +32,11 @@ from fastrnn.deploy.io import load, save
 from fastrnn.deploy.stepper import Stepper
 from fastrnn.kernels.threads import get_num_threads, set_num_threads
 from fastrnn import onnx     # fastrnn.onnx.load; the onnx package itself is imported on use
+from fastrnn import keras    # fastrnn.keras.load of .keras files; h5py is imported on use
 
 from fastrnn._version import __version__
 
-__all__ = ["RNN", "LSTM", "GRU", "Stepper", "FrozenLayer", "onnx", "get_num_threads",
+__all__ = ["RNN", "LSTM", "GRU", "Stepper", "FrozenLayer", "onnx", "keras", "get_num_threads",
            "set_num_threads", "save", "load", "__version__",
            "Embedding", "Linear", "softmax_cross_entropy", "log_softmax",
            "SGD", "Adam", "clip_grad_norm", "clip_grad_value",

@@ -1,7 +1,9 @@
 """ONNX RNN, LSTM and GRU nodes in and out of fastrnn layers.
 
-``load`` reads an ONNX model and returns one fastrnn layer per RNN, LSTM or GRU node of its
-main graph, in graph order, built from the node's attributes and initializer weights.
+``load`` reads an ONNX model and returns one fastrnn layer per RNN, LSTM or GRU node, those
+of the main graph and those inside control flow (If, Loop, Scan subgraphs), depth first in
+graph order, built from the node's attributes and initializer weights; ``layer.onnx_source``
+says which node it came from.
 ``export`` (``layer.to_onnx(path)``, fastrnn/interop/onnx_export.py) writes a model that runs a
 fastrnn layer.  The ``onnx`` package is needed for both (``pip install "fastrnn[onnx]"``),
 and only for them.
@@ -32,10 +34,14 @@ How a node maps to a layer (one layer, one direction or both):
 
 Anything else -- other activations, activation_alpha or activation_beta, clip,
 input_forget=1, weights that are not initializers -- raises a
-ValueError naming the node and the attribute or input: it is never silently dropped.
+ValueError naming the node and the attribute or input: it is never silently dropped.  So is
+a model that cannot be parsed, or whose weights' data do not match their declared dims: the
+message names the file (or "model") and the reason, and no exception of the onnx or protobuf
+packages gets out.
 """
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -51,55 +57,149 @@ _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # --------------------------------------------------------------------------------- loading
 
+# The type each attribute of a recurrent node must have (onnx.AttributeProto's enum values:
+# FLOAT 1, INT 2, STRING 3, FLOATS 6, STRINGS 8), checked before any value is read.
+_ATTRIBUTE_TYPES = {"activation_alpha": 6, "activation_beta": 6, "activations": 8, "clip": 1,
+                    "direction": 3, "hidden_size": 2, "layout": 2, "input_forget": 2,
+                    "linear_before_reset": 2}
+_GRAPH, _GRAPHS = 5, 10          # AttributeProto types of subgraph attributes
+_FLOAT, _DOUBLE = 1, 11          # TensorProto data types of the weights fastrnn runs
+_EXTERNAL = 1                    # TensorProto.DataLocation of data kept outside the file
+
+
+@dataclass(frozen=True)
+class OnnxSource:
+    """Where in an ONNX model a loaded layer's node is (``layer.onnx_source``).
+
+    Attributes
+    ----------
+    node : str
+        The node's name, or ``"#i"`` for an unnamed node, i its index in its graph.
+    op_type : str
+        "RNN", "LSTM" or "GRU".
+    graph_path : tuple of str
+        The subgraphs that hold the node, outermost first, each as
+        ``"<control-flow node>.<attribute>"`` (``("cond.then_branch", "loop.body")``); empty
+        for a node of the main graph.
+    """
+
+    node: str
+    op_type: str
+    graph_path: tuple = ()
+
+    def __str__(self):
+        return "/".join(self.graph_path + (self.node,))
+
+
+def _subgraphs(node):
+    """(attribute name, graph) of a node's subgraphs: If's then_branch before its else_branch,
+    any other attributes in name order (Loop's and Scan's body)."""
+    rank = {"then_branch": 0, "else_branch": 1}
+    out = []
+    for attr in sorted(node.attribute, key=lambda a: (rank.get(a.name, 2), a.name)):
+        if attr.type == _GRAPH:
+            out.append((attr.name, attr.g))
+        elif attr.type == _GRAPHS:
+            out.extend((f"{attr.name}[{i}]", g) for i, g in enumerate(attr.graphs))
+    return out
+
+
+def _walk(graph, scope, path):
+    """(node, initializers in scope, path) of every recurrent node, depth first: a graph's
+    nodes in order, each node's subgraphs right after it.  A subgraph sees the initializers
+    of the graphs around it, its own shadowing theirs (ONNX's scoping)."""
+    scope = dict(scope)
+    scope.update((t.name, t) for t in graph.initializer)
+    for index, node in enumerate(graph.node):
+        name = node.name or f"#{index}"
+        if node.op_type in BY_NAME and node.domain in ("", "ai.onnx"):
+            yield node, scope, OnnxSource(name, node.op_type, path)
+        for attr_name, sub in _subgraphs(node):
+            yield from _walk(sub, scope, path + (f"{name}.{attr_name}",))
+
+
+def _parse(model, onnx):
+    """(ModelProto, the name messages give the model).  Reads a file's bytes itself, so
+    that a parse error is one ValueError and no external data file is ever opened."""
+    if isinstance(model, onnx.ModelProto):
+        return model, "model"
+    if isinstance(model, (str, os.PathLike)):
+        source = os.fspath(model)
+        with open(source, "rb") as f:
+            data = f.read()
+    elif isinstance(model, (bytes, bytearray, memoryview)):
+        source, data = "model (bytes)", bytes(model)
+    else:
+        raise TypeError(f"model: expected a path, bytes or an onnx.ModelProto, got "
+                        f"{type(model).__name__}")
+    if not data:
+        raise ValueError(f"{source}: not an ONNX model: empty")
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(data)
+    except Exception as exc:     # protobuf's DecodeError and whatever else its parser raises
+        raise ValueError(f"{source}: not a readable ONNX model, it is truncated or corrupted "
+                         f"({type(exc).__name__}: {exc})") from exc
+    return proto, source
+
 
 def load(model):
-    """The fastrnn layers of an ONNX model's RNN, LSTM and GRU nodes.
+    """The fastrnn layers of an ONNX model's RNN, LSTM and GRU nodes, subgraphs included.
+
+    Nodes are taken depth first: the main graph's nodes in graph order, and right after a
+    control-flow node (If, Loop, Scan) the recurrent nodes of its subgraphs, If's
+    ``then_branch`` before its ``else_branch``.  A node in a subgraph may use the
+    initializers of the graphs around it.  Each layer's ``onnx_source`` (an `OnnxSource`)
+    names its node and the path of subgraphs that holds it.
 
     Parameters
     ----------
     model : str, os.PathLike, bytes or onnx.ModelProto
-        The model, as a file path, serialized bytes or a loaded ModelProto.
+        The model, as a file path, serialized bytes or a loaded ModelProto.  Weights must be
+        stored in the model (not as external data).
 
     Returns
     -------
     layers : list of fastrnn.RNN, fastrnn.LSTM or fastrnn.GRU
-        One single-layer layer per RNN, LSTM or GRU node of the main graph, in graph order.
-        See the module docstring for how inputs and outputs map.
+        One single-layer layer per RNN, LSTM or GRU node, in the order above, with
+        ``layer.onnx_source`` set.  See the module docstring for how inputs and outputs map.
 
     Raises
     ------
     ImportError
         If the onnx package is not installed.
+    FileNotFoundError
+        If model is a path with no file.
     ValueError
-        If a node uses what fastrnn cannot run exactly (the message names the node and the
-        attribute or input).
+        If the model cannot be parsed (truncated or corrupted), has no RNN, LSTM or GRU
+        node, or a node uses what fastrnn cannot run exactly.  The message names the model
+        (its path) and, for a node, the node, its subgraph and the attribute or input.
     """
     onnx = _onnx()
-    if isinstance(model, onnx.ModelProto):
-        proto = model
-    elif isinstance(model, (bytes, bytearray)):
-        proto = onnx.load_from_string(bytes(model))
-    elif isinstance(model, (str, os.PathLike)):
-        proto = onnx.load(os.fspath(model))
-    else:
-        raise TypeError(f"model: expected a path, bytes or an onnx.ModelProto, got "
-                        f"{type(model).__name__}")
-    graph = proto.graph
-    initializers = {t.name: t for t in graph.initializer}
+    proto, source = _parse(model, onnx)
     layers = []
-    for index, node in enumerate(graph.node):
-        if node.op_type in BY_NAME and node.domain in ("", "ai.onnx"):
-            where = f"model: node {node.name or index!r} ({node.op_type})"
-            layers.append(_layer_from_node(node, initializers, where, onnx))
+    for node, scope, where in _walk(proto.graph, {}, ()):
+        inside = f" in {'/'.join(where.graph_path)}" if where.graph_path else ""
+        layer = _layer_from_node(node, scope, f"{source}: node {where.node!r} "
+                                 f"({node.op_type}){inside}", onnx)
+        layer.onnx_source = where
+        layers.append(layer)
+    if not layers:
+        raise ValueError(f"{source}: no RNN, LSTM or GRU node in the model's graph or its "
+                         f"subgraphs: nothing for fastrnn to load")
     return layers
 
 
 def _attributes(node, where, onnx):
     op = node.op_type
+    for a in node.attribute:
+        if a.name not in _ATTRIBUTES | BY_NAME[op].onnx_extra_attributes:
+            raise ValueError(f"{where}: unknown attribute {a.name!r}")
+        if a.type != _ATTRIBUTE_TYPES[a.name]:
+            raise ValueError(f"{where}: attribute {a.name!r} has type "
+                             f"{onnx.AttributeProto.AttributeType.Name(a.type)}; expected "
+                             f"{onnx.AttributeProto.AttributeType.Name(_ATTRIBUTE_TYPES[a.name])}")
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-    for name in attrs:
-        if name not in _ATTRIBUTES | BY_NAME[op].onnx_extra_attributes:
-            raise ValueError(f"{where}: unknown attribute {name!r}")
     for name in ("activation_alpha", "activation_beta", "clip"):
         if name in attrs:
             raise ValueError(f"{where}: attribute {name}={attrs[name]!r} is not supported")
@@ -107,7 +207,7 @@ def _attributes(node, where, onnx):
         raise ValueError(f"{where}: attribute input_forget={attrs['input_forget']} is not "
                          f"supported (only 0, ONNX's default)")
     direction = attrs.get("direction", b"forward")
-    direction = direction.decode() if isinstance(direction, bytes) else direction
+    direction = direction.decode("utf-8", "replace")
     if direction not in ("forward", "reverse", "bidirectional"):
         raise ValueError(f"{where}: attribute direction={direction!r}; expected 'forward', "
                          f"'reverse' or 'bidirectional'")
@@ -115,12 +215,13 @@ def _attributes(node, where, onnx):
     if layout not in (0, 1):
         raise ValueError(f"{where}: attribute layout={layout}; expected 0 or 1")
     attrs["direction"], attrs["layout"] = direction, layout
+    attrs["activations"] = [a.decode("utf-8", "replace") for a in attrs.get("activations", [])]
     return attrs
 
 
 def _activation_config(op, attrs, dirs, where):
     """Constructor arguments that the activations attribute implies (RNN's nonlinearity)."""
-    names = [a.decode() if isinstance(a, bytes) else a for a in attrs.get("activations", [])]
+    names = attrs["activations"]
     lowered = [a.lower() for a in names]
     if op == "RNN":
         if not names:
@@ -148,7 +249,7 @@ def _layer_from_node(node, initializers, where, onnx):
         if name not in initializers:
             raise ValueError(f"{where}: input {role} ({name!r}) is not an initializer; "
                              f"fastrnn needs the weights stored in the model")
-        return onnx.numpy_helper.to_array(initializers[name])
+        return _weight_array(initializers[name], f"{where}: input {role} ({name!r})", onnx)
 
     W, R, B, P = weight("W"), weight("R"), weight("B"), weight("P") if op == "LSTM" else None
     if W is None or R is None:
@@ -181,7 +282,10 @@ def _layer_from_node(node, initializers, where, onnx):
     peephole = P is not None and np.any(P)
     if peephole:
         config["peephole"] = True
-    layer = kind.layer_class(W.shape[2], H, **config)
+    try:
+        layer = kind.layer_class(W.shape[2], H, **config)
+    except (TypeError, ValueError) as exc:       # sizes of 0 from a corrupted model
+        raise ValueError(f"{where}: the weights give no valid layer ({exc})") from exc
 
     params = {}
     for d in range(dirs):
@@ -195,3 +299,34 @@ def _layer_from_node(node, initializers, where, onnx):
             params["weight_peephole" + sfx] = P[d].reshape(3, H)[[0, 2, 1]]
     layer.load_state_dict(params)
     return layer
+
+
+def _weight_array(tensor, where, onnx):
+    """The array of an initializer, after checking that its data type is float32 or float64
+    and that the data it holds is exactly what its dims declare (so that a corrupted file
+    cannot make the conversion allocate, or misread, more than the file holds)."""
+    if tensor.data_location == _EXTERNAL:
+        raise ValueError(f"{where} is stored as external data; fastrnn reads weights stored "
+                         f"in the model only")
+    if tensor.data_type not in (_FLOAT, _DOUBLE):
+        name = onnx.TensorProto.DataType.Name(tensor.data_type) \
+            if tensor.data_type in onnx.TensorProto.DataType.values() else tensor.data_type
+        raise ValueError(f"{where} has data type {name}; fastrnn runs FLOAT or DOUBLE weights")
+    dims = list(tensor.dims)
+    if len(dims) > 3 or any(d < 0 for d in dims):
+        raise ValueError(f"{where} has dims {dims}; expected at most 3 sizes >= 0")
+    count = int(np.prod(dims, dtype=object)) if dims else 1
+    itemsize = 4 if tensor.data_type == _FLOAT else 8
+    if tensor.raw_data:
+        held, what = len(tensor.raw_data), count * itemsize
+    else:
+        held = len(tensor.float_data if tensor.data_type == _FLOAT else tensor.double_data)
+        what = count
+    if held != what:
+        raise ValueError(f"{where} declares dims {dims} but holds data for "
+                         f"{held // itemsize if tensor.raw_data else held} numbers: "
+                         f"corrupted model")
+    try:
+        return onnx.numpy_helper.to_array(tensor)
+    except Exception as exc:      # the checks above leave nothing known; never leak onnx's
+        raise ValueError(f"{where} cannot be read ({type(exc).__name__}: {exc})") from exc

@@ -24,7 +24,10 @@ that can fail raises a ValueError naming the path and the problem.
 
 import inspect
 import json
+import lzma
+import math
 import os
+import struct
 import uuid
 import zipfile
 import zlib
@@ -50,8 +53,11 @@ _ZIP_MAGIC = b"PK\x03\x04"
 # An .npy entry is its data plus a header (64 to a few hundred bytes).
 _NPY_HEADER_ALLOWANCE = 4096
 # Errors that the zip, zlib and .npy readers raise on a damaged archive.
+# NotImplementedError: a compression method zipfile lacks; RuntimeError: the encrypted flag;
+# LZMAError and struct.error: damaged compressed data and headers; RecursionError: deep JSON.
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError,
-                UnicodeDecodeError)
+                UnicodeDecodeError, NotImplementedError, RuntimeError, lzma.LZMAError,
+                struct.error, OverflowError, RecursionError)
 
 
 def _classes():
@@ -245,15 +251,48 @@ def _check_config(entry, where, path, file_version):
     return cls, kwargs
 
 
-def _read_array(npz, key, path):
+def _read_array(npz, key, path, limit, shape=None, dtype=None):
+    """The array of entry key, read from its .npy member after checking its header: no
+    Python objects, the shape and dtype expected (when given), and data that fit in the
+    member and in limit bytes (the archive's size), so that a damaged header cannot make
+    the reader allocate what the file does not hold.  Reading to the member's end makes
+    zipfile check its CRC-32."""
+    member = key + ".npy" if key + ".npy" in npz.zip.namelist() else key
     try:
-        value = npz[key]
+        size = npz.zip.getinfo(member).file_size
+        with npz.zip.open(member) as f:
+            version = np.lib.format.read_magic(f)
+            if version not in ((1, 0), (2, 0), (3, 0)):
+                raise ValueError(f"unknown .npy format version {version}")
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            got_shape, fortran, got_dtype = read_header(f)
+            if got_dtype.hasobject:
+                raise ValueError("it holds Python objects, which fastrnn never writes")
+            if shape is not None and (got_shape != tuple(shape) or got_dtype != dtype):
+                raise _Mismatch(f"{path}: entry {key!r} has shape {got_shape} and dtype "
+                                f"{got_dtype}")
+            nbytes = got_dtype.itemsize
+            for n in got_shape:
+                nbytes *= n
+            if nbytes > min(size, limit):
+                raise ValueError(f"its header declares {nbytes} bytes of data in a member of "
+                                 f"{size} bytes, in a file of {limit} bytes")
+            data = f.read(nbytes + 1)
+            if len(data) != nbytes:
+                raise ValueError(f"it holds {len(data)} bytes of data, its header declares "
+                                 f"{nbytes}")
+    except _Mismatch:
+        raise
     except _READ_ERRORS as exc:
         raise ValueError(f"{path}: entry {key!r} cannot be read, the file is truncated or "
                          f"corrupted ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(value, np.ndarray):     # NpzFile returns raw bytes for a non-.npy member
-        raise ValueError(f"{path}: entry {key!r} is not a NumPy array: not a fastrnn file")
-    return value
+    order = "F" if fortran and len(got_shape) > 1 else "C"
+    return np.frombuffer(data, got_dtype).reshape(got_shape, order=order)
+
+
+class _Mismatch(ValueError):
+    """An entry of another shape or dtype than its layer needs (the caller says which)."""
 
 
 def _declared_size(npz, key):
@@ -266,11 +305,11 @@ def _declared_size(npz, key):
     return 0
 
 
-def _read_header(npz, path):
+def _read_header(npz, path, limit):
     if _HEADER_KEY not in npz.files:
         raise ValueError(f"{path}: not a fastrnn file: the .npz has no {_HEADER_KEY!r} entry "
                          f"(written by something other than fastrnn.save?)")
-    raw = _read_array(npz, _HEADER_KEY, path)
+    raw = _read_array(npz, _HEADER_KEY, path, limit)
     if raw.ndim != 0 or raw.dtype.kind not in "US":
         raise ValueError(f"{path}: not a fastrnn file: {_HEADER_KEY!r} is not a string")
     text = raw.item()
@@ -278,7 +317,7 @@ def _read_header(npz, path):
         if isinstance(text, bytes):
             text = text.decode("utf-8")
         header = json.loads(text)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ValueError(f"{path}: corrupted fastrnn header, not valid JSON ({exc})") from exc
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise ValueError(f"{path}: not a fastrnn file: its header does not say "
@@ -299,8 +338,8 @@ def _read_header(npz, path):
     return header
 
 
-def _read(npz, path):
-    header = _read_header(npz, path)
+def _read(npz, path, limit):
+    header = _read_header(npz, path, limit)
     file_version = header.get("fastrnn_version", "unknown")
     plans, expected_keys = [], {_HEADER_KEY}
     for i, entry in enumerate(header["layers"]):
@@ -310,6 +349,10 @@ def _read(npz, path):
         where = f"layer {name!r}" if header["kind"] == "dict" else "the layer"
         cls, kwargs = _check_config(entry, where, path, file_version)
         dtype = np.dtype(kwargs.get("dtype", "float32"))
+        if kwargs.get("num_layers", 1) > len(npz.files):    # bounds the loop below
+            raise ValueError(f"{path}: {where} configuration num_layers="
+                             f"{kwargs['num_layers']}, but the file holds only "
+                             f"{len(npz.files)} arrays: corrupted file")
         shapes = {f"{i}.{k}": v for k, v in _expected_shapes(cls, kwargs).items()}
         expected_keys.update(shapes)
         plans.append((name, where, cls, kwargs, dtype, shapes))
@@ -323,18 +366,18 @@ def _read(npz, path):
     for _, where, _, _, dtype, shapes in plans:
         for key, shape in shapes.items():
             size = _declared_size(npz, key)
-            if size > int(np.prod(shape)) * dtype.itemsize + _NPY_HEADER_ALLOWANCE:
+            if size > math.prod(shape) * dtype.itemsize + _NPY_HEADER_ALLOWANCE:
                 raise ValueError(f"{path}: entry {key!r} is {size} bytes, too large for "
                                  f"shape {shape} of {dtype.name}: corrupted file")
     out = {}
     for name, where, cls, kwargs, dtype, shapes in plans:
         params = {}
         for key, shape in shapes.items():
-            value = _read_array(npz, key, path)
-            if value.shape != shape or value.dtype != dtype:
-                raise ValueError(f"{path}: entry {key!r} has shape {value.shape} and dtype "
-                                 f"{value.dtype}; {where} needs shape {shape} and dtype "
-                                 f"{dtype.name}")
+            try:
+                value = _read_array(npz, key, path, limit, shape, dtype)
+            except _Mismatch as exc:
+                raise ValueError(f"{exc}; {where} needs shape {shape} and dtype "
+                                 f"{dtype.name}") from None
             params[key.split(".", 1)[1]] = value
         kwargs = dict(kwargs, dtype=dtype)
         try:
@@ -395,4 +438,4 @@ def load(path):
         if not isinstance(npz, np.lib.npyio.NpzFile):
             raise ValueError(f"{path}: not a fastrnn file: not an .npz archive")
         with npz:
-            return _read(npz, path)
+            return _read(npz, path, os.fstat(f.fileno()).st_size)

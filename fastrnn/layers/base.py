@@ -180,6 +180,19 @@ class RecurrentLayer(ParamModule):
                     yield "bias_hh" + sfx, (G,)
                 yield from self._extra_param_shapes(sfx)
 
+    # The parameter names of a torch cell (nn.RNNCell, LSTMCell, GRUCell).
+    _CELL_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+    def _from_source_names(self, names, what):
+        """A torch cell's names (weight_ih, ...) as the _l0 ones of a one-layer,
+        one-direction layer (ParamModule.load_state_dict)."""
+        if not names or not set(names) <= set(self._CELL_NAMES):
+            return names
+        if self.num_layers != 1 or self.bidirectional:
+            raise ValueError(f"{what}: torch cell names {sorted(names)} load only into a "
+                             f"layer with num_layers=1 and bidirectional=False")
+        return {name + "_l0": key for name, key in names.items()}
+
     def _extra_param_shapes(self, sfx):
         """(name, shape) of a cell variant's parameters after the torch-named four."""
         return ()
