@@ -15,22 +15,124 @@
 #define FR_PANEL_F32 16
 #define FR_PANEL_F64 8
 
-/* Whether this CPU holds a 64-byte vector in one register (AVX-512), which
- * picks the GEMM's register tile; asked once. */
-static inline int fr_wide_vectors(void)
+/* The register tiles of the GEMM's full row blocks: MR rows of A times NP
+ * panels, MR * NP accumulators (gemm_impl.h tile()).  Which one a machine runs
+ * comes from the table below, by instruction set and CPU family, read once:
+ * not from conditions inside the kernel.
+ *
+ *   FR_TILE_6x1  6 accumulators: AVX2's 16 registers hold them when each
+ *                64-byte vector takes two; the baseline too.
+ *   FR_TILE_4x2  8 accumulators, for AVX-512 cores that issue one 512-bit FMA a
+ *                cycle (Zen 4: 4 cycles' latency), while the two panels' K rows
+ *                fit half of L1; else 6x1 (docs/DECISIONS.md).
+ *   FR_TILE_6x4  24 of AVX-512's 32 registers, for cores that issue two 512-bit
+ *                FMAs a cycle (Zen 5, Intel's): 8 chains in flight at the least,
+ *                and 4 panel loads and 6 broadcasts per 24 FMAs. */
+enum { FR_TILE_6x1, FR_TILE_4x2, FR_TILE_6x4 };
+
+enum { FR_CLASS_BASELINE, FR_CLASS_AVX2, FR_CLASS_AVX512_HALF, FR_CLASS_AVX512_FULL,
+       FR_CLASSES };
+
+typedef struct {
+    const char *machine;   /* what the class is, for `fastrnn info` */
+    int tile;              /* FR_TILE_* of the class's full row blocks */
+} fr_gemm_rule;
+
+static const fr_gemm_rule fr_gemm_rules[FR_CLASSES] = {
+    [FR_CLASS_BASELINE]    = {"x86-64 baseline", FR_TILE_6x1},
+    [FR_CLASS_AVX2]        = {"AVX2", FR_TILE_6x1},
+    [FR_CLASS_AVX512_HALF] = {"AVX-512, one 512-bit FMA a cycle (AMD Zen 4)", FR_TILE_4x2},
+    [FR_CLASS_AVX512_FULL] = {"AVX-512, two 512-bit FMAs a cycle", FR_TILE_6x4},
+};
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#include <cpuid.h>
+#endif
+#include <unistd.h>
+
+/* The CPU's class in fr_gemm_rules: its widest vectors, and for AVX-512 whether
+ * it is AMD's family 19h (Zen 3 and 4: Zen 4 runs a 512-bit FMA as two halves). */
+static inline int fr_cpu_class(void)
 {
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-    static int wide = -1;    /* threads racing on the first call store the same value */
-    int w = __atomic_load_n(&wide, __ATOMIC_RELAXED);
-    if (w < 0) {
-        __builtin_cpu_init();
-        w = __builtin_cpu_supports("avx512f") ? 1 : 0;
-        __atomic_store_n(&wide, w, __ATOMIC_RELAXED);
+    unsigned eax, ebx, ecx, edx, vendor_ebx = 0, family = 0;
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f"))
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+            ? FR_CLASS_AVX2 : FR_CLASS_BASELINE;
+    if (__get_cpuid(0, &eax, &ebx, &ecx, &edx))
+        vendor_ebx = ebx;
+    if (__get_cpuid(1, &eax, &ebx, &ecx, &edx)) {
+        family = (eax >> 8) & 0xf;
+        if (family == 0xf)
+            family += (eax >> 20) & 0xff;
     }
-    return w;
+    /* "AuthenticAMD": ebx holds "Auth" */
+    if (vendor_ebx == 0x68747541u && family == 0x19)
+        return FR_CLASS_AVX512_HALF;
+    return FR_CLASS_AVX512_FULL;
 #else
-    return 0;
+    return FR_CLASS_BASELINE;
 #endif
+}
+
+/* The class this process runs (fr_cpu_class, unless a test set another with
+ * fr_gemm_set_class), and the L1 data cache's bytes, read once. */
+static int fr_gemm_class_now = -1;    /* threads racing on the first call store the same value */
+static long fr_l1_bytes_now = 0;
+
+static inline int fr_gemm_class(void)
+{
+    int c = __atomic_load_n(&fr_gemm_class_now, __ATOMIC_RELAXED);
+    if (c < 0) {
+        c = fr_cpu_class();
+        __atomic_store_n(&fr_gemm_class_now, c, __ATOMIC_RELAXED);
+    }
+    return c;
+}
+
+static inline void fr_gemm_set_class(int c)
+{
+    __atomic_store_n(&fr_gemm_class_now, c >= 0 && c < FR_CLASSES ? c : fr_cpu_class(),
+                     __ATOMIC_RELAXED);
+}
+
+static inline long fr_l1_bytes(void)
+{
+    long n = __atomic_load_n(&fr_l1_bytes_now, __ATOMIC_RELAXED);
+    if (n <= 0) {
+#ifdef _SC_LEVEL1_DCACHE_SIZE
+        n = sysconf(_SC_LEVEL1_DCACHE_SIZE);
+#endif
+        if (n <= 0)
+            n = 32 * 1024;     /* what the OS does not say: the smallest of current cores */
+        __atomic_store_n(&fr_l1_bytes_now, n, __ATOMIC_RELAXED);
+    }
+    return n;
+}
+
+/* What `fastrnn info` says of the class and its tile. */
+static inline const char *fr_gemm_machine(void)
+{
+    return fr_gemm_rules[fr_gemm_class()].machine;
+}
+
+static inline const char *fr_gemm_tile_name(void)
+{
+    static const char *names[] = {"6 rows x 1 panel",
+                                  "4 rows x 2 panels (6 x 1 where two panels overflow half of L1)",
+                                  "6 rows x 4 panels"};
+    return names[fr_gemm_rules[fr_gemm_class()].tile];
+}
+
+/* The tile of a product of M rows whose panels hold panel_bytes (K * NR numbers)
+ * each: the class's, with 4x2's bounds (rows by 4, two panels in half of L1). */
+static inline int fr_gemm_tile(long M, long panel_bytes)
+{
+    int tile = fr_gemm_rules[fr_gemm_class()].tile;
+    if (tile == FR_TILE_4x2 && !(M % 4 == 0 && 2 * panel_bytes <= fr_l1_bytes() / 2))
+        return FR_TILE_6x1;
+    return tile;
 }
 
 typedef float fr_vec_f32 __attribute__((vector_size(64)));

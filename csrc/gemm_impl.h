@@ -188,8 +188,8 @@ static inline __attribute__((always_inline)) void FR_FN(put)(REAL *c, long scn, 
 }
 
 /* MR rows of A times NP consecutive panels: MR*NP independent accumulators
- * (at most 8: enough FMA chains in flight to hide the FMA latency, few enough
- * to stay in registers).  MR and NP are compile-time constants at every call
+ * (enough FMA chains in flight to hide the FMA latency, few enough to stay in
+ * registers: fastrnn_gemm.h fr_gemm_rules picks the tile per machine).  MR and NP are compile-time constants at every call
  * site, so the loops unroll.  A's element (r, k) is at A[r*sam + k*sak];
  * panel j starts pstride after panel j - 1; bias (or NULL) is that of the
  * first panel's first column. */
@@ -283,9 +283,10 @@ static inline __attribute__((always_inline)) void FR_FN(gemv_row)(
  *   C element (m, n) at C[m*scm + n*scn]: row-major C has (ldc, 1); (1, ldc)
  *     writes the transpose.
  *
- * Rows go in blocks of 4 against two panels (AVX-512) or of 6 against one;
- * the last 1 to 5 rows take several panels at once (1x4, 2x4, 3x2, 4x2, 5x1)
- * so that they keep as many accumulators busy as a full block.
+ * Rows go in blocks of the machine's register tile (fastrnn_gemm.h
+ * fr_gemm_rules: 6 rows against 4 panels, 4 against 2, or 6 against 1); the
+ * last 1 to 5 rows take several panels at once (1x4, 2x4, 3x2, 4x2, 5x1) so
+ * that they keep as many accumulators busy as a full block.
  *
  *   bias: NULL, or (with scn = 1 and !accumulate) the row bias[n] that C
  *     starts from: C[m, n] = bias[n] + sum_k ...
@@ -303,35 +304,27 @@ static inline __attribute__((always_inline)) void FR_FN(packed_gemm_block)(
         FR_FN(gemv_row)(n0, n1, K, A, Wp, pstride, C, accumulate, bias);
         return;
     }
-    /* Full row blocks: 4 rows x 2 panels where 64-byte vectors are single
-     * registers (AVX-512: 8 accumulators, two weight loads per four
-     * broadcasts), the rows divide by 4 (other counts leave weaker rest
-     * tiles) and the two panels' K rows fit half of L1 (K <= 128: 16 KiB);
-     * else 6 rows x 1 panel, which also fits AVX2's 16 registers when each
-     * vector takes two (docs/DECISIONS.md). */
-    const int wide = M % 4 == 0 && K * NR * (int)sizeof(REAL) <= 8192 && fr_wide_vectors();
-    const long full = wide ? M - M % 4 : M - M % 6;
+    /* Full row blocks in the machine's register tile (fastrnn_gemm.h
+     * fr_gemm_rules): MR rows against NP panels at a time, then MR rows
+     * against each panel left over. */
+    const int tile = fr_gemm_tile(M, (long)K * NR * (long)sizeof(REAL));
+    const int mr = tile == FR_TILE_4x2 ? 4 : 6;
+    const long full = M - M % mr;
     int p = n0 / NR;
-    if (wide) {
-        for (; p + 2 <= p_end; p += 2) {
-            const REAL *wp = Wp + p * pstride;
-            REAL *c = C + p * NR * scn;
-            int ncols_last = n1 - (p + 1) * NR < NR ? n1 - (p + 1) * NR : NR;
-            for (long m = 0; m < full; m += 4)
-                FR_TILE(4, 2);
-        }
+#define FR_FULL_ROWS(MR, NP)                                                          \
+    for (; p + NP <= p_end; p += NP) {                                                \
+        const REAL *wp = Wp + p * pstride;                                            \
+        REAL *c = C + p * NR * scn;                                                   \
+        int ncols_last = n1 - (p + NP - 1) * NR < NR ? n1 - (p + NP - 1) * NR : NR;   \
+        for (long m = 0; m < full; m += MR)                                           \
+            FR_TILE(MR, NP);                                                          \
     }
-    for (; p < p_end; ++p) {
-        const REAL *wp = Wp + p * pstride;
-        REAL *c = C + p * NR * scn;
-        int ncols_last = n1 - p * NR < NR ? n1 - p * NR : NR;
-        if (wide)
-            for (long m = 0; m < full; m += 4)
-                FR_TILE(4, 1);
-        else
-            for (long m = 0; m < full; m += 6)
-                FR_TILE(6, 1);
+    switch (tile) {
+    case FR_TILE_6x4: FR_FULL_ROWS(6, 4); FR_FULL_ROWS(6, 1); break;
+    case FR_TILE_4x2: FR_FULL_ROWS(4, 2); FR_FULL_ROWS(4, 1); break;
+    default: FR_FULL_ROWS(6, 1); break;
     }
+#undef FR_FULL_ROWS
     const int rest = (int)(M - full);
     const long m = full;
     p = n0 / NR;

@@ -139,3 +139,8 @@ def test_module_paths_from_before_the_subpackages_still_import(old, new):
     assert importlib.import_module(f"fastrnn.{old}") is moved
     if not old.startswith("_"):
         assert getattr(fastrnn, old) is moved
+
+
+def test_info_names_the_gemm_tile():
+    out = run_cli("info")
+    assert "GEMM register tile:" in out

@@ -35,6 +35,8 @@ def cmd_info(args):
         print(f"  {mod.__name__}: {os.path.basename(mod.__file__)}")
     print("dtypes: float32, float64")
     print(f"element-wise and GEMM kernels: {elementwise.simd_target()}")
+    machine_class, tile = recurrent.gemm_tile()
+    print(f"GEMM register tile: {tile} ({machine_class})")
     print(f"threads: {threads.get_num_threads()} (fastrnn's own pool; "
           f"set with fastrnn.set_num_threads or FASTRNN_NUM_THREADS)")
     print("BLAS: not used by fastrnn's kernels (packed-weight GEMM of its own)")

@@ -7,6 +7,11 @@ from cython cimport floating
 cdef extern from "fastrnn_gemm.h" nogil:
     int FR_PANEL_F32
     int FR_PANEL_F64
+    int FR_CLASSES
+    int fr_gemm_class()
+    void fr_gemm_set_class(int c)
+    const char* fr_gemm_machine()
+    const char* fr_gemm_tile_name()
     void fr_pack_panels_f32(int N, int K, const float* W, long sn, long sk, float* Wp)
     void fr_pack_panels_f64(int N, int K, const double* W, long sn, long sk, double* Wp)
     void fr_transpose_f32(int rows, int cols, const float* src, long lds, float* dst,

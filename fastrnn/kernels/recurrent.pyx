@@ -20,7 +20,9 @@ from fastrnn.kernels.layer_call cimport (CELL_GRU, CELL_LSTM, CELL_RNN, N_BWD, N
                                   WORK_GH, Backward, Forward, LayerConfig, backward_sizes,
                                   configure, forward_sizes, keeps_activations, packed_size,
                                   splits_backward)
-from fastrnn.kernels.packed cimport FR_PANEL_F32, FR_PANEL_F64, PACK_NOW, PACK_WHEN_WORTH, PACKED
+from fastrnn.kernels.packed cimport (FR_CLASSES, FR_PANEL_F32, FR_PANEL_F64, PACK_NOW,
+                                     PACK_WHEN_WORTH, PACKED, fr_gemm_class, fr_gemm_machine,
+                                     fr_gemm_set_class, fr_gemm_tile_name)
 from fastrnn.kernels.plan cimport StepPlan, run_or_plan
 from fastrnn.kernels.sequence cimport add_pack, back_stages, set_transposed, time_loop_threads, unit_stages
 from fastrnn.kernels.threads cimport fr_part_fn, fr_task_fn, run_parallel, run_staged
@@ -60,6 +62,27 @@ cdef void backward_units_f32(void* a, long stage, int part, int nparts) noexcept
 
 cdef void backward_units_f64(void* a, long stage, int part, int nparts) noexcept nogil:
     backward_units_part(<Backward*>a, <double*>NULL, stage, part, nparts)
+
+
+# --------------------------------------------------------------- GEMM tile
+
+def gemm_tile():
+    """(machine class, register tile) of the GEMM on this CPU (csrc/fastrnn_gemm.h)."""
+    return fr_gemm_machine().decode(), fr_gemm_tile_name().decode()
+
+
+def _set_gemm_class(int c):
+    """Run this module's GEMM with class c of csrc/fastrnn_gemm.h's table, or the CPU's
+    own with -1; return the class it ran before.  For tests: every tile sums in the
+    same order, so results must not change."""
+    cdef int before = fr_gemm_class()
+    fr_gemm_set_class(c)
+    return before
+
+
+def gemm_classes():
+    """How many machine classes the GEMM's table has."""
+    return FR_CLASSES
 
 
 # ------------------------------------------------------------- configuration
