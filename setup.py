@@ -43,7 +43,7 @@ else:
     COMPILE_ARGS += ["-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function",
                      "-Wno-psabi"]   # 64-byte vectors only ever live inside one function
 
-MODULES = ("threads", "plan", "recurrent", "elementwise", "probe")
+MODULES = ("threads", "plan", "recurrent", "elementwise", "probe", "ctc")
 KERNELS = "fastrnn/kernels"
 
 extensions = [
