@@ -245,3 +245,16 @@ def test_bad_inputs():
         fastrnn.ctc_beam_search(lp, il, beam_width=2.0)
     with pytest.raises(ValueError, match="input_lengths"):
         fastrnn.ctc_greedy_decode(lp, il + 1)
+
+
+def test_zero_input_length_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    lp = log_softmax(rng.standard_normal((4, 3, 5)))
+    tg, il, tl = np.array([[1, 2], [1, 2], [3, 3]]), np.array([0, 0, 4]), np.array([0, 2, 2])
+    loss, grad = fastrnn.ctc_loss(lp, tg, il, tl, reduction="none")
+    expected = torch.nn.functional.ctc_loss(torch.tensor(lp), torch.tensor(tg),
+                                            torch.tensor(il), torch.tensor(tl),
+                                            reduction="none")
+    np.testing.assert_allclose(loss, np.abs(expected.numpy()), rtol=1e-10)   # torch: -0.0
+    assert not grad[:, :2].any()
