@@ -2,7 +2,9 @@
 
 One call runs every sequence of a batch: its forward variables alpha, its
 negative log-likelihood, then its backward variables beta two rows at a time,
-turning each (t, s) into its share of the gradient on the way.  Sequences are
+turning each (t, s) into its share of the gradient on the way.  Each row is one
+pass of csrc/fastrnn_ctc.h over the whole extended target (unreachable states
+stay -inf by the recursion itself), branch-free so that it vectorises.  Sequences are
 shared out over fastrnn's threads, each writing only its own rows of the
 gradient.  fastrnn/training/ctc.py validates and allocates; this trusts it.
 
@@ -31,7 +33,7 @@ cdef struct Job:
     const void* log_probs    # (T, N, C)
     void* grad               # (T, N, C), written
     void* nll                # (N,), written
-    void* work               # alpha (L_n, 2S_n + 1) then beta (2, 2S_n + 1) per sequence
+    void* work               # per sequence: alpha, beta's two rows, four vectors (below)
     const void* scale        # (N,): the gradient's factor per sequence
     const int64_t* targets   # concatenated
     const int64_t* target_start
