@@ -5,7 +5,8 @@ recurrent.pyx holds every cell's time loops (one extension, so the
 packed-weight GEMM and the fused element-wise passes of csrc/, header-only,
 are compiled once); threads.pyx the worker pool (pthreads; no OpenMP, no
 BLAS); plan.pyx the one-step plans of fastrnn.Stepper; elementwise.pyx the
-activations exposed for tests; probe.pyx the probes of the machine's limits.
+activations exposed for tests; probe.pyx the probes of the machine's limits;
+ctc.pyx the CTC loss's forward-backward recursion (with csrc/fastrnn_ctc.h).
 
 Environment:
   FASTRNN_DEBUG=1   turn Cython's bounds, wraparound and initialisation checks
@@ -43,7 +44,7 @@ else:
     COMPILE_ARGS += ["-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function",
                      "-Wno-psabi"]   # 64-byte vectors only ever live inside one function
 
-MODULES = ("threads", "plan", "recurrent", "elementwise", "probe")
+MODULES = ("threads", "plan", "recurrent", "elementwise", "probe", "ctc")
 KERNELS = "fastrnn/kernels"
 
 extensions = [

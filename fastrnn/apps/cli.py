@@ -25,13 +25,13 @@ def _numpy_blas_report():
 
 def cmd_info(args):
     from fastrnn._version import __version__
-    from fastrnn.kernels import elementwise, plan, probe, recurrent, threads
+    from fastrnn.kernels import ctc, elementwise, plan, probe, recurrent, threads
     from fastrnn.runtime import machine
     print(f"fastrnn {__version__}  ({os.path.dirname(os.path.dirname(threads.__file__))})")
     print(f"python {platform.python_version()}, numpy {np.__version__}, "
           f"{platform.machine()}, {os.cpu_count()} CPUs")
     print("compiled modules:")
-    for mod in (threads, plan, recurrent, elementwise, probe):
+    for mod in (threads, plan, recurrent, elementwise, probe, ctc):
         print(f"  {mod.__name__}: {os.path.basename(mod.__file__)}")
     print("dtypes: float32, float64")
     print(f"element-wise and GEMM kernels: {elementwise.simd_target()}")

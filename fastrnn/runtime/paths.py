@@ -22,6 +22,7 @@ units win where the weights dominate: small batches and large hidden sizes, and 
 when the shares fit each core's L2 and the whole does not.
 """
 
+import functools
 import math
 
 from fastrnn.layers.cell_kinds import BY_KEY
@@ -68,8 +69,14 @@ def units_rows(cell, B, H, itemsize, threads, limits=None, substeps=1):
     fastrnn/runtime/split_choice.py)."""
     if B < 2 or B > MAX_UNITS_ROWS or threads < 2:
         return 1
-    if limits is None:
-        from fastrnn.runtime.machine import limits as measure
-        limits = measure()
+    if limits is None:     # the process's limits, measured once: the answer is kept
+        return _units_rows_here(cell, B, H, itemsize, threads, substeps)
     costs = step_costs(cell, B, H, itemsize, threads, limits, substeps)
     return B if UNITS_MARGIN * costs["units"] < costs["rows"] else 1
+
+
+@functools.lru_cache(maxsize=1024)
+def _units_rows_here(cell, B, H, itemsize, threads, substeps):
+    """units_rows on this machine's limits (a call's set-up should not re-run the model)."""
+    from fastrnn.runtime.machine import limits
+    return units_rows(cell, B, H, itemsize, threads, limits(), substeps)
