@@ -71,7 +71,7 @@ def venv_python(dist, tmp_path_factory):
 
 
 def site_packages(python):
-    return Path(run(python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))")
+    return Path(run(python, "-c", "import sysconfig; print(sysconfig.get_path('platlib'))")
                 .strip())
 
 
