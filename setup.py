@@ -59,4 +59,7 @@ extensions = [
     for name in MODULES
 ]
 
-setup(ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES))
+# pip and python -m build run build_ext without -j: compile the extensions side by side
+# (a -j on the command line still wins).
+setup(ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES),
+      options={"build_ext": {"parallel": os.cpu_count() or 1}})

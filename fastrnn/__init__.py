@@ -15,6 +15,13 @@ worker threads.
 
 import sys as _sys
 
+# Run from the repository root after `pip install .`, this is the unbuilt source folder: it
+# hands the import over to the installed copy (fastrnn/_source_tree.py), and the imports below
+# then resolve there.
+from fastrnn._source_tree import defer_to_installed as _defer_to_installed
+_defer_to_installed(__name__, __file__)
+del _defer_to_installed
+
 # The layer modules first: each registers its cell kind (fastrnn/layers/cell_kinds.py),
 # which the modules below look their layer classes up in.
 from fastrnn.layers.rnn import RNN

@@ -37,14 +37,20 @@ PARAMETERS = """
 """
 
 SHAPES = """
-    Shapes
-    ------
-    x : (T, B, D), (B, T, D) with batch_first, or (T, D) unbatched.
-    y : (T, B, num_dirs * H), batch-first or unbatched like x.
-    state : {state} each (num_layers * num_dirs, B, H), or (num_layers * num_dirs, H)
+    Notes
+    -----
+    Shapes of the call's arguments and results:
+
+    x
+        (T, B, D), (B, T, D) with batch_first, or (T, D) unbatched.
+    y
+        (T, B, num_dirs * H), batch-first or unbatched like x.
+    state
+        {state} each (num_layers * num_dirs, B, H), or (num_layers * num_dirs, H)
         unbatched; layer l, direction d is row l * num_dirs + d.  A missing state0
         or dstate_n means zeros.
-    lengths : optional (B,) ints in 1..T, for a batch of sequences padded at the end.
+    lengths
+        Optional (B,) ints in 1..T, for a batch of sequences padded at the end.
         Sequence b covers steps 0..lengths[b]-1: y is zero past it, its state_n is
         taken at its own last step, a reverse direction starts there, and nothing
         past it (x or dy) reaches any result or gradient.  Same results as

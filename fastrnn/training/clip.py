@@ -91,7 +91,7 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, *, error_if_nonfinite=False):
         coef = min(1, max_norm / (total + 1e-6))
 
     so nothing changes unless total exceeds max_norm (up to the 1e-6).  This
-    is torch.nn.utils.clip_grad_norm_'s rule; the norm is computed in float64.
+    is ``torch.nn.utils.clip_grad_norm_``'s rule; the norm is computed in float64.
 
     Parameters
     ----------
@@ -145,7 +145,7 @@ def clip_grad_value(grads, clip_value):
 
         g <- min(max(g, -clip_value), clip_value)
 
-    as torch.nn.utils.clip_grad_value_ does.  NaN elements stay NaN.
+    as ``torch.nn.utils.clip_grad_value_`` does.  NaN elements stay NaN.
 
     Parameters
     ----------
