@@ -45,8 +45,30 @@ fastrnn.LSTM(4, 6, num_layers=2, seed=0).to_onnx("model.onnx")     # two LSTM no
 x = np.random.default_rng(0).standard_normal((5, 3, 4), dtype=np.float32)
 lstm = fastrnn.LSTM(4, 6, seed=1)
 """,
+    "model.safetensors": """
+import numpy as np
+import fastrnn
+from safetensors.numpy import save_file
+encoder = {"encoder.rnn." + k: v for k, v in
+           fastrnn.LSTM(128, 256, num_layers=2, seed=0).state_dict().items()}
+decoder = {"decoder.cell." + k[:-len("_l0")]: v for k, v in
+           fastrnn.GRU(32, 64, seed=1).state_dict().items()}   # an nn.GRUCell's names
+save_file({**encoder, **decoder}, "model.safetensors")
+""",
+    "fastrnn.keras.load": """
+import os
+os.environ["KERAS_BACKEND"] = "torch"
+import keras
+import numpy as np
+import fastrnn
+model = keras.Sequential([keras.Input((5, 4)), keras.layers.LSTM(6, return_sequences=True),
+                          keras.layers.GRU(3)])
+model.save("model.keras")
+x = np.random.default_rng(0).standard_normal((2, 5, 4), dtype=np.float32)
+""",
 }
-NEEDS = {"fastrnn.onnx.load": ["onnx"]}
+NEEDS = {"fastrnn.onnx.load": ["onnx"], "model.safetensors": ["safetensors"],
+         "fastrnn.keras.load": ["keras", "h5py"]}
 
 # Runs the blocks of one example (argv[1], JSON) in one namespace, compiled so that line
 # numbers are README's; writes what each README line printed to argv[2].
