@@ -224,7 +224,9 @@ class _Cell(ParamModule):
 
 
 class RNNCell(_Cell):
-    __doc__ = """One step of an Elman RNN, torch.nn.RNNCell's maths and names::
+    __doc__ = """One step of an Elman RNN, torch.nn.RNNCell's maths and names.
+
+    The step::
 
         h' = act(W_ih x + b_ih + W_hh h + b_hh),   act = tanh or relu
     """ + _PARAMETERS + """    nonlinearity : {"tanh", "relu"}, default "tanh"
@@ -243,8 +245,9 @@ class RNNCell(_Cell):
 
 
 class LSTMCell(_Cell):
-    __doc__ = """One step of an LSTM, torch.nn.LSTMCell's maths and names (gates i, f, g, o
-    in the rows of W_ih and W_hh)::
+    __doc__ = """One step of an LSTM, torch.nn.LSTMCell's maths and names.
+
+    The gates i, f, g, o lie in the rows of W_ih and W_hh in that order::
 
         i = sigmoid(W_ii x + b_ii + W_hi h + b_hi)
         f = sigmoid(W_if x + b_if + W_hf h + b_hf)
@@ -263,8 +266,10 @@ class LSTMCell(_Cell):
 
 
 class GRUCell(_Cell):
-    __doc__ = """One step of a GRU, torch.nn.GRUCell's maths and names (gates r, z, n in the
-    rows of W_ih and W_hh; the reset gate multiplies W_hn h + b_hn)::
+    __doc__ = """One step of a GRU, torch.nn.GRUCell's maths and names.
+
+    The gates r, z, n lie in the rows of W_ih and W_hh in that order, and the reset gate
+    multiplies W_hn h + b_hn::
 
         r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
         z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
