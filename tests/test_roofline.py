@@ -79,3 +79,14 @@ def test_a_costly_hand_over_keeps_the_rows_split():
     base = paths.step_costs("gru", 2, 1024, 4, 2, cheap, substeps=1)
     assert costs["units"] - base["units"] == pytest.approx(1e-6)
     assert costs["rows"] == base["rows"]
+
+
+@pytest.mark.parametrize("T, B, D, H, chunk", [
+    (100, 4, 2048, 2048, 100),     # W_ih read once rather than every 4 steps
+    (1000, 4, 2048, 2048, 128),    # at most 16 MiB of float32 gates
+    (50, 64, 256, 256, 2),         # large batches keep 512 KiB chunks
+    (100, 1, 512, 512, 100)])
+def test_chunks_span_enough_steps_to_read_w_ih_rarely(T, B, D, H, chunk):
+    from fastrnn.kernels.recurrent import CELLS, PACKING, CallConfig
+    cfg = CallConfig(CELLS["LSTM"], 4, T, B, D, H, False, False, PACKING["now"], 2)
+    assert cfg.chunk == chunk

@@ -22,6 +22,11 @@ cdef enum:
 # independent of T (docs/DECISIONS.md).
 cdef enum:
     CHUNK_ELEMENTS = 1 << 17
+# A chunk also spans at least D / (2B) steps, within CHUNK_ELEMENTS_MAX gate values
+# (16 MiB of float32): each chunk reads all of W_ih, so where the batch is small and the
+# input wide, short chunks would read it more often than the steps write their gates.
+cdef enum:
+    CHUNK_ELEMENTS_MAX = 1 << 22
 
 
 cdef struct LayerConfig:
@@ -56,6 +61,9 @@ cdef inline void configure(LayerConfig* c) noexcept nogil:
     cdef long per_step = <long>c.B * c.ldg
     cdef long bound = c.chunk_elements if c.chunk_elements > 0 else CHUNK_ELEMENTS
     cdef long steps = bound // (per_step if per_step > 1 else 1)
+    cdef long wide = (c.D + 2 * c.B - 1) // (2 * c.B)
+    if c.chunk_elements <= 0 and steps < wide:
+        steps = min(wide, CHUNK_ELEMENTS_MAX // (per_step if per_step > 1 else 1))
     c.chunk = <int>(steps if steps < c.T else c.T)
     if c.chunk < 1:
         c.chunk = 1
