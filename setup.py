@@ -43,7 +43,8 @@ else:
     COMPILE_ARGS += ["-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function",
                      "-Wno-psabi"]   # 64-byte vectors only ever live inside one function
 
-MODULES = ("threads", "plan", "recurrent", "elementwise", "probe")
+MODULES = ("threads", "plan", "recurrent", "elementwise", "probe", "xent", "dense", "gather",
+           "optim_step")
 KERNELS = "fastrnn/kernels"
 
 extensions = [
