@@ -22,10 +22,11 @@ from fastrnn.layers.lstm import LSTM
 from fastrnn.layers.gru import GRU
 from fastrnn.layers.embedding import Embedding
 from fastrnn.layers.linear import Linear
+from fastrnn.layers.chain import Chain
 from fastrnn.training.clip import clip_grad_norm, clip_grad_value
 from fastrnn.training.decoding import beam_search, greedy_decode
 from fastrnn.training.loss import log_softmax, softmax_cross_entropy
-from fastrnn.training.optim import SGD, Adam
+from fastrnn.training.optim import SGD, Adam, AdamW
 from fastrnn.training.sampling import sample
 from fastrnn.deploy.frozen import FrozenLayer
 from fastrnn.deploy.io import load, save
@@ -39,6 +40,7 @@ __all__ = ["RNN", "LSTM", "GRU", "Stepper", "FrozenLayer", "onnx", "get_num_thre
            "set_num_threads", "save", "load", "__version__",
            "Embedding", "Linear", "softmax_cross_entropy", "log_softmax",
            "SGD", "Adam", "clip_grad_norm", "clip_grad_value",
+           "Chain", "AdamW",
            "sample", "greedy_decode", "beam_search"]
 
 # Where these modules were before the subpackages (to 2026-11).  A pickle names each
