@@ -13,8 +13,19 @@ from cython cimport floating
 
 from fastrnn.kernels.packed cimport (FR_PANEL_F32, FR_PANEL_F64, matmul_nt, pack_panels,
                                      packed_gemm, packed_gemm_bias, packed_gemm_ex,
-                                     worth_packing)
+                                     transpose, worth_packing)
 from fastrnn.kernels.threads cimport barrier_wait, fr_barrier, run_parallel, split_range
+
+
+# Columns of dY per block of the weight gradient: a block of dY^T (128 x T*B)
+# stays in L2 between its transpose, its product and its column sums.
+cdef enum:
+    DW_BLOCK = 128
+
+
+def dw_work_size(int M, int nthreads):
+    """Elements of backward()'s dyT work buffer for M rows and nthreads threads."""
+    return <long>DW_BLOCK * M * max(1, nthreads)
 
 
 def panel(itemsize):
@@ -45,6 +56,7 @@ cdef struct Job:
     void* xp           # packed X^T (backward)
     void* dx           # M x K, NULL: not wanted
     void* dw           # N x K, accumulated
+    void* dyT          # backward's blocks of dY^T, DW_BLOCK x M per task
     void* db           # N, accumulated; NULL without bias
     fr_barrier barrier
 
@@ -95,7 +107,7 @@ cdef void backward_part(Job* j, const floating* x, const floating* w, const floa
                         floating* wtp, floating* xtp, floating* dx, floating* dw,
                         floating* db, int tid, int nthreads) noexcept nogil:
     cdef int nr = FR_PANEL_F32 if floating is float else FR_PANEL_F64
-    cdef int k0, k1, m0, m1, n0, n1, m, n
+    cdef int k0, k1, m0, m1, n0, n1, m, n, c
     cdef size_t K = j.K, N = j.N, M = j.M
     # 1. pack W^T (K x N: panels of dX's columns) and X^T (K x M: panels of dW's
     #    columns), each task its own panels; then wait for all of them
@@ -110,15 +122,20 @@ cdef void backward_part(Job* j, const floating* x, const floating* w, const floa
         split_range(j.M, tid, nthreads, &m0, &m1)
         if m1 > m0:
             packed_gemm(m1 - m0, j.K, j.N, dy + m0 * N, j.N, wtp, j.N, dx + m0 * K, j.K, False)
-    # 3. dW += dY^T X on this task's rows of dW (A = dY read down its columns)
-    split_range(j.N, tid, nthreads, &n0, &n1)
-    if n1 > n0:
-        packed_gemm_ex(n1 - n0, 0, j.K, j.M, dy + n0, 1, j.N, xtp, j.M, dw + n0 * K, j.K, 1,
-                       True)
-        # 4. db += column sums of dY, rows in order, on the same columns
+    # 3. dW += dY^T X on this task's rows of dW, in blocks of DW_BLOCK columns of dY:
+    #    each block transposed into the task's own buffer (so the product reads it
+    #    row by row), multiplied while it is in cache, then its column sums to db
+    cdef floating* dyT = <floating*>j.dyT + <size_t>tid * DW_BLOCK * M
+    cdef int c0, c1
+    split_range((j.N + DW_BLOCK - 1) // DW_BLOCK, tid, nthreads, &n0, &n1)
+    for c in range(n0, n1):
+        c0 = c * DW_BLOCK
+        c1 = c0 + DW_BLOCK if c0 + DW_BLOCK < j.N else j.N
+        transpose(j.M, c1 - c0, dy + c0, j.N, dyT, j.M)
+        packed_gemm(c1 - c0, j.K, j.M, dyT, j.M, xtp, j.M, dw + <size_t>c0 * K, j.K, True)
         if db != NULL:
             for m in range(j.M):
-                for n in range(n0, n1):
+                for n in range(c0, c1):
                     db[n] += dy[m * N + n]
 
 
@@ -155,9 +172,10 @@ def forward(const floating[:, ::1] x, const floating[:, ::1] w, const floating[:
 
 def backward(const floating[:, ::1] x, const floating[:, ::1] w, const floating[:, ::1] dy,
              floating[:, ::1] dx, floating[:, ::1] dw, floating[::1] db,
-             floating[::1] wtp, floating[::1] xtp, int nthreads):
+             floating[::1] wtp, floating[::1] xtp, floating[::1] dyT, int nthreads):
     """dx = dy w (dx with no rows: not wanted), dw += dy^T x, db += column sums of dy
-    (db with no elements: no bias); wtp: pack_size(K, N), xtp: pack_size(K, M) elements."""
+    (db with no elements: no bias); wtp: pack_size(K, N), xtp: pack_size(K, M),
+    dyT: dw_work_size(M, nthreads) elements."""
     cdef Job j
     j.M, j.K, j.N = <int>x.shape[0], <int>x.shape[1], <int>w.shape[0]
     if j.M == 0:
@@ -166,7 +184,7 @@ def backward(const floating[:, ::1] x, const floating[:, ::1] w, const floating[
     j.x, j.w, j.dy = &x[0, 0], &w[0, 0], &dy[0, 0]
     j.dx = &dx[0, 0] if dx.shape[0] > 0 else NULL
     j.wp = &wtp[0] if dx.shape[0] > 0 else NULL
-    j.xp, j.dw = &xtp[0], &dw[0, 0]
+    j.xp, j.dw, j.dyT = &xtp[0], &dw[0, 0], &dyT[0]
     j.db = &db[0] if db.shape[0] > 0 else NULL
     with nogil:
         run_parallel(nthreads, backward_task, &j, &j.barrier)

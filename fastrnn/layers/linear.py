@@ -169,11 +169,11 @@ class Linear(ParamModule):
         dx = np.empty((M, K), self.dtype)
         dW = self._grad_target("weight")
         db = self._grad_target("bias") if self.bias else np.empty(0, self.dtype)
-        item = self.dtype.itemsize
+        item, threads = self.dtype.itemsize, get_num_threads()
         dense.backward(x2, self._param("weight"), d2, dx, dW, db,
                        self._buffer("weight_t_packed", dense.pack_size(K, N, item)),
                        self._buffer("x_t_packed", dense.pack_size(K, M, item)),
-                       get_num_threads())
+                       self._buffer("dy_t_blocks", dense.dw_work_size(M, threads)), threads)
         self._grad_done("weight", dW)
         if self.bias:
             self._grad_done("bias", db)
