@@ -17,6 +17,12 @@ from libc.string cimport memcpy
 from fastrnn.kernels.threads cimport fr_barrier, run_parallel, split_range
 
 
+# Fewest elements moved for which a call uses threads: below, waking a worker
+# costs more than the copy (a step's 1200 x 200 gather is tens of microseconds).
+cdef enum:
+    PARALLEL_MIN = 1 << 20
+
+
 cdef struct Job:
     int N, E, V
     bint f64
@@ -76,7 +82,7 @@ def gather(const floating[:, ::1] w, const int64_t[::1] idx, floating[:, ::1] y,
     j.f64 = floating is double
     j.idx, j.src, j.dst = &idx[0], &w[0, 0], &y[0, 0]
     with nogil:
-        run_parallel(nthreads if j.N * j.E >= 4096 else 1, gather_task, &j, &barrier)
+        run_parallel(nthreads if j.N * j.E >= PARALLEL_MIN else 1, gather_task, &j, &barrier)
 
 
 def scatter_add(floating[:, ::1] dw, const int64_t[::1] idx, const floating[:, ::1] dy,
@@ -90,4 +96,4 @@ def scatter_add(floating[:, ::1] dw, const int64_t[::1] idx, const floating[:, :
     j.f64 = floating is double
     j.idx, j.src, j.dst = &idx[0], &dy[0, 0], &dw[0, 0]
     with nogil:
-        run_parallel(nthreads if j.N * j.E >= 4096 else 1, scatter_task, &j, &barrier)
+        run_parallel(nthreads if j.N * j.E >= PARALLEL_MIN else 1, scatter_task, &j, &barrier)
