@@ -57,7 +57,24 @@ def _parse_shape(text):
     return tuple(int(p) for p in parts)
 
 
+def cmd_bench_models(args):
+    from fastrnn.apps import bench_models, peers
+    if "torch" not in peers.available():
+        return _bench_error("--models compares with PyTorch, which is not importable here")
+    rows = bench_models.run(threads=args.threads, rounds=args.repeat)
+    if args.json:
+        json.dump(rows, sys.stdout, indent=1)
+        print()
+        return 0
+    print(f"fastrnn bench --models: float32, {args.threads or 'default'} threads, median of "
+          f"{args.repeat} round-robin rounds of 3 calls (fastrnn / torch below 1: faster)")
+    print(bench_models.format_table(rows))
+    return 0
+
+
 def cmd_bench(args):
+    if args.models:
+        return cmd_bench_models(args)
     from fastrnn.apps import bench
     from fastrnn.apps import peers
     shapes = tuple(args.shape) if args.shape else (
@@ -461,6 +478,9 @@ def main(argv=None):
     b.add_argument("--budget", type=float, default=2.0,
                    help="seconds per workload after which rounds stop (at least 3 are made)")
     b.add_argument("--json", action="store_true", help="print results as JSON")
+    b.add_argument("--models", action="store_true",
+                   help="time whole models instead: charlm and wordlm training steps and "
+                        "inference, fastrnn against PyTorch")
     b.add_argument("--plot", metavar="FILE", help="write a PNG of the speed-ups (matplotlib)")
     charlm_parser = _add_charlm_parser(sub)
     wordlm_parser = _add_wordlm_parser(sub)
