@@ -44,7 +44,8 @@ else:
     COMPILE_ARGS += ["-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function",
                      "-Wno-psabi"]   # 64-byte vectors only ever live inside one function
 
-MODULES = ("threads", "plan", "recurrent", "elementwise", "probe", "ctc")
+MODULES = ("threads", "plan", "recurrent", "elementwise", "probe", "ctc", "xent", "dense",
+           "gather", "optim_step")
 KERNELS = "fastrnn/kernels"
 
 extensions = [

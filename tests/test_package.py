@@ -8,10 +8,18 @@ import sys
 import pytest
 
 import fastrnn
+import fastrnn.kernels
 
-COMPILED = ["fastrnn.kernels.threads", "fastrnn.kernels.plan", "fastrnn.kernels.recurrent",
-            "fastrnn.kernels.probe",
-            "fastrnn.kernels.elementwise"]
+COMPILED = [f"fastrnn.kernels.{name}" for name in fastrnn.kernels.COMPILED]
+
+
+def test_the_compiled_list_is_what_setup_builds():
+    import ast
+    import pathlib
+    tree = ast.parse((pathlib.Path(__file__).resolve().parent.parent / "setup.py").read_text())
+    modules = next(node.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                   and any(getattr(t, "id", None) == "MODULES" for t in node.targets))
+    assert tuple(ast.literal_eval(modules)) == fastrnn.kernels.COMPILED
 
 
 @pytest.mark.parametrize("name", COMPILED)

@@ -1,6 +1,7 @@
-"""Command line of fastrnn: ``python -m fastrnn {info,bench,charlm}``."""
+"""Command line of fastrnn: ``python -m fastrnn {info,bench,charlm,wordlm}``."""
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -25,13 +26,13 @@ def _numpy_blas_report():
 
 def cmd_info(args):
     from fastrnn._version import __version__
-    from fastrnn.kernels import ctc, elementwise, plan, probe, recurrent, threads
+    from fastrnn.kernels import COMPILED, elementwise, recurrent, threads
     from fastrnn.runtime import machine
     print(f"fastrnn {__version__}  ({os.path.dirname(os.path.dirname(threads.__file__))})")
     print(f"python {platform.python_version()}, numpy {np.__version__}, "
           f"{platform.machine()}, {os.cpu_count()} CPUs")
     print("compiled modules:")
-    for mod in (threads, plan, recurrent, elementwise, probe, ctc):
+    for mod in (importlib.import_module(f"fastrnn.kernels.{name}") for name in COMPILED):
         print(f"  {mod.__name__}: {os.path.basename(mod.__file__)}")
     print("dtypes: float32, float64")
     print(f"element-wise and GEMM kernels: {elementwise.simd_target()}")
@@ -59,7 +60,24 @@ def _parse_shape(text):
     return tuple(int(p) for p in parts)
 
 
+def cmd_bench_models(args):
+    from fastrnn.apps import bench_models, peers
+    if "torch" not in peers.available():
+        return _bench_error("--models compares with PyTorch, which is not importable here")
+    rows = bench_models.run(threads=args.threads, rounds=args.repeat)
+    if args.json:
+        json.dump(rows, sys.stdout, indent=1)
+        print()
+        return 0
+    print(f"fastrnn bench --models: float32, {args.threads or 'default'} threads, median of "
+          f"{args.repeat} round-robin rounds of 3 calls (fastrnn / torch below 1: faster)")
+    print(bench_models.format_table(rows))
+    return 0
+
+
 def cmd_bench(args):
+    if args.models:
+        return cmd_bench_models(args)
     from fastrnn.apps import bench
     from fastrnn.apps import peers
     if args.sweep:
@@ -159,7 +177,8 @@ class _Progress:
     """Training progress on stderr: a bar redrawn in place on a terminal, else a line every
     tenth of the run."""
 
-    def __init__(self, steps, stream=None):
+    def __init__(self, steps, stream=None, unit="chars"):
+        self.unit = unit
         self.stream = sys.stderr if stream is None else stream
         self.tty = self.stream.isatty()
         self.every = max(1, steps // 10)
@@ -167,7 +186,7 @@ class _Progress:
         self.drawn = False
 
     def __call__(self, step, steps, loss, chars_per_s):
-        text = f"step {step}/{steps}  loss {loss:.3f}  {chars_per_s:,.0f} chars/s"
+        text = f"step {step}/{steps}  loss {loss:.3f}  {chars_per_s:,.0f} {self.unit}/s"
         if self.tty:
             now = time.monotonic()
             if now - self.last_draw >= 0.1 or step == steps:
@@ -336,6 +355,154 @@ def _check_charlm_args(parser, args):
         parser.error(f"--top-p: expected a number in (0, 1], got {args.top_p}")
 
 
+def _wordlm_error(message):
+    print(f"python -m fastrnn wordlm: error: {message}", file=sys.stderr)
+    return 2
+
+
+def cmd_wordlm_train(args):
+    from fastrnn.apps import wordlm
+    try:
+        if args.corpus:
+            docs, source = wordlm.read_corpus(args.corpus), args.corpus
+        else:
+            docs = wordlm.stdlib_corpus(args.max_words)
+            source = "docstrings of this Python's standard library"
+    except (OSError, ValueError) as exc:
+        return _wordlm_error(f"cannot read the corpus: {exc}")
+    train_words, held_words = wordlm.split_corpus(docs)
+    vocab = wordlm.Vocabulary.build(train_words, args.vocab)
+    train_ids, held_ids = vocab.encode(train_words), vocab.encode(held_words)
+    model = wordlm.WordLM(vocab, embedding_dim=args.embedding, hidden1=args.hidden1,
+                          hidden2=args.hidden2, dtype=np.dtype(args.dtype), seed=args.seed)
+    unk = float(np.mean(train_ids == 0))
+    print(f"corpus: {source}: {len(train_words):,} training words, {len(held_words):,} "
+          f"held out; vocabulary {len(vocab):,} (with <unk>, {unk:.1%} of the training "
+          f"words, and <eos>)")
+    print(f"model: {model}")
+    print(f"training: {args.steps} steps of {args.bptt} words x {args.batch} streams, "
+          f"Adam lr {args.lr}, clip {args.clip}")
+    unigram = wordlm.unigram_perplexity(train_ids, held_ids, len(vocab))
+    progress = _Progress(args.steps, unit="words")
+    every = args.eval_every if args.eval_every is not None else max(1, args.steps // 4)
+    try:
+        start = wordlm.perplexity(model, held_ids, bptt=args.bptt, batch_size=args.batch)
+    except ValueError as exc:
+        return _wordlm_error(str(exc))
+    print(f"held-out perplexity: {start:,.1f} untrained, {unigram:,.1f} for word "
+          f"frequencies alone (unigram)")
+
+    def show(step, ppl):
+        progress.clear()
+        words = model.sample(20, temperature=0.8, rng=args.seed + step)
+        print(f"step {step}: held-out perplexity {ppl:,.1f}; sample: {' '.join(words)}",
+              flush=True)
+
+    try:
+        result = wordlm.train(model, train_ids, held_ids, steps=args.steps, bptt=args.bptt,
+                              batch_size=args.batch, lr=args.lr, clip=args.clip,
+                              seed=args.seed, progress=progress, eval_every=every,
+                              on_eval=show)
+    except ValueError as exc:
+        return _wordlm_error(str(exc))
+    progress.clear()
+    print(f"trained {result['steps']} steps in {result['seconds']:.1f} s: "
+          f"{result['tokens']:,} words, {result['tokens_per_s']:,.0f} words/s")
+    print(f"held-out perplexity: {result['held_out_perplexity']:,.1f} (unigram "
+          f"{unigram:,.1f}); training loss {result['running_loss']:.3f} (mean of the last "
+          f"50 steps)")
+    try:
+        model.save(args.out)
+    except OSError as exc:
+        return _wordlm_error(f"cannot write {args.out}: {exc}")
+    print(f"saved {args.out}")
+    return 0
+
+
+def cmd_wordlm_sample(args):
+    from fastrnn.apps import wordlm
+    try:
+        model = wordlm.WordLM.load(args.model)
+    except FileNotFoundError:
+        return _wordlm_error(f"no model at {args.model}; train one first with "
+                             f"`python -m fastrnn wordlm train --out {args.model}`")
+    except (OSError, ValueError) as exc:
+        return _wordlm_error(str(exc))
+    gen = np.random.default_rng(args.seed)
+    prefix = wordlm.tokenize(args.prefix)[:-1] if args.prefix else []
+    try:
+        for _ in range(args.n):
+            words = model.sample(args.words, prefix=prefix, temperature=args.temperature,
+                                 top_k=args.top_k, top_p=args.top_p, rng=gen)
+            print(" ".join(prefix + words))
+    except (TypeError, ValueError) as exc:
+        return _wordlm_error(str(exc))
+    return 0
+
+
+def _add_wordlm_parser(sub):
+    w = sub.add_parser("wordlm", help="word-level language model: train, sample",
+                       description="Word-level language model (Embedding 200 -> LSTM 256 -> "
+                                   "LSTM 128 -> softmax over at most 10,000 words), truncated "
+                                   "BPTT over streams of words.")
+    wsub = w.add_subparsers(dest="wordlm_command", required=True)
+    t = wsub.add_parser("train", help="train on a text file, or on the standard library's "
+                                      "docstrings")
+    t.add_argument("--corpus", metavar="FILE",
+                   help="UTF-8 text, paragraphs separated by blank lines (default: the "
+                        "docstrings of this Python's standard library)")
+    t.add_argument("--max-words", type=int, default=400_000, metavar="N",
+                   help="words gathered from the standard library without --corpus (400000)")
+    t.add_argument("--vocab", type=int, default=10_000, metavar="N",
+                   help="vocabulary size with <unk> and <eos> (10000)")
+    t.add_argument("--embedding", type=int, default=200, metavar="N")
+    t.add_argument("--hidden1", type=int, default=256, metavar="N")
+    t.add_argument("--hidden2", type=int, default=128, metavar="N")
+    t.add_argument("--steps", type=int, default=1000, metavar="N", help="training steps (1000)")
+    t.add_argument("--batch", type=int, default=60, metavar="N", help="parallel streams (60)")
+    t.add_argument("--bptt", type=int, default=20, metavar="N", help="words per window (20)")
+    t.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (0.002)")
+    t.add_argument("--clip", type=float, default=5.0, help="largest total gradient norm (5)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--eval-every", type=int, metavar="N",
+                   help="held-out perplexity and a sample every N steps (default: a quarter "
+                        "of the run; 0: only at the end)")
+    t.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    t.add_argument("--out", default="wordlm.npz", metavar="MODEL",
+                   help="where to save the model (wordlm.npz)")
+    s = wsub.add_parser("sample", help="print text drawn from a trained model")
+    s.add_argument("model", nargs="?", default="wordlm.npz", metavar="MODEL")
+    s.add_argument("--n", type=int, default=5, help="lines to print (5)")
+    s.add_argument("--words", type=int, default=30, metavar="N", help="words per line (30)")
+    s.add_argument("--temperature", type=float, default=1.0)
+    s.add_argument("--top-k", type=int, metavar="K")
+    s.add_argument("--top-p", type=float, metavar="P")
+    s.add_argument("--prefix", default="", metavar="TEXT", help="start every line with TEXT")
+    s.add_argument("--seed", type=int, help="seed for reproducible text")
+    return w
+
+
+def _check_wordlm_args(parser, args):
+    positive = {"max_words": "--max-words", "embedding": "--embedding",
+                "hidden1": "--hidden1", "hidden2": "--hidden2", "steps": "--steps",
+                "batch": "--batch", "bptt": "--bptt", "n": "--n", "words": "--words",
+                "top_k": "--top-k"}
+    for attr, flag in positive.items():
+        value = getattr(args, attr, None)
+        if value is not None and value < 1:
+            parser.error(f"{flag}: expected a positive integer, got {value}")
+    if getattr(args, "vocab", None) is not None and args.vocab < 3:
+        parser.error(f"--vocab: expected an integer >= 3, got {args.vocab}")
+    if getattr(args, "eval_every", None) is not None and args.eval_every < 0:
+        parser.error(f"--eval-every: expected an integer >= 0, got {args.eval_every}")
+    for attr, flag in (("lr", "--lr"), ("clip", "--clip"), ("temperature", "--temperature")):
+        value = getattr(args, attr, None)
+        if value is not None and not value >= 0:
+            parser.error(f"{flag}: expected a number >= 0, got {value}")
+    if getattr(args, "top_p", None) is not None and not 0 < args.top_p <= 1:
+        parser.error(f"--top-p: expected a number in (0, 1], got {args.top_p}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m fastrnn",
                                      description="fastrnn: fast CPU recurrent-network kernels")
@@ -365,11 +532,20 @@ def main(argv=None):
     b.add_argument("--budget", type=float, default=2.0,
                    help="seconds per workload after which rounds stop (at least 3 are made)")
     b.add_argument("--json", action="store_true", help="print results as JSON")
+    b.add_argument("--models", action="store_true",
+                   help="time whole models instead: charlm and wordlm training steps and "
+                        "inference, fastrnn against PyTorch")
     b.add_argument("--plot", metavar="PATH",
                    help="write a PNG of the speed-ups to this file (with --sweep: heat maps "
                         "into this folder); needs matplotlib")
     charlm_parser = _add_charlm_parser(sub)
+    wordlm_parser = _add_wordlm_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "wordlm":
+        _check_wordlm_args(wordlm_parser, args)
+        if args.wordlm_command == "train":
+            return cmd_wordlm_train(args)
+        return cmd_wordlm_sample(args)
     if args.command == "info":
         return cmd_info(args)
     if args.command == "charlm":

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from fastrnn.kernels import gather
+from fastrnn.kernels.threads import get_num_threads
 from fastrnn.layers.module import LayerCache, ParamModule
 from fastrnn._validation import as_real_array, check_positive_int
 
@@ -19,7 +21,10 @@ class Embedding(ParamModule):
 
         dW[idx_n, :] += dy_n
 
-    (an index that appears several times accumulates its gradients).
+    (an index that appears several times accumulates its gradients, in the
+    order of the positions).  Both run compiled on fastrnn's threads; the
+    threads split the table's rows in backward, so no two write one row and
+    the result does not depend on the thread count.
 
     Parameters
     ----------
@@ -65,16 +70,22 @@ class Embedding(ParamModule):
         if arr.size and (arr.min() < 0 or arr.max() >= self.num_embeddings):
             raise ValueError(f"idx: expected indices in [0, {self.num_embeddings}), got values "
                              f"in [{arr.min()}, {arr.max()}]")
-        return arr.astype(np.intp, copy=False)
+        return arr.astype(np.int64, copy=False)
+
+    def _lookup(self, arr):
+        W = np.ascontiguousarray(self.params["weight"], dtype=self.dtype)
+        y = np.empty((arr.size, self.embedding_dim), self.dtype)
+        gather.gather(W, np.ascontiguousarray(arr.ravel()), y, get_num_threads())
+        return y.reshape(arr.shape + (self.embedding_dim,))
 
     def __call__(self, idx):
         """Inference: the vectors W[idx], shape idx.shape + (E,)."""
-        return self.params["weight"].take(self._indices(idx), axis=0)
+        return self._lookup(self._indices(idx))
 
     def forward(self, idx):
         """Training forward: returns (y, cache) with y = W[idx]."""
         arr = self._indices(idx)
-        return self.params["weight"].take(arr, axis=0), LayerCache(self, arr)
+        return self._lookup(arr), LayerCache(self, arr)
 
     def backward(self, dy, cache):
         """Add dW[idx_n] += dy_n into grads["weight"]; returns None (indices have no gradient).
@@ -89,8 +100,12 @@ class Embedding(ParamModule):
         expected = idx.shape + (self.embedding_dim,)
         if d.shape != expected:
             raise ValueError(f"dy: expected shape {expected}, got shape {d.shape}")
-        np.add.at(self.grads["weight"], idx.ravel(),
-                  d.reshape(-1, self.embedding_dim).astype(self.dtype, copy=False))
+        d2 = np.ascontiguousarray(d.reshape(-1, self.embedding_dim), dtype=self.dtype)
+        g = self.grads["weight"]
+        if g.dtype == self.dtype and g.flags.c_contiguous and g.flags.writeable:
+            gather.scatter_add(g, np.ascontiguousarray(idx.ravel()), d2, get_num_threads())
+        else:
+            np.add.at(g, idx.ravel(), d2)
         return None
 
     def __repr__(self):

@@ -12,6 +12,8 @@ import math
 import numpy as np
 
 from fastrnn._validation import check_real
+from fastrnn.kernels import optim_step
+from fastrnn.kernels.threads import get_num_threads
 
 __all__ = ["clip_grad_norm", "clip_grad_value"]
 
@@ -77,6 +79,27 @@ def _total_norm(arrays, p):
     return peak * acc ** (1.0 / p)
 
 
+def _compiled_groups(arrays):
+    """The arrays by dtype when the compiled passes can take every one, else None."""
+    groups = {}
+    for a in arrays:
+        if a.dtype not in (np.float32, np.float64) or not a.flags.c_contiguous:
+            return None
+        groups.setdefault(a.dtype, []).append(a)
+    return list(groups.values())
+
+
+def _compiled_norm2(groups):
+    """The 2-norm of every array of groups, from compiled sums of squares in float64
+    (fixed chunks summed in order: independent of the threads); None when that sum
+    overflows or underflows to 0, which the scaled NumPy path then settles."""
+    total = 0.0
+    for group in groups:
+        partial = np.empty(sum(optim_step.chunks(a.size) for a in group))
+        total += optim_step.sumsq(group, partial, get_num_threads())
+    return math.sqrt(total) if 0 < total < math.inf else None
+
+
 def clip_grad_norm(grads, max_norm, norm_type=2.0, *, error_if_nonfinite=False):
     r"""Scale gradients in place so that their total norm is at most max_norm.
 
@@ -92,6 +115,8 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, *, error_if_nonfinite=False):
 
     so nothing changes unless total exceeds max_norm (up to the 1e-6).  This
     is ``torch.nn.utils.clip_grad_norm_``'s rule; the norm is computed in float64.
+    For p = 2 and C-contiguous arrays the sum of squares and the scaling are
+    compiled passes on fastrnn's threads, independent of the thread count.
 
     Parameters
     ----------
@@ -124,7 +149,10 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, *, error_if_nonfinite=False):
     arrays = _gradient_arrays(grads)
     max_norm = _check_bound(max_norm, "max_norm")
     p = _check_norm_type(norm_type)
-    total = _total_norm(arrays, p)
+    groups = _compiled_groups(arrays)
+    total = _compiled_norm2(groups) if groups is not None and p == 2 else None
+    if total is None:
+        total = _total_norm(arrays, p)
     if not math.isfinite(total):
         if error_if_nonfinite:
             raise FloatingPointError(
@@ -132,7 +160,10 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, *, error_if_nonfinite=False):
                 f"set error_if_nonfinite=False to get it returned instead")
         return total
     coef = max_norm / (total + _EPS)
-    if coef < 1.0:
+    if coef < 1.0 and groups is not None:
+        for group in groups:
+            optim_step.scale(group, coef, get_num_threads())
+    elif coef < 1.0:
         for a in arrays:
             a *= a.dtype.type(coef)
     return total

@@ -3,27 +3,25 @@
 import numpy as np
 
 from fastrnn._validation import as_real_array
+from fastrnn.kernels import xent
+from fastrnn.kernels.threads import get_num_threads
 
 __all__ = ["log_softmax", "softmax_cross_entropy"]
 
 
-def _float_array(value, name):
-    """value as a float32/float64 array (other real dtypes become float64); a copy."""
+def _float_rows(value, name):
+    """value as a C-contiguous float32/float64 array (other real dtypes become float64),
+    not copied when it already is one; and its rows (n, V)."""
     arr = as_real_array(value, name)
     dtype = arr.dtype if arr.dtype in (np.float32, np.float64) else np.float64
-    return np.array(arr, dtype=dtype)
+    if arr.ndim == 0 or arr.shape[-1] == 0:
+        raise ValueError(f"{name}: expected shape (..., V) with V >= 1, got {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    return arr, arr.reshape(-1, arr.shape[-1])
 
 
-def _log_softmax_last(z):
-    """log_softmax over the last axis of a float array z, computed in place of z."""
-    peak = z.max(axis=-1, keepdims=True)
-    if not np.isfinite(peak).all():
-        raise ValueError("logits: expected finite numbers or -inf, with at least one finite "
-                         "logit per distribution")
-    with np.errstate(over="ignore", under="ignore"):     # -> -inf and 0: wanted
-        z -= peak
-        z -= np.log(np.sum(np.exp(z), axis=-1, keepdims=True))
-    return z
+_BAD_LOGITS = ("logits: expected finite numbers or -inf, with at least one finite logit per "
+               "distribution (got NaN, +inf or a row of -inf)")
 
 
 def log_softmax(logits):
@@ -42,15 +40,15 @@ def log_softmax(logits):
     -------
     ndarray shaped like logits, float32 for float32 input, else float64.
     """
-    z = _float_array(logits, "logits")
-    if z.ndim == 0 or z.shape[-1] == 0:
-        raise ValueError(f"logits: expected shape (..., V) with V >= 1, got {z.shape}")
-    if np.isnan(z).any() or np.isposinf(z).any():
-        raise ValueError("logits: expected finite numbers or -inf, got NaN or +inf")
-    return _log_softmax_last(z)
+    z, rows = _float_rows(logits, "logits")
+    out = np.empty_like(z)
+    xent.log_softmax(rows, out.reshape(rows.shape), get_num_threads())
+    if np.isnan(out).any():
+        raise ValueError(_BAD_LOGITS)
+    return out
 
 
-def softmax_cross_entropy(logits, targets, mask=None):
+def softmax_cross_entropy(logits, targets, mask=None, *, out=None):
     r"""Mean cross-entropy of softmax(logits) against integer targets, and its gradient.
 
     For every position n (all axes but the last), with weights w_n (the mask,
@@ -65,6 +63,10 @@ def softmax_cross_entropy(logits, targets, mask=None):
     the mean over the unmasked (True) positions; when every weight is zero
     the loss and the gradient are zero.
 
+    One compiled pass per position on fastrnn's threads (max, exp and sum,
+    scale), the position's row staying in cache; each row sums in a fixed
+    order, so the result does not depend on the thread count.
+
     Parameters
     ----------
     logits : array_like, shape (..., V)
@@ -73,6 +75,11 @@ def softmax_cross_entropy(logits, targets, mask=None):
         Class of every position, in [0, V).
     mask : None or array_like of bool or non-negative numbers, shape (...)
         Weight of every position: False / 0 leaves a position out.
+    out : None or ndarray, keyword-only
+        Where to write dlogits: a C-contiguous writable array of the logits'
+        shape and float dtype.  It may be the logits array itself, which then
+        holds the gradient in place of the logits (no second array of the
+        logits' size; on an error its contents are unspecified).
 
     Returns
     -------
@@ -87,11 +94,7 @@ def softmax_cross_entropy(logits, targets, mask=None):
     >>> round(loss, 6), round(float(np.log(4)), 6)
     (1.386294, 1.386294)
     """
-    z = _float_array(logits, "logits")
-    if z.ndim == 0 or z.shape[-1] == 0:
-        raise ValueError(f"logits: expected shape (..., V) with V >= 1, got {z.shape}")
-    if np.isnan(z).any() or np.isposinf(z).any():
-        raise ValueError("logits: expected finite numbers or -inf, got NaN or +inf")
+    z, rows = _float_rows(logits, "logits")
     V = z.shape[-1]
     t = np.asarray(targets)
     if t.dtype.kind not in "iu":
@@ -112,17 +115,32 @@ def softmax_cross_entropy(logits, targets, mask=None):
         if not (np.isfinite(w).all() and (w >= 0).all()):
             raise ValueError("mask: expected booleans or finite non-negative weights")
     total = w.sum()
-    logp = _log_softmax_last(z)
-    picked = np.take_along_axis(logp, t[..., None].astype(np.intp), axis=-1)[..., 0]
+    grad = _gradient_array(out, z)
+    scale = (w / total if total > 0 else w).ravel()
+    nll = np.empty(rows.shape[0], np.float64)
+    xent.cross_entropy(rows, np.ascontiguousarray(t.ravel(), dtype=np.int64), scale,
+                       grad.reshape(rows.shape), nll, get_num_threads())
+    if np.isnan(nll).any():
+        raise ValueError(_BAD_LOGITS)
     if total == 0:
-        return 0.0, np.zeros_like(logp)
+        return 0.0, grad
     # 0 * inf would be NaN: a position left out by the mask contributes nothing
-    nll = np.where(w > 0, -picked.astype(np.float64), 0.0)
-    loss = float(np.sum(w * nll) / total)
-    with np.errstate(under="ignore"):
-        grad = np.exp(logp)                               # softmax, in place of logp
-    np.put_along_axis(grad, t[..., None].astype(np.intp),
-                      np.take_along_axis(grad, t[..., None].astype(np.intp), axis=-1) - 1,
-                      axis=-1)
-    grad *= (w / total).astype(grad.dtype)[..., None]
+    loss = float(np.sum(np.where(w.ravel() > 0, scale * nll, 0.0)))
     return loss, grad
+
+
+def _gradient_array(out, z):
+    """The array softmax_cross_entropy writes dlogits into: out (checked) or a new one."""
+    if out is None:
+        return np.empty_like(z)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out: expected an ndarray, got {type(out).__name__}")
+    if out.shape != z.shape or out.dtype != z.dtype:
+        raise ValueError(f"out: expected shape {z.shape} and dtype {z.dtype} (the logits'), "
+                         f"got shape {out.shape} and dtype {out.dtype}")
+    if not (out.flags.c_contiguous and out.flags.writeable):
+        raise ValueError("out: expected a C-contiguous, writable array")
+    if np.may_share_memory(out, z) and out.__array_interface__["data"][0] != \
+            z.__array_interface__["data"][0]:
+        raise ValueError("out: may be the logits array itself, but not overlap it otherwise")
+    return out

@@ -1,4 +1,4 @@
-"""Optimizers: SGD with momentum, and Adam, stepping layers' params with their grads.
+"""Optimizers: SGD with momentum, Adam and AdamW, stepping layers' params with their grads.
 
 An optimizer takes one layer or a list of layers: any objects with ``params``
 and ``grads`` dicts of the same names and shapes (fastrnn.RNN, LSTM, GRU,
@@ -8,6 +8,12 @@ all gradients.  The update rules are torch.optim's, so a model trained with
 the same hyper-parameters follows the same path.  The parameters are looked
 up at every step, so a layer's ``load_state_dict`` or ``reset_parameters``
 between steps is seen; the optimizer's buffers stay.
+
+``step()`` updates all C-contiguous float32/float64 parameters of one dtype
+in one compiled pass on fastrnn's threads (fastrnn/kernels/optim_step.pyx),
+element-wise, so the result does not depend on the thread count; any other
+parameter is updated by the same rule in NumPy.  After a step each layer's
+``params_changed()``, if it has one, is called (fastrnn.Linear's kept packs).
 """
 
 import math
@@ -15,8 +21,10 @@ import math
 import numpy as np
 
 from fastrnn._validation import check_real
+from fastrnn.kernels import optim_step
+from fastrnn.kernels.threads import get_num_threads
 
-__all__ = ["SGD", "Adam"]
+__all__ = ["SGD", "Adam", "AdamW"]
 
 
 def _check_number(value, name, *, minimum=0.0, below=None):
@@ -78,11 +86,34 @@ class _Optimizer:
     def step(self):
         """Update every parameter in place from its current gradient."""
         self.steps += 1
+        groups = {}
         for key, p, g in self._pairs():
-            self._update(key, p, g)
+            if _compiled(p, g):
+                groups.setdefault(p.dtype, []).append((key, p, g))
+            else:
+                self._update(key, p, g)
+        for items in groups.values():
+            self._fused(items)
+        for layer in self.layers:
+            changed = getattr(layer, "params_changed", None)
+            if callable(changed):
+                changed()
 
     def _update(self, key, p, g):
+        """One parameter's step in NumPy."""
         raise NotImplementedError
+
+    def _fused(self, items):
+        """The step of every (key, p, g) of items (one dtype) in one compiled pass."""
+        raise NotImplementedError
+
+
+def _compiled(p, g):
+    """Whether the compiled pass can update p from g."""
+    return (isinstance(p, np.ndarray) and isinstance(g, np.ndarray)
+            and p.dtype in (np.float32, np.float64) and g.dtype == p.dtype
+            and p.flags.c_contiguous and g.flags.c_contiguous and p.flags.writeable
+            and not np.may_share_memory(p, g))
 
 
 class SGD(_Optimizer):
@@ -139,6 +170,20 @@ class SGD(_Optimizer):
                 d = buf
         p -= p.dtype.type(self.lr) * d
 
+    def _fused(self, items):
+        bufs, first = [], np.zeros(len(items))
+        for i, (key, p, _) in enumerate(items):
+            buf = None
+            if self.momentum:
+                buf = self.state.get(key)
+                if buf is None or buf.shape != p.shape or buf.dtype != p.dtype:
+                    buf = self.state[key] = np.empty_like(p)    # filled by the first step
+                    first[i] = 1
+            bufs.append(buf)
+        optim_step.sgd([p for _, p, _ in items], [g for _, _, g in items], bufs, first,
+                       self.lr, self.momentum, self.dampening, self.weight_decay,
+                       self.nesterov, get_num_threads())
+
 
 class Adam(_Optimizer):
     r"""Adam (torch.optim.Adam's rule, with L2 weight decay added to the gradient).
@@ -177,14 +222,37 @@ class Adam(_Optimizer):
         self.eps = _check_number(eps, "eps")
         self.weight_decay = _check_number(weight_decay, "weight_decay")
 
-    def _update(self, key, p, g):
-        b1, b2 = self.betas
-        if self.weight_decay:
-            g = g + p * p.dtype.type(self.weight_decay)
+    _decoupled = False       # AdamW: the decay shrinks p rather than adding to g
+
+    def _moments(self, key, p):
+        """key's state, its step count advanced: {"t", "m", "v"}."""
         st = self.state.get(key)
-        if st is None or st["m"].shape != p.shape:
+        if st is None or st["m"].shape != p.shape or st["m"].dtype != p.dtype:
             st = self.state[key] = {"t": 0, "m": np.zeros_like(p), "v": np.zeros_like(p)}
         st["t"] += 1
+        return st
+
+    def _fused(self, items):
+        b1, b2 = self.betas
+        steps, roots, ms, vs = np.empty(len(items)), np.empty(len(items)), [], []
+        for i, (key, p, _) in enumerate(items):
+            st = self._moments(key, p)
+            steps[i] = self.lr / (1 - b1 ** st["t"])
+            roots[i] = math.sqrt(1 - b2 ** st["t"])
+            ms.append(st["m"])
+            vs.append(st["v"])
+        wd = self.weight_decay
+        optim_step.adam([p for _, p, _ in items], [g for _, _, g in items], ms, vs, steps,
+                        roots, b1, b2, self.eps, 0.0 if self._decoupled else wd,
+                        self.lr * wd if self._decoupled else 0.0, get_num_threads())
+
+    def _update(self, key, p, g):
+        b1, b2 = self.betas
+        if self.weight_decay and self._decoupled:
+            p *= p.dtype.type(1 - self.lr * self.weight_decay)
+        elif self.weight_decay:
+            g = g + p * p.dtype.type(self.weight_decay)
+        st = self._moments(key, p)
         t, m, v = st["t"], st["m"], st["v"]
         m *= p.dtype.type(b1)
         m += p.dtype.type(1 - b1) * g
@@ -194,3 +262,31 @@ class Adam(_Optimizer):
         denom /= p.dtype.type(math.sqrt(1 - b2 ** t))
         denom += p.dtype.type(self.eps)
         p -= p.dtype.type(self.lr / (1 - b1 ** t)) * (m / denom)
+
+
+class AdamW(Adam):
+    r"""AdamW: Adam with decoupled weight decay (torch.optim.AdamW's rule).
+
+    For each parameter p with gradient g, at step t = 1, 2, ...::
+
+        p  <- p * (1 - lr * weight_decay)
+        m_t = beta1 * m_{t-1} + (1 - beta1) * g
+        v_t = beta2 * v_{t-1} + (1 - beta2) * g**2
+        p  <- p - lr / (1 - beta1**t) * m_t / (sqrt(v_t) / sqrt(1 - beta2**t) + eps)
+
+    with m_0 = v_0 = 0: the decay shrinks the weights directly instead of
+    entering the moments as Adam's L2 term does.
+
+    Parameters
+    ----------
+    layers : layer or iterable of layers
+    lr : float >= 0, default 1e-3
+    betas : (float, float), default (0.9, 0.999)
+    eps : float >= 0, default 1e-8
+    weight_decay : float >= 0, default 0.01 (torch's default)
+    """
+
+    _decoupled = True
+
+    def __init__(self, layers, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, *, weight_decay=0.01):
+        super().__init__(layers, lr, betas, eps, weight_decay=weight_decay)

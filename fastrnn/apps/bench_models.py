@@ -1,0 +1,169 @@
+"""Whole-model benchmark: ``python -m fastrnn bench --models``.
+
+The charlm and wordlm models, fastrnn against the same model in PyTorch,
+timed side by side in one process: blocks of calls in turns (round-robin),
+medians over the rounds.  Workloads:
+
+- wordlm train: one step of Embedding 200 -> LSTM 256 -> LSTM 128 -> Linear V,
+  softmax cross-entropy, clipping at 5 and Adam, on a (T, B) = (20, 60) window;
+- wordlm score: the same model's inference loss over one window;
+- charlm train: one step of the charlm defaults (Embedding 32 -> LSTM 128 ->
+  Linear, batch 32, window 64);
+- charlm sample: 100 characters drawn one at a time from that model.
+
+Rates are tokens (words or characters) per second.  Measurements, not tests:
+the machine is shared and noisy.
+"""
+
+import statistics
+import time
+
+import numpy as np
+
+from fastrnn.kernels.threads import get_num_threads, set_num_threads
+from fastrnn.layers.chain import Chain
+from fastrnn.layers.embedding import Embedding
+from fastrnn.layers.linear import Linear
+from fastrnn.layers.lstm import LSTM
+from fastrnn.runtime.blas_threads import single_threaded_blas
+from fastrnn.training.clip import clip_grad_norm
+from fastrnn.training.loss import softmax_cross_entropy
+from fastrnn.training.optim import Adam
+from fastrnn.training.sampling import sample as draw
+
+__all__ = ["run", "format_table", "WORDLM", "CHARLM"]
+
+WORDLM = dict(V=10_000, E=200, H1=256, H2=128, T=20, B=60)
+CHARLM = dict(V=54, E=32, H=128, T=64, B=32, sample=100)
+
+
+def _fastrnn_models(w, c, rng):
+    wnet = Chain(Embedding(w["V"], w["E"], seed=1), LSTM(w["E"], w["H1"], seed=2),
+                 LSTM(w["H1"], w["H2"], seed=3), Linear(w["H2"], w["V"], seed=4))
+    cnet = Chain(Embedding(c["V"], c["E"], seed=5), LSTM(c["E"], c["H"], seed=6),
+                 Linear(c["H"], c["V"], seed=7))
+    wx, wy = rng.integers(0, w["V"], (2, w["T"], w["B"]))
+    cx, cy = rng.integers(0, c["V"], (2, c["T"], c["B"]))
+    wopt, copt = Adam(wnet, lr=1e-3), Adam(cnet, lr=1e-3)
+
+    def step(net, opt, x, y):
+        net.zero_grad()
+        z, _, cache = net.forward(x)
+        _, d = softmax_cross_entropy(z, y, out=z)
+        net.backward(d, cache)
+        clip_grad_norm(net.grads, 5.0)
+        opt.step()
+
+    def score():
+        z, _ = wnet(wx)
+        return softmax_cross_entropy(z, wy, out=z)[0]
+
+    def sample():
+        gen = np.random.default_rng(0)
+        token, states = np.zeros((1, 1), np.int64), None
+        for _ in range(c["sample"]):
+            z, states = cnet(token, states)
+            token[0, 0] = draw(z[0, 0], rng=gen)
+
+    return {"wordlm train": lambda: step(wnet, wopt, wx, wy), "wordlm score": score,
+            "charlm train": lambda: step(cnet, copt, cx, cy), "charlm sample": sample}
+
+
+def _torch_models(w, c, rng, threads):
+    import torch
+    torch.set_num_threads(threads)
+
+    class Net(torch.nn.Module):
+        def __init__(self, V, E, hidden):
+            super().__init__()
+            self.emb = torch.nn.Embedding(V, E)
+            sizes = [E] + hidden
+            self.rnns = torch.nn.ModuleList(torch.nn.LSTM(a, b) for a, b in
+                                            zip(sizes, sizes[1:]))
+            self.out = torch.nn.Linear(hidden[-1], V)
+
+        def forward(self, x, states=None):
+            h, new = self.emb(x), []
+            for i, rnn in enumerate(self.rnns):
+                h, s = rnn(h, None if states is None else states[i])
+                new.append(s)
+            return self.out(h), new
+
+    wnet, cnet = Net(w["V"], w["E"], [w["H1"], w["H2"]]), Net(c["V"], c["E"], [c["H"]])
+    wx, wy = (torch.from_numpy(a) for a in rng.integers(0, w["V"], (2, w["T"], w["B"])))
+    cx, cy = (torch.from_numpy(a) for a in rng.integers(0, c["V"], (2, c["T"], c["B"])))
+    wopt = torch.optim.Adam(wnet.parameters(), lr=1e-3)
+    copt = torch.optim.Adam(cnet.parameters(), lr=1e-3)
+    ce = torch.nn.functional.cross_entropy
+
+    def step(net, opt, x, y, V):
+        opt.zero_grad()
+        loss = ce(net(x)[0].reshape(-1, V), y.reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+
+    def score():
+        with torch.no_grad():
+            return float(ce(wnet(wx)[0].reshape(-1, w["V"]), wy.reshape(-1)))
+
+    def sample():
+        gen = torch.Generator().manual_seed(0)
+        token, states = torch.zeros((1, 1), dtype=torch.long), None
+        with torch.no_grad():
+            for _ in range(c["sample"]):
+                z, states = cnet(token, states)
+                token[0, 0] = torch.multinomial(torch.softmax(z[0, 0], -1), 1, generator=gen)
+
+    return {"wordlm train": lambda: step(wnet, wopt, wx, wy, w["V"]), "wordlm score": score,
+            "charlm train": lambda: step(cnet, copt, cx, cy, c["V"]), "charlm sample": sample}
+
+
+def _tokens(name, w, c):
+    if name.startswith("wordlm"):
+        return w["T"] * w["B"]
+    return c["sample"] if name == "charlm sample" else c["T"] * c["B"]
+
+
+def run(*, threads=None, rounds=7, calls=3, wordlm=None, charlm=None):
+    """Time every workload on fastrnn and torch in alternating blocks of calls.
+
+    Returns a list of dicts: workload, seconds (median per call, by system),
+    ratio (fastrnn / torch) and tokens_per_s (by system).
+    """
+    w, c = dict(WORDLM, **(wordlm or {})), dict(CHARLM, **(charlm or {}))
+    threads = threads or get_num_threads()
+    previous = set_num_threads(threads)
+    try:
+        rng = np.random.default_rng(0)
+        systems = {"fastrnn": _fastrnn_models(w, c, rng),
+                   "torch": _torch_models(w, c, rng, threads)}
+        rows = []
+        with single_threaded_blas():
+            for name in systems["fastrnn"]:
+                times = {s: [] for s in systems}
+                for fns in systems.values():
+                    fns[name]()                  # warm: buffers, packs, thread pools
+                for _ in range(rounds):
+                    for s, fns in systems.items():
+                        t0 = time.perf_counter()
+                        for _ in range(calls):
+                            fns[name]()
+                        times[s].append((time.perf_counter() - t0) / calls)
+                med = {s: statistics.median(v) for s, v in times.items()}
+                n = _tokens(name, w, c)
+                rows.append(dict(workload=name, seconds=med, ratio=med["fastrnn"] / med["torch"],
+                                 tokens_per_s={s: n / t for s, t in med.items()}))
+    finally:
+        set_num_threads(previous)
+    return rows
+
+
+def format_table(rows):
+    lines = ["| workload | fastrnn ms | torch ms | fastrnn / torch | fastrnn tokens/s | "
+             "torch tokens/s |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        s, t = r["seconds"], r["tokens_per_s"]
+        lines.append(f"| {r['workload']} | {1e3 * s['fastrnn']:.2f} | {1e3 * s['torch']:.2f} | "
+                     f"{r['ratio']:.2f} | {t['fastrnn']:,.0f} | {t['torch']:,.0f} |")
+    return "\n".join(lines)

@@ -1,0 +1,135 @@
+"""fastrnn.Chain: layers run one after another, with their params and grads under one name."""
+
+from fastrnn.layers.base import RecurrentLayer
+from fastrnn.layers.module import LayerCache, ParamModule
+
+__all__ = ["Chain"]
+
+
+def _is_recurrent(layer):
+    # a recurrent layer's forward returns (y, state_n, cache) and takes a state
+    return isinstance(layer, RecurrentLayer)
+
+
+class Chain(ParamModule):
+    """Layers applied in order, y = f_n(... f_2(f_1(x))), as one object.
+
+    Recurrent layers (RNN, LSTM, GRU) take and give their state; the chain
+    keeps one state per recurrent layer, in order, so that truncated BPTT
+    carries every layer's state to the next window::
+
+        model = fastrnn.Chain(fastrnn.Embedding(V, 200), fastrnn.LSTM(200, 256),
+                              fastrnn.LSTM(256, 128), fastrnn.Linear(128, V))
+        logits, states, cache = model.forward(tokens, states)
+        dx = model.backward(dlogits, cache)      # every layer's grads, in reverse order
+        opt = fastrnn.Adam(model)                # one "layer" with every parameter
+
+    Parameters
+    ----------
+    *layers : fastrnn layers (Embedding, Linear, RNN, LSTM, GRU, or anything with
+        params, grads, forward and backward of the same conventions)
+
+    Attributes
+    ----------
+    layers : list
+    params, grads : dict
+        Every layer's arrays (the arrays themselves, not copies) under
+        "<position>.<name>", like a torch.nn.Sequential's state_dict.
+
+    Methods
+    -------
+    chain(x, states=None) -> (y, states)
+        Inference.
+    forward(x, states=None) -> (y, states, cache)
+    backward(dy, cache) -> dx
+        dx is None when the first layer is an Embedding.  The recurrent states'
+        gradients are not carried back (truncated BPTT).
+    state_dict(), load_state_dict(mapping), zero_grad(), params_changed()
+    """
+
+    def __init__(self, *layers):
+        if not layers:
+            raise ValueError("layers: expected at least one layer")
+        for i, layer in enumerate(layers):
+            for attr in ("params", "grads", "forward", "backward"):
+                if not hasattr(layer, attr):
+                    raise TypeError(f"layers: the layer at position {i} "
+                                    f"({type(layer).__name__}) has no {attr}")
+        self.layers = list(layers)
+
+    def _named(self, attr):
+        return {f"{i}.{name}": value for i, layer in enumerate(self.layers)
+                for name, value in getattr(layer, attr).items()}
+
+    @property
+    def params(self):
+        return self._named("params")
+
+    @property
+    def grads(self):
+        return self._named("grads")
+
+    @property
+    def dtype(self):
+        return self.layers[0].dtype
+
+    def load_state_dict(self, state_dict):
+        """Copy parameters in from a mapping "<position>.<name>" -> array (every name, checked
+        before any is written)."""
+        ParamModule.load_state_dict(self, state_dict)
+        self.params_changed()
+
+    def params_changed(self):
+        """Tell every layer that can keep derived copies of its weights that they changed."""
+        for layer in self.layers:
+            changed = getattr(layer, "params_changed", None)
+            if callable(changed):
+                changed()
+
+    def _states(self, states):
+        count = sum(map(_is_recurrent, self.layers))
+        if states is None:
+            return [None] * count
+        states = list(states)
+        if len(states) != count:
+            raise ValueError(f"states: expected {count} states (one per recurrent layer), "
+                             f"got {len(states)}")
+        return states
+
+    def __call__(self, x, states=None):
+        """Inference: (y, states), the states of the recurrent layers in order."""
+        states, out, r = self._states(states), [], 0
+        for layer in self.layers:
+            if _is_recurrent(layer):
+                x, s = layer(x, states[r])
+                out.append(s)
+                r += 1
+            else:
+                x = layer(x)
+        return x, out
+
+    def forward(self, x, states=None):
+        """Training forward: (y, states, cache)."""
+        states, out, caches, r = self._states(states), [], [], 0
+        for layer in self.layers:
+            if _is_recurrent(layer):
+                x, s, cache = layer.forward(x, states[r])
+                out.append(s)
+                r += 1
+            else:
+                x, cache = layer.forward(x)
+            caches.append(cache)
+        return x, out, LayerCache(self, caches)
+
+    def backward(self, dy, cache):
+        """Backward through every layer in reverse order; adds into each layer's grads."""
+        caches = self._check_cache(cache)
+        d = dy
+        for layer, c in zip(reversed(self.layers), reversed(caches)):
+            d = layer.backward(d, c)
+            if _is_recurrent(layer):
+                d = d[0]             # (dx, dstate0): the state's gradient stops here
+        return d
+
+    def __repr__(self):
+        return "Chain(" + ", ".join(map(repr, self.layers)) + ")"
