@@ -14,12 +14,17 @@ warnings.filterwarnings("error", category=UserWarning, module="numpydoc")
 
 project = "fastrnn"
 release = version = fastrnn.__version__
-extensions = ["sphinx.ext.autodoc", "sphinx.ext.mathjax", "numpydoc"]
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.mathjax", "numpydoc", "myst_parser"]
 
-# Only the reference pages: docs/ also holds DECISIONS.md and the benchmark's files.
+# The reference pages and the guide pages the README's long sections moved to (Markdown,
+# read by myst-parser, so that they read the same on the repository's web page); docs/ also
+# holds DECISIONS.md and the benchmark's files, which are not part of the site.
 root_doc = "index"
-source_suffix = {".rst": "restructuredtext"}
-exclude_patterns = ["_build"]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+exclude_patterns = ["_build", "DECISIONS.md"]
+# The guides link to files of the repository outside docs/ (ARCHITECTURE.md, the source),
+# which are not pages of the site.
+suppress_warnings = ["myst.xref_missing"]
 
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": True, "undoc-members": False}

@@ -1,6 +1,7 @@
-"""README.md's Python examples run, and print what their comments say.
+"""The Python examples of README.md and of the guide pages (docs/guide/*.md) run, and print
+what their comments say.
 
-The ```python blocks are read from README.md in order.  A block that starts with an import
+The ```python blocks are read from each file in order.  A block that starts with an import
 begins an example; a block that does not continues the one before it (it uses its names).  The
 interop snippets, indented in a list, use objects the reader already has (Keras layers, an ONNX
 file): each gets them from a setup below, chosen by what the snippet calls.  Each example runs
@@ -21,7 +22,9 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+# README.md and the guide pages its long sections moved to, by their path from the root
+PAGES = ["README.md"] + sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs" / "guide").glob("*.md"))
 
 BLOCK = re.compile(r"^( *)```python\n(.*?)^\1```", re.S | re.M)
 EXPECTED = re.compile(r"^\s*print\(.*\)\s+#\s*(.+?)\s*$")
@@ -71,14 +74,14 @@ NEEDS = {"fastrnn.onnx.load": ["onnx"], "model.safetensors": ["safetensors"],
          "fastrnn.keras.load": ["keras", "h5py"]}
 
 # Runs the blocks of one example (argv[1], JSON) in one namespace, compiled so that line
-# numbers are README's; writes what each README line printed to argv[2].
+# numbers are its page's (argv[3]); writes what each of the page's lines printed to argv[2].
 RUNNER = r"""
 import builtins, io, json, sys
-blocks, out = json.load(open(sys.argv[1])), sys.argv[2]
+blocks, out, page = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
 printed, real_print = {}, builtins.print
 def recording_print(*args, **kwargs):
     frame = sys._getframe(1)
-    if frame.f_code.co_filename == "README.md" and "file" not in kwargs:
+    if frame.f_code.co_filename == page and "file" not in kwargs:
         text = io.StringIO()
         real_print(*args, **kwargs, file=text)
         printed[frame.f_lineno] = text.getvalue().rstrip("\n")
@@ -86,14 +89,14 @@ def recording_print(*args, **kwargs):
 builtins.print = recording_print
 namespace = {"__name__": "__main__"}
 for line, code in blocks:
-    exec(compile("\n" * (line - 1) + code, "README.md" if line else "<setup>", "exec"), namespace)
+    exec(compile("\n" * (line - 1) + code, page if line else "<setup>", "exec"), namespace)
 json.dump(printed, open(out, "w"))
 """
 
 
-def examples():
-    """[(first README line, [(line, code), ...], [module it needs, ...]), ...]."""
-    text = README.read_text()
+def examples(page):
+    """[(first line, [(line, code), ...], [module it needs, ...]), ...] of one page."""
+    text = (ROOT / page).read_text()
     found = []
     for match in BLOCK.finditer(text):
         line = text.count("\n", 0, match.start(2)) + 1
@@ -125,8 +128,13 @@ def expected_prints(blocks):
     return expected
 
 
-def test_the_readme_has_examples():
-    found = examples()
+def all_examples():
+    """[(page, first line, blocks, needs), ...] of every page."""
+    return [(page, *e) for page in PAGES for e in examples(page)]
+
+
+def test_the_pages_have_examples():
+    found = [e[1:] for e in all_examples()]
     assert len(found) >= 8
     assert sum(len(expected_prints(blocks)) for _, blocks, _ in found) >= 3
 
@@ -144,13 +152,13 @@ def runs(tmp_path_factory):
     """
     env = dict(os.environ, KERAS_BACKEND="torch")
     started = {}
-    for line, blocks, needs in examples():
+    for page, line, blocks, needs in all_examples():
         if missing(needs):
             continue
-        folder = tmp_path_factory.mktemp(f"readme{line}")
+        folder = tmp_path_factory.mktemp(f"{Path(page).stem}{line}")
         (folder / "blocks.json").write_text(json.dumps(blocks))
-        started[line] = (subprocess.Popen(
-            [sys.executable, "-c", RUNNER, "blocks.json", "printed.json"], cwd=folder, env=env,
+        started[page, line] = (subprocess.Popen(
+            [sys.executable, "-c", RUNNER, "blocks.json", "printed.json", page], cwd=folder, env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True), folder)
     yield started
     for process, _ in started.values():
@@ -158,14 +166,14 @@ def runs(tmp_path_factory):
         process.communicate()
 
 
-@pytest.mark.parametrize("line, blocks, needs", [pytest.param(*e, id=f"README.md:{e[0]}")
-                                                 for e in examples()])
-def test_readme_example(line, blocks, needs, runs):
+@pytest.mark.parametrize("page, line, blocks, needs", [pytest.param(*e, id=f"{e[0]}:{e[1]}")
+                                                       for e in all_examples()])
+def test_readme_example(page, line, blocks, needs, runs):
     if missing(needs):
         pytest.skip(f"needs {', '.join(missing(needs))}, not installed")
-    process, folder = runs[line]
+    process, folder = runs[page, line]
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 0, stderr[-3000:]
     printed = {int(k): v for k, v in json.loads((folder / "printed.json").read_text()).items()}
     for at, text in expected_prints(blocks).items():
-        assert printed.get(at) == text, f"README.md:{at} printed {printed.get(at)!r}, not {text!r}"
+        assert printed.get(at) == text, f"{page}:{at} printed {printed.get(at)!r}, not {text!r}"
