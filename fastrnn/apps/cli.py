@@ -203,6 +203,27 @@ class _Progress:
             self.drawn = False
 
 
+def _save_model(model, path, error):
+    """Save a trained language model to path; the exit code (error's on failure)."""
+    try:
+        model.save(path)
+    except OSError as exc:
+        return error(f"cannot write {path}: {exc}")
+    print(f"saved {path}")
+    return 0
+
+
+def _load_model(cls, path, app, error):
+    """(model, None) read by cls.load from path, or (None, exit code) after error's message."""
+    try:
+        return cls.load(path), None
+    except FileNotFoundError:
+        return None, error(f"no model at {path}; train one first with "
+                           f"`python -m fastrnn {app} train --out {path}`")
+    except (OSError, ValueError) as exc:
+        return None, error(str(exc))
+
+
 def _error(message):
     print(f"python -m fastrnn charlm: error: {message}", file=sys.stderr)
     return 2
@@ -247,23 +268,14 @@ def cmd_charlm_train(args):
     print(f"final loss: {result['running_loss']:.3f} nats/char (mean of the last 100 steps), "
           f"{corpus_loss:.3f} over the whole corpus; uniform log(V) = log({V}) = "
           f"{math.log(V):.3f}")
-    try:
-        model.save(args.out)
-    except OSError as exc:
-        return _error(f"cannot write {args.out}: {exc}")
-    print(f"saved {args.out}")
-    return 0
+    return _save_model(model, args.out, _error)
 
 
 def cmd_charlm_sample(args):
     from fastrnn.apps import charlm
-    try:
-        model = charlm.CharLM.load(args.model)
-    except FileNotFoundError:
-        return _error(f"no model at {args.model}; train one first with "
-                      f"`python -m fastrnn charlm train --out {args.model}`")
-    except (OSError, ValueError) as exc:
-        return _error(str(exc))
+    model, code = _load_model(charlm.CharLM, args.model, "charlm", _error)
+    if model is None:
+        return code
     try:
         if args.beam:
             for line, score in model.beam(args.beam, prefix=args.prefix, max_len=args.max_len):
@@ -411,23 +423,14 @@ def cmd_wordlm_train(args):
     print(f"held-out perplexity: {result['held_out_perplexity']:,.1f} (unigram "
           f"{unigram:,.1f}); training loss {result['running_loss']:.3f} (mean of the last "
           f"50 steps)")
-    try:
-        model.save(args.out)
-    except OSError as exc:
-        return _wordlm_error(f"cannot write {args.out}: {exc}")
-    print(f"saved {args.out}")
-    return 0
+    return _save_model(model, args.out, _wordlm_error)
 
 
 def cmd_wordlm_sample(args):
     from fastrnn.apps import wordlm
-    try:
-        model = wordlm.WordLM.load(args.model)
-    except FileNotFoundError:
-        return _wordlm_error(f"no model at {args.model}; train one first with "
-                             f"`python -m fastrnn wordlm train --out {args.model}`")
-    except (OSError, ValueError) as exc:
-        return _wordlm_error(str(exc))
+    model, code = _load_model(wordlm.WordLM, args.model, "wordlm", _wordlm_error)
+    if model is None:
+        return code
     gen = np.random.default_rng(args.seed)
     prefix = wordlm.tokenize(args.prefix)[:-1] if args.prefix else []
     try:
