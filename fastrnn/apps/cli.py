@@ -38,6 +38,10 @@ def cmd_info(args):
     print(f"element-wise and GEMM kernels: {elementwise.simd_target()}")
     machine_class, tile = recurrent.gemm_tile()
     print(f"GEMM register tile: {tile} ({machine_class})")
+    _, int8 = recurrent.int8_path()
+    others = [name for name, ok in recurrent.int8_paths().items() if ok and name != int8]
+    print(f"reduced precision: int8 weights (frozen(weights='int8')) on {int8}"
+          + (f"; also runs {', '.join(others)}" if others else ""))
     print(f"threads: {threads.get_num_threads()} (fastrnn's own pool; "
           f"set with fastrnn.set_num_threads or FASTRNN_NUM_THREADS)")
     print("BLAS: not used by fastrnn's kernels (packed-weight GEMM of its own)")

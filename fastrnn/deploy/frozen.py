@@ -11,7 +11,7 @@ them, as an inference session does.
 
 import numpy as np
 
-from fastrnn.runtime.runtime import Runtime, serving_copy
+from fastrnn.runtime.runtime import Runtime, check_weights, serving_copy
 
 
 def _of_layer(name, doc):
@@ -39,11 +39,30 @@ class FrozenLayer:
     called from several threads at once (the packed weights are only read
     after it is made).
 
+    With ``weights="int8"`` (float32 layers), W_ih and W_hh are quantized
+    when the copy is made, symmetrically per output row, and each product's
+    activations (the layer's input, h_{t-1}) dynamically per row of the batch::
+
+        s_w[n] = max_k |W[n, k]| / 127,   q_w[n, k] = rint(W[n, k] / s_w[n])
+        s_a[m] = max_k |a[m, k]| / 127,   q_a[m, k] = rint(a[m, k] / s_a[m])
+        (a W^T)[m, n] ~ s_a[m] s_w[n] sum_k q_a[m, k] q_w[n, k]
+
+    with the sums exact in int32 and the gates, cell state and outputs in
+    float32.  It reads a quarter of the bytes of the float weights at every
+    step, which is what a small batch's step costs at large hidden sizes; the
+    outputs differ from float32 by the rounding of the quantization (the
+    README's "Reduced precision" section says how much).  The paths (AVX-512
+    VNNI, AVX2, portable C) give the same numbers;
+    ``fastrnn.kernels.recurrent.int8_path()`` says which one runs.
+
     Parameters
     ----------
     layer : fastrnn.RNN, fastrnn.LSTM or fastrnn.GRU
         The layer stack to copy, any configuration (stacked, bidirectional,
         batch_first, either dtype).
+    weights : {"float", "int8"}, default "float"
+        What the copy multiplies by: the weights in the layer's dtype, or
+        quantized to int8 (float32 layers, finite weights).
 
     Examples
     --------
@@ -55,10 +74,11 @@ class FrozenLayer:
     True
     """
 
-    def __init__(self, layer):
+    def __init__(self, layer, *, weights="float"):
         # the parameters as they are now, on a runtime that keeps each layer and
         # direction's packed weights (see RecurrentLayer._packs)
-        own = serving_copy(layer, Runtime(keep_packs=True))
+        own = serving_copy(layer, Runtime(keep_packs=True,
+                                          weights=check_weights(weights, layer)))
         # a one-step call fills them all, so that a failure shows here rather than
         # leaving some unpacked
         own(np.zeros((1, own.input_size), own.dtype))
@@ -73,6 +93,8 @@ class FrozenLayer:
         return self._layer(x, state0, lengths)
 
     dtype = _of_layer("dtype", "The floating-point type the stack computes in.")
+    weights = property(lambda self: self._layer._runtime.weights,
+                       doc='What the stack multiplies by: "float" or "int8".')
     input_size = _of_layer("input_size", "D, the features of each step of x.")
     hidden_size = _of_layer("hidden_size", "H, the features of each direction's state.")
     num_layers = _of_layer("num_layers", "Layers in the stack.")
@@ -84,7 +106,13 @@ class FrozenLayer:
         # A copy or a pickle is made anew from the parameters (the layer's runtime
         # is not copied): its packs then start on a cache line (a copied array need
         # not), and a pickle does not carry them.
-        return (FrozenLayer, (self._layer,))
+        return (_frozen, (self._layer, self.weights))
 
     def __repr__(self):
-        return f"FrozenLayer({self._layer!r})"
+        kind = "" if self.weights == "float" else f", weights={self.weights!r}"
+        return f"FrozenLayer({self._layer!r}{kind})"
+
+
+def _frozen(layer, weights):
+    """FrozenLayer(layer, weights=weights), for pickles."""
+    return FrozenLayer(layer, weights=weights)

@@ -13,7 +13,7 @@ import numpy as np
 from fastrnn.kernels import plan as _plan
 from fastrnn.runtime.aligned import zeros_aligned
 from fastrnn.runtime.lengths import NO_LENGTHS
-from fastrnn.runtime.runtime import Runtime, serving_copy
+from fastrnn.runtime.runtime import Runtime, check_weights, serving_copy
 from fastrnn._validation import check_positive_int, check_state
 
 _RUN = {np.dtype(np.float32): _plan.run_step["float"],
@@ -50,6 +50,10 @@ class Stepper:
     batch_size : None or int
         None: each step takes one stream's x_t of shape (D,).  An int B:
         B streams advance together, x_t is (B, D).
+    weights : {"float", "int8"}, default "float"
+        What the steps multiply by: the weights in the layer's dtype, or
+        quantized to int8 as fastrnn.FrozenLayer does (float32 layers); an
+        int8 stepper gives the numbers of ``layer.frozen(weights="int8")``.
 
     Attributes
     ----------
@@ -67,8 +71,8 @@ class Stepper:
     True
     """
 
-    def __init__(self, layer, state0=None, batch_size=None):
-        runtime = Runtime()
+    def __init__(self, layer, state0=None, batch_size=None, *, weights="float"):
+        runtime = Runtime(weights=check_weights(weights, layer))
         own = serving_copy(layer, runtime)      # the parameters as they are now
         if layer.bidirectional or layer.reverse:
             which = "bidirectional" if layer.bidirectional else "reverse"
@@ -135,4 +139,6 @@ class Stepper:
 
     def __repr__(self):
         batch = "" if self._unbatched else f", batch_size={self._shape[0]}"
-        return f"Stepper({self._layer!r}{batch})"
+        kind = self._layer._runtime.weights
+        kind = "" if kind == "float" else f", weights={kind!r}"
+        return f"Stepper({self._layer!r}{batch}{kind})"

@@ -17,7 +17,8 @@ from cython cimport floating
 from fastrnn.kernels.cells cimport (gru_rb_step_bwd_r, gru_rb_step_bwd_zn, gru_rb_step_fwd,
                              gru_rb_step_reset, gru_step_bwd, gru_step_fwd)
 from fastrnn.kernels.layer_call cimport Backward, Forward, state_before
-from fastrnn.kernels.packed cimport matmul_nt, packed_gemm, packed_gemm_blocks, panel_width
+from fastrnn.kernels.packed cimport packed_gemm, panel_width
+from fastrnn.kernels.products cimport weights_product, weights_product_blocks
 from fastrnn.kernels.sequence cimport zero_rows
 
 
@@ -39,15 +40,15 @@ cdef inline void gru_forward_rows(Forward* a, floating* _, int t, int gt0, int l
     cdef floating* g = <floating*>a.gates + (<size_t>(t - gt0) * B + lo) * ldg
     cdef floating* h = <floating*>a.y + (<size_t>t * B + lo) * a.ldy
     # reset-before: the r, z blocks only, W_hn's product needs r first
-    matmul_nt(a.c.packed, n, 3 * H if a.c.reset_after else 2 * H, H, h_prev, ld_prev,
-              <const floating*>a.w_hh, <const floating*>a.whh_p, gh, 3 * H, False)
+    weights_product(a.c.weights, a.c.packed, n, 3 * H if a.c.reset_after else 2 * H, H,
+                    h_prev, ld_prev, <const floating*>a.w_hh, a.whh_p, gh, 3 * H, False)
     if a.c.reset_after:
         gru_step_fwd(n, H, 0, H, g, gh, <const floating*>a.b_hn, h_prev, ld_prev, h, a.ldy)
     else:
         gru_rb_step_reset(n, H, 0, H, g, gh, h_prev, ld_prev)
-        matmul_nt(a.c.packed, n, H, H, g + 3 * H, ldg,
-                  <const floating*>a.w_hh + <size_t>2 * H * H, <const floating*>a.whn_p,
-                  gh + 2 * H, 3 * H, False)
+        weights_product(a.c.weights, a.c.packed, n, H, H, g + 3 * H, ldg,
+                        <const floating*>a.w_hh + <size_t>2 * H * H, a.whn_p, gh + 2 * H,
+                        3 * H, False)
         gru_rb_step_fwd(n, H, 0, H, g, gh, h_prev, ld_prev, h, a.ldy)
 
 
@@ -81,16 +82,16 @@ cdef inline void gru_forward_units(Forward* a, floating* _, int sub, int t, int 
     cdef floating* g = <floating*>a.gates + (<size_t>(t - gt0) * B + lo) * ldg
     cdef floating* h = <floating*>a.y + (<size_t>t * B + lo) * a.ldy
     if sub == 0:          # its units of each gate block (reset-before: r and z only)
-        packed_gemm_blocks(n, H, h_prev, ld_prev, <const floating*>a.whh_p, H,
-                           3 if a.c.reset_after else 2, H, j0, j1, gh, 3 * H, False)
+        weights_product_blocks(a.c.weights, n, H, h_prev, ld_prev, a.whh_p,
+                               3 if a.c.reset_after else 2, H, j0, j1, gh, 3 * H, False)
         if a.c.reset_after:
             gru_step_fwd(n, H, j0, j1, g, gh, <const floating*>a.b_hn, h_prev, ld_prev, h,
                          a.ldy)
         else:
             gru_rb_step_reset(n, H, j0, j1, g, gh, h_prev, ld_prev)
     else:                 # reset-before: every unit's r * h_{t-1} is ready
-        packed_gemm_blocks(n, H, g + 3 * H, ldg, <const floating*>a.whn_p, H, 1, H, j0, j1,
-                           gh + 2 * H, 3 * H, False)
+        weights_product_blocks(a.c.weights, n, H, g + 3 * H, ldg, a.whn_p, 1, H, j0, j1,
+                               gh + 2 * H, 3 * H, False)
         gru_rb_step_fwd(n, H, j0, j1, g, gh, h_prev, ld_prev, h, a.ldy)
 
 

@@ -12,7 +12,7 @@
 from cython cimport floating
 from fastrnn.kernels.cells cimport lstm_peep_grads, lstm_step_bwd, lstm_step_fwd
 from fastrnn.kernels.layer_call cimport Backward, Forward, state_before
-from fastrnn.kernels.packed cimport matmul_nt, packed_gemm_blocks
+from fastrnn.kernels.products cimport weights_product, weights_product_blocks
 from fastrnn.kernels.sequence cimport BackStage, StepRows, copy_rows, step_rows
 from fastrnn.kernels.threads cimport split_range
 
@@ -34,8 +34,8 @@ cdef inline void lstm_forward_rows(Forward* a, floating* _, int t, int gt0, int 
     if t_prev >= 0:
         c_prev = lstm_cell_at(a, _, t_prev)
     cdef floating* g = <floating*>a.gates + (<size_t>(t - gt0) * B + lo) * G
-    matmul_nt(a.c.packed, hi - lo, G, H, h_prev + <size_t>lo * ld_prev, ld_prev,
-              <const floating*>a.w_hh, <const floating*>a.whh_p, g, G, True)
+    weights_product(a.c.weights, a.c.packed, hi - lo, G, H, h_prev + <size_t>lo * ld_prev,
+                    ld_prev, <const floating*>a.w_hh, a.whh_p, g, G, True)
     lstm_step_fwd(hi - lo, H, 0, H, g, c_prev + <size_t>lo * H,
                   lstm_cell_at(a, _, t) + <size_t>lo * H,
                   <floating*>a.y + (<size_t>t * B + lo) * a.ldy, a.ldy,
@@ -61,8 +61,8 @@ cdef inline void lstm_forward_units(Forward* a, floating* _, int sub, int t, int
     if t_prev >= 0:
         c_prev = lstm_cell_at(a, _, t_prev)
     cdef floating* g = <floating*>a.gates + (<size_t>(t - gt0) * B + lo) * G
-    packed_gemm_blocks(hi - lo, H, h_prev, ld_prev, <const floating*>a.whh_p, H, 4, H, j0, j1,
-                       g, G, True)
+    weights_product_blocks(a.c.weights, hi - lo, H, h_prev, ld_prev, a.whh_p, 4, H, j0, j1, g,
+                           G, True)
     lstm_step_fwd(hi - lo, H, j0, j1, g, c_prev + <size_t>lo * H,
                   lstm_cell_at(a, _, t) + <size_t>lo * H,
                   <floating*>a.y + (<size_t>t * B + lo) * a.ldy, a.ldy, <const floating*>a.peep)

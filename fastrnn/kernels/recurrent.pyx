@@ -10,6 +10,7 @@ the job's arguments (fastrnn/kernels/layer_call.pxd) and run the time loop
 """
 
 cimport numpy as cnp
+import numpy as np
 from cython cimport floating
 from libc.string cimport memset
 
@@ -24,6 +25,10 @@ from fastrnn.kernels.packed cimport (FR_CLASSES, FR_PANEL_F32, FR_PANEL_F64, PAC
                                      PACK_WHEN_WORTH, PACKED, fr_gemm_class, fr_gemm_machine,
                                      fr_gemm_set_class, fr_gemm_tile_name)
 from fastrnn.kernels.plan cimport StepPlan, run_or_plan
+from fastrnn.kernels.products cimport (FR_Q8_MAX_K, FR_Q8_PATHS, WEIGHTS_FLOAT, WEIGHTS_INT8,
+                                       fr_q8_gemm, fr_q8_pack_bytes, fr_q8_pack_cols,
+                                       fr_q8_path, fr_q8_path_name, fr_q8_set_path,
+                                       fr_q8_supported)
 from fastrnn.kernels.sequence cimport add_pack, back_stages, set_transposed, time_loop_threads, unit_stages
 from fastrnn.kernels.threads cimport fr_part_fn, fr_task_fn, run_parallel, run_staged
 from fastrnn.kernels.time_loop cimport (backward_task, backward_units_part, cell_substeps,
@@ -35,6 +40,8 @@ CELLS = {"RNN": CELL_RNN, "LSTM": CELL_LSTM, "GRU": CELL_GRU}
 # whether each cell's single-sequence backward may be shared by hidden units
 SPLITS_BACKWARD = {name: bool(splits_backward(cell)) for name, cell in CELLS.items()}
 PACKING = {"when_worth": PACK_WHEN_WORTH, "now": PACK_NOW, "packed": PACKED}
+WEIGHTS = {"float": WEIGHTS_FLOAT, "int8": WEIGHTS_INT8}
+Q8_MAX_K = FR_Q8_MAX_K
 
 
 # --------------------------------------------------------------- jobs by dtype
@@ -80,6 +87,52 @@ def _set_gemm_class(int c):
     return before
 
 
+def int8_paths():
+    """{name: supported} of the int8 product's paths (csrc/fastrnn_q8.h), in order."""
+    return {fr_q8_path_name(p).decode(): bool(fr_q8_supported(p)) for p in range(FR_Q8_PATHS)}
+
+
+def int8_path():
+    """The int8 product's path this process runs: (index, name)."""
+    cdef int p = fr_q8_path()
+    return p, fr_q8_path_name(p).decode()
+
+
+def _set_int8_path(int path):
+    """Run the int8 products on path (an index of int8_paths()), or this CPU's best
+    with -1; return the path run before.  For tests: every path gives the same
+    numbers.  A path this CPU lacks is a ValueError."""
+    cdef int before = fr_q8_path()
+    if path >= FR_Q8_PATHS or (path >= 0 and not fr_q8_supported(path)):
+        raise ValueError(f"path: {path} is not an int8 path this CPU runs "
+                         f"({int8_paths()})")
+    fr_q8_set_path(path)
+    return before
+
+
+def _int8_product(cnp.ndarray[cnp.float32_t, ndim=2, mode="c"] A,
+                  cnp.ndarray[cnp.float32_t, ndim=2, mode="c"] W, bias=None):
+    """A @ W.T (+ bias) through the int8 pack and product of the kernels, for tests:
+    W (N, K) quantized per row, A (M, K) per row (csrc/fastrnn_q8.h)."""
+    cdef int M = A.shape[0], K = A.shape[1], N = W.shape[0]
+    if W.shape[1] != K or K > FR_Q8_MAX_K:
+        raise ValueError(f"W: expected ({N}, {K}) with K <= {FR_Q8_MAX_K}, got {(<object>W).shape}")
+    cdef cnp.ndarray[cnp.float32_t, ndim=1] b
+    cdef const float* pb = NULL
+    if bias is not None:
+        b = np.ascontiguousarray(bias, dtype=np.float32)
+        if b.shape[0] != N:
+            raise ValueError(f"bias: expected ({N},), got {(<object>b).shape}")
+        pb = &b[0]
+    cdef cnp.ndarray[cnp.float32_t, ndim=1] pack = np.zeros(fr_q8_pack_bytes(N, K) // 4,
+                                                            np.float32)
+    cdef cnp.ndarray[cnp.float32_t, ndim=2] C = np.zeros((M, N), np.float32)
+    with nogil:
+        fr_q8_pack_cols(N, K, &W[0, 0], K, 1, &pack[0], 0, N)
+        fr_q8_gemm(M, K, &A[0, 0], K, &pack[0], N, 1, N, 0, N, &C[0, 0], N, 0, pb)
+    return C
+
+
 def gemm_classes():
     """How many machine classes the GEMM's table has."""
     return FR_CLASSES
@@ -120,6 +173,11 @@ cdef class CallConfig:
         threads by hidden units, so that each thread streams only its share of the
         recurrent weights; larger batches are split by rows (default 1: a single
         sequence). fastrnn/runtime/paths.py chooses it from the machine's limits.
+    weights : int
+        WEIGHTS["float"] multiplies by the weights in the layer's dtype;
+        WEIGHTS["int8"] by the weights quantized to int8 per output row, the
+        activations quantized per row at each product (float32 inference with
+        packing "now" or "packed" only; D and H at most Q8_MAX_K).
 
     Attributes
     ----------
@@ -139,7 +197,7 @@ cdef class CallConfig:
     def __init__(self, int cell, int itemsize, int T, int B, int D, int H, bint reverse,
                  bint training, int packing, int nthreads, bint relu=False,
                  bint reset_after=True, bint peephole=False, int chunk_elements=0,
-                 int units_rows=1):
+                 int units_rows=1, int weights=WEIGHTS_FLOAT):
         if cell not in (CELL_RNN, CELL_LSTM, CELL_GRU):
             raise ValueError(f"cell: expected one of {sorted(CELLS.values())}, got {cell}")
         if itemsize not in (4, 8):
@@ -150,6 +208,14 @@ cdef class CallConfig:
         if packing not in (PACK_WHEN_WORTH, PACK_NOW, PACKED):
             raise ValueError(f"packing: expected one of {sorted(PACKING.values())}, got "
                              f"{packing}")
+        if weights not in (WEIGHTS_FLOAT, WEIGHTS_INT8):
+            raise ValueError(f"weights: expected one of {sorted(WEIGHTS.values())}, got "
+                             f"{weights}")
+        if weights == WEIGHTS_INT8 and (itemsize != 4 or training or packing == PACK_WHEN_WORTH
+                                        or max(D, H) > FR_Q8_MAX_K):
+            raise ValueError("weights: int8 needs float32 inference, packing 'now' or "
+                             f"'packed', and D, H at most {FR_Q8_MAX_K}")
+        self.c.weights = weights
         self.c.cell, self.c.itemsize = cell, itemsize
         self.c.T, self.c.B, self.c.D, self.c.H = T, B, D, H
         self.c.reverse, self.c.training = reverse, training
@@ -328,6 +394,7 @@ def forward(CallConfig cfg, x, y, int y_off, tuple weights, tuple state0, tuple 
     cdef int nthreads = time_loop_threads(B, H, c.nthreads, c.packed, nr, c.units_rows,
                                           &a.split_units)
     a.packs.count = 0
+    a.packs.q8 = c.weights == WEIGHTS_INT8
     if c.packed and c.packing != PACKED:
         add_pack(&a.packs, G, D, a.w_ih, D, 1, <void*>a.wih_p)
         if gru and not c.reset_after:     # W_h{r,z}, then W_hn on its own
@@ -418,6 +485,7 @@ def backward(CallConfig cfg, x, y, dy, int y_off, tuple weights, tuple state0, t
     a.dgh = p_bwd[BWD_DGH] if p_bwd[BWD_DGH] != NULL else a.dgi
     a.whhT_p = p_bwd[BWD_WHHT]
     a.packs.count = 0      # W_hh^T and W_ih^T, packed first
+    a.packs.q8 = False
     add_pack(&a.packs, H, G, w_hh, 1, H, p_bwd[BWD_WHHT])
     add_pack(&a.packs, D, G, w_ih, 1, D, p_bwd[BWD_WIHT])
     # the hidden side's columns of dG that W_hh multiplies: reset-before's n block

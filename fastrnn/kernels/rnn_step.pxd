@@ -9,7 +9,8 @@
 from cython cimport floating
 from fastrnn.kernels.cells cimport rnn_step_bwd, rnn_step_fwd
 from fastrnn.kernels.layer_call cimport Backward, Forward, state_before
-from fastrnn.kernels.packed cimport matmul_nt, packed_gemm_blocks, rnn_gemv_step
+from fastrnn.kernels.packed cimport rnn_gemv_step
+from fastrnn.kernels.products cimport WEIGHTS_FLOAT, weights_product, weights_product_blocks
 
 
 cdef inline void rnn_forward_rows(Forward* a, floating* _, int t, int gt0, int lo, int hi,
@@ -22,11 +23,12 @@ cdef inline void rnn_forward_rows(Forward* a, floating* _, int t, int gt0, int l
                                                <const floating*>a.h0) + <size_t>lo * ld_prev
     cdef floating* p = <floating*>a.gates + (<size_t>(t - gt0) * B + lo) * H
     cdef floating* h = <floating*>a.y + (<size_t>t * B + lo) * a.ldy
-    if a.c.packed and hi - lo == 1:    # a single row: product and activation in one pass
+    if a.c.packed and hi - lo == 1 and a.c.weights == WEIGHTS_FLOAT:
+        # a single row: product and activation in one pass
         rnn_gemv_step(H, h_prev, <const floating*>a.whh_p, H, 0, H, p, h, a.c.relu)
         return
-    matmul_nt(a.c.packed, hi - lo, H, H, h_prev, ld_prev, <const floating*>a.w_hh,
-              <const floating*>a.whh_p, p, H, True)
+    weights_product(a.c.weights, a.c.packed, hi - lo, H, H, h_prev, ld_prev,
+                    <const floating*>a.w_hh, a.whh_p, p, H, True)
     rnn_step_fwd(hi - lo, H, p, h, a.ldy, a.c.relu)
 
 
@@ -40,11 +42,11 @@ cdef inline void rnn_forward_units(Forward* a, floating* _, int sub, int t, int 
                                                <const floating*>a.h0) + <size_t>lo * ld_prev
     cdef floating* p = <floating*>a.gates + (<size_t>(t - gt0) * B + lo) * H
     cdef floating* h = <floating*>a.y + (<size_t>t * B + lo) * a.ldy
-    if hi - lo == 1:      # product and activation in one pass
+    if hi - lo == 1 and a.c.weights == WEIGHTS_FLOAT:    # product and activation in one pass
         rnn_gemv_step(H, h_prev, <const floating*>a.whh_p, H, j0, j1, p, h, a.c.relu)
         return
-    packed_gemm_blocks(hi - lo, H, h_prev, ld_prev, <const floating*>a.whh_p, H, 1, H, j0, j1,
-                       p, H, True)
+    weights_product_blocks(a.c.weights, hi - lo, H, h_prev, ld_prev, a.whh_p, 1, H, j0, j1, p,
+                           H, True)
     for b in range(hi - lo):
         rnn_step_fwd(1, j1 - j0, p + <size_t>b * H + j0, h + <size_t>b * a.ldy + j0, a.ldy,
                      a.c.relu)

@@ -6,8 +6,9 @@
 
 from cython cimport floating
 from fastrnn.kernels.cells cimport colsum_add, fill_rows
-from fastrnn.kernels.packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemm_bias,
-                              packed_gemm_ex, panel_width, transpose)
+from fastrnn.kernels.packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemm_ex,
+                              panel_width, transpose)
+from fastrnn.kernels.products cimport FR_Q8_NR, fr_q8_pack_cols, weights_product_bias
 from fastrnn.kernels.threads cimport FR_MAX_PARTS, barrier_wait, fr_barrier, split_range
 
 
@@ -264,17 +265,17 @@ cdef inline void back_stage(long stage, int T, bint reverse, const int* active,
 
 
 cdef inline void project_rows(int rows, int G, int D, const floating* x, bint packed,
-                              const floating* w_ih, const floating* wih_packed,
+                              int weights, const floating* w_ih, const void* wih_packed,
                               const floating* bias, floating* out, int ldo) noexcept nogil:
     """out[:rows, :G] = x[:rows] @ W_ih^T + bias (x has D columns), from W_ih packed
-    (when packed) or as it is."""
+    (when packed, as weights says: fastrnn/kernels/products.pxd) or as it is."""
     if rows <= 0:
         return
     if packed:
-        packed_gemm_bias(rows, 0, G, D, x, D, wih_packed, D, bias, out, ldo)
+        weights_product_bias(weights, rows, D, x, wih_packed, 1, G, 0, G, bias, out, ldo)
     else:
         fill_rows(rows, G, bias, out, ldo)
-        matmul_nt(False, rows, G, D, x, D, w_ih, wih_packed, out, ldo, True)
+        matmul_nt(False, rows, G, D, x, D, w_ih, <const floating*>wih_packed, out, ldo, True)
 
 
 # A time loop split by batch rows reads, at each step, only its own rows of
@@ -297,8 +298,8 @@ cdef inline bint projects_own_rows(int B, int nthreads) noexcept nogil:
 
 
 cdef inline void project_chunk(bint own_rows, int t0, int t1, int B, int b0, int b1, int G,
-                               int D, const floating* x, bint packed, const floating* w_ih,
-                               const floating* wih_packed, const floating* bias,
+                               int D, const floating* x, bint packed, int weights,
+                               const floating* w_ih, const void* wih_packed, const floating* bias,
                                floating* out, int ldo, int tid, int nthreads,
                                fr_barrier* barrier) noexcept nogil:
     """The input projection of steps [t0, t1) that task tid of a time loop over
@@ -314,15 +315,15 @@ cdef inline void project_chunk(bint own_rows, int t0, int t1, int B, int b0, int
     cdef int t, r0, r1
     if not own_rows:
         split_range((t1 - t0) * B, tid, nthreads, &r0, &r1)
-        project_rows(r1 - r0, G, D, x + (<size_t>t0 * B + r0) * D, packed, w_ih, wih_packed,
-                     bias, out + <size_t>r0 * ldo, ldo)
+        project_rows(r1 - r0, G, D, x + (<size_t>t0 * B + r0) * D, packed, weights, w_ih,
+                     wih_packed, bias, out + <size_t>r0 * ldo, ldo)
         barrier_wait(barrier)
     elif b0 == 0 and b1 == B:   # the chunk's rows are contiguous: one product
-        project_rows((t1 - t0) * B, G, D, x + <size_t>t0 * B * D, packed, w_ih, wih_packed,
-                     bias, out, ldo)
+        project_rows((t1 - t0) * B, G, D, x + <size_t>t0 * B * D, packed, weights, w_ih,
+                     wih_packed, bias, out, ldo)
     else:
         for t in range(t0, t1):
-            project_rows(b1 - b0, G, D, x + (<size_t>t * B + b0) * D, packed, w_ih,
+            project_rows(b1 - b0, G, D, x + (<size_t>t * B + b0) * D, packed, weights, w_ih,
                          wih_packed, bias, out + (<size_t>(t - t0) * B + b0) * ldo, ldo)
 
 
@@ -334,14 +335,20 @@ cdef inline void end_chunk(bint own_rows, fr_barrier* barrier) noexcept nogil:
 
 
 cdef inline void pack_task(int N, int K, const floating* W, long sn, long sk,
-                           floating* Wp, int tid, int nthreads) noexcept nogil:
-    """This task's share (whole panels) of pack_panels(N, K, W, sn, sk, Wp)."""
-    cdef int nr = panel_width(W)
+                           floating* Wp, int tid, int nthreads, bint q8=False) noexcept nogil:
+    """This task's share (whole panels) of pack_panels(N, K, W, sn, sk, Wp), or with
+    q8 of W quantized to int8 (fr_q8_pack_cols: float32 only)."""
+    cdef int nr = FR_Q8_NR if q8 else panel_width(W)
     cdef int q0, q1, n0, n1
     split_range((N + nr - 1) // nr, tid, nthreads, &q0, &q1)
     n0 = q0 * nr
     n1 = q1 * nr if q1 * nr < N else N
-    if n1 > n0:
+    if n1 <= n0:
+        return
+    if q8:
+        if floating is float:
+            fr_q8_pack_cols(N, K, W, sn, sk, Wp, n0, n1)
+    else:
         pack_panels(n1 - n0, K, W + n0 * sn, sn, sk, Wp + <size_t>n0 * K)
 
 
@@ -353,6 +360,7 @@ cdef enum:
 
 cdef struct Packs:
     int count
+    bint q8                # quantize to int8 (fastrnn/kernels/products.pxd), float32 only
     int N[MAX_PACKS]
     int K[MAX_PACKS]
     long sn[MAX_PACKS]     # element (n, k) of matrix i at W[i][n*sn[i] + k*sk[i]]
@@ -374,7 +382,7 @@ cdef inline void packs_task(Packs* p, floating* _, int tid, int nthreads) noexce
     cdef int i
     for i in range(p.count):
         pack_task(p.N[i], p.K[i], <const floating*>p.W[i], p.sn[i], p.sk[i],
-                  <floating*>p.Wp[i], tid, nthreads)
+                  <floating*>p.Wp[i], tid, nthreads, p.q8)
 
 
 # A part packs and projects the same units it steps, so the packed weights
@@ -388,22 +396,25 @@ cdef inline void packs_units_task(Packs* p, floating* _, int H, int j0, int j1) 
     for i in range(p.count):
         for q in range(p.N[i] // H):
             n0 = q * H
+            if p.q8:
+                if floating is float:
+                    fr_q8_pack_cols(p.N[i], p.K[i], <const float*>p.W[i], p.sn[i], p.sk[i],
+                                    p.Wp[i], n0 + j0, n0 + j1)
+                continue
             pack_panels(j1 - j0, p.K[i], <const floating*>p.W[i] + (n0 + j0) * p.sn[i],
                         p.sn[i], p.sk[i], <floating*>p.Wp[i] + <size_t>(n0 + j0) * p.K[i])
 
 
 cdef inline void project_units_task(int rows, int nblocks, int H, int D, const floating* x,
-                                    const floating* wih_p, const floating* bias,
+                                    int weights, const void* wih_p, const floating* bias,
                                     floating* out, int ldo, int j0, int j1) noexcept nogil:
     """Units [j0, j1) of each of the nblocks gate blocks of out[:rows] =
     x[:rows] @ W_ih^T + bias, from W_ih packed (D rows per panel)."""
-    cdef int q
-    for q in range(nblocks):
-        packed_gemm_bias(rows, q * H + j0, q * H + j1, D, x, D, wih_p, D, bias, out, ldo)
+    weights_product_bias(weights, rows, D, x, wih_p, nblocks, H, j0, j1, bias, out, ldo)
 
 
 cdef inline bint pack_or_project(const UnitStage* u, Packs* packs, int nblocks, int B, int H,
-                                 int D, const floating* x, const floating* wih_p,
+                                 int D, const floating* x, int weights, const void* wih_p,
                                  const floating* bias, floating* chunk_out, int ldo, int j0,
                                  int j1) noexcept nogil:
     """Do units [j0, j1) of stage u if it packs the weights or projects a chunk of B
@@ -413,7 +424,8 @@ cdef inline bint pack_or_project(const UnitStage* u, Packs* packs, int nblocks, 
         packs_units_task(packs, chunk_out, H, j0, j1)
         return True
     if u.kind == STAGE_PROJECT:
-        project_units_task((u.t1 - u.t0) * B, nblocks, H, D, x + <size_t>u.t0 * B * D, wih_p,
+        project_units_task((u.t1 - u.t0) * B, nblocks, H, D, x + <size_t>u.t0 * B * D, weights,
+                           wih_p,
                            bias, chunk_out, ldo, j0, j1)
         return True
     return False

@@ -125,7 +125,7 @@ cdef inline void forward_task(Forward* a, floating* _, int tid, int nt) noexcept
         chunk_bounds(k, a.c.chunk, T, a.c.reverse, &t0, &t1)
         gt0 = gates_t0(a.all_steps, t0)
         project_chunk(own_rows, t0, t1, B, b0, b1, a.c.G, a.c.D, <const floating*>a.x,
-                      a.c.packed, <const floating*>a.w_ih, <const floating*>a.wih_p,
+                      a.c.packed, a.c.weights, <const floating*>a.w_ih, a.wih_p,
                       <const floating*>a.bias,
                       <floating*>a.gates + <size_t>(t0 - gt0) * B * ldg, ldg, tid, nt,
                       &a.barrier)
@@ -156,7 +156,7 @@ cdef inline void forward_units_part(Forward* a, floating* _, long stage, int par
     unit_range(H, panel_width(_), part, nparts, &j0, &j1)
     gt0 = gates_t0(a.all_steps, u.t0)
     if pack_or_project(&u, &a.packs, gate_blocks(a.c.cell), B, H, a.c.D,
-                       <const floating*>a.x, <const floating*>a.wih_p,
+                       <const floating*>a.x, a.c.weights, a.wih_p,
                        <const floating*>a.bias,
                        <floating*>a.gates + <size_t>(u.t0 - gt0) * B * a.c.ldg, a.c.ldg, j0,
                        j1):

@@ -29,7 +29,7 @@ from fastrnn.runtime.split_choice import TimedCall
 from fastrnn._validation import (as_real_array, check_positive_int,
                                  check_probability, check_sequence, check_shape, check_state)
 from fastrnn.deploy.frozen import FrozenLayer
-from fastrnn.kernels.recurrent import CELLS, PACKING, SPLITS_BACKWARD, CallConfig
+from fastrnn.kernels.recurrent import CELLS, PACKING, SPLITS_BACKWARD, WEIGHTS, CallConfig
 from fastrnn.kernels.recurrent import backward as _kernel_backward, forward as _kernel_forward
 from fastrnn.kernels.threads import get_num_threads
 from fastrnn.deploy.stepper import Stepper
@@ -278,14 +278,16 @@ class RecurrentLayer(ParamModule):
         return CallConfig(self._cell_id, self.dtype.itemsize, T, B, D, self.hidden_size,
                           self._backwards_in_time(direction), training, packing, nthreads,
                           *self._variant(), chunk_elements=_CHUNK_ELEMENTS,
-                          units_rows=units_rows)
+                          units_rows=units_rows,
+                          weights=WEIGHTS["float" if training else self._runtime.weights])
 
     def _units_rows(self, B, nthreads):
         """The forward's units_rows: B when a batch of B rows should share each step by
         hidden units on nthreads threads (fastrnn/runtime/paths.py), else 1."""
         if B < 2 or nthreads < 2 or B > MAX_UNITS_ROWS:
             return 1
-        return units_rows(self._cell.key, B, self.hidden_size, self.dtype.itemsize, nthreads,
+        itemsize = 1 if self._runtime.weights == "int8" else self.dtype.itemsize
+        return units_rows(self._cell.key, B, self.hidden_size, itemsize, nthreads,
                           substeps=self._step_stages())
 
     def _step_stages(self):
@@ -335,16 +337,17 @@ class RecurrentLayer(ParamModule):
         """
         return self._forward(x, state0, lengths, training=True)
 
-    def stepper(self, state0=None, batch_size=None):
+    def stepper(self, state0=None, batch_size=None, *, weights="float"):
         """A fastrnn.Stepper running this (forward) stack one time step per call,
         with the state kept inside: the cheap way to serve a stream.  See
         fastrnn.Stepper for the arguments."""
-        return Stepper(self, state0, batch_size)
+        return Stepper(self, state0, batch_size, weights=weights)
 
-    def frozen(self):
+    def frozen(self, *, weights="float"):
         """A fastrnn.FrozenLayer: a copy of this stack for inference only, its
-        weights packed once rather than at every call (the way to deploy it)."""
-        return FrozenLayer(self)
+        weights packed once rather than at every call (the way to deploy it);
+        ``weights="int8"`` quantizes them (see fastrnn.FrozenLayer)."""
+        return FrozenLayer(self, weights=weights)
 
     def _state_shape(self, B):
         return (self.num_layers * self.num_directions, B, self.hidden_size)

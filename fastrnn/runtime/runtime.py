@@ -15,6 +15,10 @@ a Reused is taken by one call at a time, and packs are only read once made.
 
 import copy
 
+import numpy as np
+
+from fastrnn.kernels.recurrent import Q8_MAX_K
+
 from fastrnn.layers.cell_kinds import check_layer
 from fastrnn.runtime.scratch import Reused, Scratch
 from fastrnn.runtime.split_choice import SplitChoice
@@ -32,12 +36,16 @@ class Runtime:
     plan : fastrnn.kernels.plan.StepPlan or None
         A Stepper's plan: the layer's forward hooks then set up the plan's layers
         instead of running.
+    weights : {"float", "int8"}
+        What the inference calls multiply by: the weights as they are, or
+        quantized to int8 (fastrnn.FrozenLayer, fastrnn.Stepper); training calls
+        always use the float weights.
     """
 
     __slots__ = ("scratch", "idle", "forward_choice", "forward_way", "backward_choice",
-                 "backward_way", "packs", "plan")
+                 "backward_way", "packs", "plan", "weights")
 
-    def __init__(self, *, keep_packs=False, plan=None):
+    def __init__(self, *, keep_packs=False, plan=None, weights="float"):
         self.scratch = Scratch()
         # "reused": the Reused of the last inference call, for the next one to take
         # (dict.pop is atomic, so two concurrent calls never share it)
@@ -49,6 +57,7 @@ class Runtime:
         self.backward_way = None
         self.packs = {} if keep_packs else None
         self.plan = plan
+        self.weights = weights
 
     def __reduce__(self):
         # copies and pickles start afresh (see the module docstring)
@@ -62,6 +71,27 @@ class Runtime:
         """Leave an inference call's work arrays to the next call."""
         reused.rewind()
         self.idle["reused"] = reused
+
+
+WEIGHT_KINDS = ("float", "int8")
+
+
+def check_weights(weights, layer):
+    """weights, checked for serving layer with it (FrozenLayer, Stepper)."""
+    if not isinstance(weights, str) or weights not in WEIGHT_KINDS:
+        raise ValueError(f"weights: expected one of {WEIGHT_KINDS}, got {weights!r}")
+    if weights == "int8":
+        if layer.dtype != np.float32:
+            raise TypeError(f"weights: 'int8' serves float32 layers, got a {layer.dtype} "
+                            f"layer")
+        if max(layer.input_size, layer.hidden_size) > Q8_MAX_K:
+            raise ValueError(f"weights: 'int8' serves layers of at most {Q8_MAX_K} input "
+                             f"and hidden features")
+        for name, p in layer.params.items():
+            if name.startswith("weight") and not np.isfinite(p).all():
+                raise ValueError(f"weights: 'int8' needs finite weights, {name} has "
+                                 f"inf or NaN")
+    return weights
 
 
 def serving_copy(layer, runtime):
