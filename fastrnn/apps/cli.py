@@ -1,4 +1,5 @@
-"""Command line of fastrnn: ``python -m fastrnn {info,bench,charlm,wordlm}``."""
+"""Command line of fastrnn: ``python -m fastrnn {info,bench,charlm,wordlm,dates,digits,
+ctcdigits}``."""
 
 import argparse
 import importlib
@@ -510,6 +511,297 @@ def _check_wordlm_args(parser, args):
         parser.error(f"--top-p: expected a number in (0, 1], got {args.top_p}")
 
 
+# ------------------------------------------------ sequence-to-sequence examples
+# dates (attention), digits (many-to-one) and ctcdigits (CTC): each app module holds its
+# DEFAULTS and QUICK settings; an option left unset takes QUICK's value with --quick.
+
+
+def _app_error(app):
+    def error(message):
+        print(f"python -m fastrnn {app}: error: {message}", file=sys.stderr)
+        return 2
+    return error
+
+
+def _settings(args, defaults, quick):
+    """Every training setting: the option's value if given, else QUICK's with --quick, else
+    the default."""
+    out = {}
+    for name, value in defaults.items():
+        given = getattr(args, name)
+        out[name] = given if given is not None else (quick.get(name, value) if args.quick
+                                                     else value)
+    return out
+
+
+def _check_settings(parser, settings, positive, fractions=()):
+    for name in positive:
+        if settings[name] < 1:
+            parser.error(f"--{name.replace('_', '-')}: expected a positive integer, got "
+                         f"{settings[name]}")
+    for name in fractions:
+        if not settings[name] > 0:
+            parser.error(f"--{name}: expected a number > 0, got {settings[name]}")
+
+
+def _add_training_options(t, defaults, extra_help=""):
+    t.add_argument("--steps", type=int, metavar="N", help=f"training steps ({defaults['steps']})")
+    t.add_argument("--batch", type=int, metavar="N", help=f"examples per step "
+                                                           f"({defaults['batch']})")
+    t.add_argument("--lr", type=float, help=f"Adam learning rate, decayed linearly to a tenth "
+                                            f"({defaults['lr']})")
+    t.add_argument("--clip", type=float, help=f"largest total gradient norm ({defaults['clip']})")
+    t.add_argument("--seed", type=int, help="seeds the model, the split and the batches (0)")
+    t.add_argument("--threads", type=int, metavar="N",
+                   help="fastrnn's threads (default: the CPUs available)")
+    t.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    t.add_argument("--quick", action="store_true",
+                   help="a short run (seconds) for a first look and the tests" + extra_help)
+
+
+def _train_report(result, unit="examples"):
+    print(f"trained {result['steps']} steps in {result['seconds']:.1f} s "
+          f"({result['examples_per_s']:,.0f} {unit}/s); loss {result['first_loss']:.3f} at the "
+          f"first step, {result['running_loss']:.4f} over the last 50")
+
+
+def _set_threads(parser, threads):
+    if threads is not None:
+        if threads < 1:
+            parser.error(f"--threads: expected a positive integer, got {threads}")
+        from fastrnn.kernels.threads import set_num_threads
+        set_num_threads(threads)
+
+
+def cmd_dates_train(parser, args):
+    from fastrnn.apps import dates
+    error = _app_error("dates")
+    st = _settings(args, dates.DEFAULTS, dates.QUICK)
+    _check_settings(parser, st, ("steps", "batch", "held_out", "hidden"), ("lr", "clip"))
+    _set_threads(parser, args.threads)
+    model = dates.DateTranslator(decoder_size=st["hidden"], encoder_size=max(1, st["hidden"] // 2),
+                                 dtype=np.dtype(args.dtype), seed=st["seed"])
+    texts, iso = dates.held_out_dates(st["held_out"], st["seed"])
+    print(f"data: dates {dates.FIRST} to {dates.LAST} in {dates.NUM_FORMATS} formats (and "
+          f"three cases); {st['held_out']:,} dates held out, never trained on")
+    print(f"model: {model}")
+    print(f"training: {st['steps']} steps of {st['batch']} fresh dates, Adam lr {st['lr']}, "
+          f"clip {st['clip']}")
+    progress = _Progress(st["steps"], unit="dates")
+    result = dates.train(model, steps=st["steps"], batch_size=st["batch"], lr=st["lr"],
+                         clip=st["clip"], held_out=st["held_out"], seed=st["seed"],
+                         progress=progress)
+    progress.clear()
+    _train_report(result, "dates")
+    exact, chars = dates.accuracy(model, texts, iso)
+    print(f"held-out exact match (greedy): {exact:.2%} of {len(texts):,} dates; "
+          f"{chars:.2%} of the characters")
+    for text in texts[:3]:
+        print(f"  {text!r} -> {model.translate([text])[0]}")
+    return _save_model(model, args.out, error)
+
+
+def cmd_dates_translate(parser, args):
+    from fastrnn.apps import dates
+    error = _app_error("dates")
+    if args.beam is not None and args.beam < 1:
+        parser.error(f"--beam: expected a positive integer, got {args.beam}")
+    model, code = _load_model(dates.DateTranslator, args.model, "dates", error)
+    if model is None:
+        return code
+    try:
+        if args.beam:
+            for text in args.text:
+                for out, score in model.beam(text, args.beam):
+                    print(f"{text}\t{out}\t{score:.3f}")
+        else:
+            for text, out in zip(args.text, model.translate(args.text)):
+                print(f"{text}\t{out}")
+        if args.plot:
+            dates.plot_attention(model, args.text[0], args.plot)
+            print(f"attention map of {args.text[0]!r} written to {args.plot}", file=sys.stderr)
+    except (TypeError, ValueError) as exc:
+        return error(str(exc))
+    except ImportError as exc:
+        return error(str(exc))
+    except OSError as exc:
+        return error(f"cannot write {args.plot}: {exc}")
+    return 0
+
+
+def _add_dates_parser(sub):
+    from fastrnn.apps.dates import DEFAULTS
+    d = sub.add_parser("dates", help="date translation with attention: train, translate",
+                       description="Translate human-readable dates (\"3rd of May 1979\") to "
+                                   "YYYY-MM-DD: bidirectional LSTM encoder, additive "
+                                   "attention, LSTMCell decoder.")
+    dsub = d.add_subparsers(dest="dates_command", required=True)
+    t = dsub.add_parser("train", help="train on generated dates, report held-out accuracy")
+    t.add_argument("--hidden", type=int, metavar="N",
+                   help=f"decoder size; the encoder has N/2 per direction ({DEFAULTS['hidden']})")
+    t.add_argument("--held-out", type=int, metavar="N",
+                   help=f"dates held out for the accuracy ({DEFAULTS['held_out']})")
+    _add_training_options(t, DEFAULTS)
+    t.add_argument("--out", default="dates.npz", metavar="MODEL", help="(dates.npz)")
+    r = dsub.add_parser("translate", help="translate dates with a trained model")
+    r.add_argument("text", nargs="+", help="dates to translate, e.g. \"3rd of May 1979\"")
+    r.add_argument("--model", default="dates.npz", help="a model saved by train (dates.npz)")
+    r.add_argument("--beam", type=int, metavar="K",
+                   help="print the K best translations by beam search with their log p")
+    r.add_argument("--plot", metavar="FILE",
+                   help="draw the attention map of the first text as a PNG (needs matplotlib)")
+    return d
+
+
+def cmd_digits_train(parser, args):
+    from fastrnn.apps import digits
+    error = _app_error("digits")
+    st = _settings(args, digits.DEFAULTS, digits.QUICK)
+    _check_settings(parser, st, ("steps", "batch", "held_out", "hidden"), ("lr", "clip"))
+    _set_threads(parser, args.threads)
+    try:
+        xtr, ytr, xho, yho = digits.split(st["held_out"], st["seed"])
+    except (ImportError, ValueError) as exc:
+        return error(str(exc))
+    model = digits.DigitClassifier(hidden_size=st["hidden"], pool=args.pool,
+                                   dtype=np.dtype(args.dtype), seed=st["seed"])
+    print(f"data: scikit-learn's 8x8 digits read row by row (8 steps of 8 pixels): "
+          f"{len(ytr):,} for training, {len(yho):,} held out")
+    print(f"model: {model}")
+    print(f"training: {st['steps']} steps of {st['batch']} images, Adam lr {st['lr']}, "
+          f"clip {st['clip']}")
+    progress = _Progress(st["steps"], unit="images")
+    result = digits.train(model, xtr, ytr, steps=st["steps"], batch_size=st["batch"],
+                          lr=st["lr"], clip=st["clip"], seed=st["seed"], progress=progress)
+    progress.clear()
+    _train_report(result, "images")
+    print(f"accuracy: {model.accuracy(xho, yho):.2%} held out ({len(yho):,} images), "
+          f"{model.accuracy(xtr, ytr):.2%} on the training images; chance 10%")
+    return _save_model(model, args.out, error)
+
+
+def cmd_digits_evaluate(parser, args):
+    from fastrnn.apps import digits
+    error = _app_error("digits")
+    if args.held_out < 1:
+        parser.error(f"--held-out: expected a positive integer, got {args.held_out}")
+    model, code = _load_model(digits.DigitClassifier, args.model, "digits", error)
+    if model is None:
+        return code
+    try:
+        _, _, xho, yho = digits.split(args.held_out, args.seed)
+    except (ImportError, ValueError) as exc:
+        return error(str(exc))
+    pred = model.predict(xho)
+    print(f"held-out accuracy: {np.mean(pred == yho):.2%} of {len(yho):,} images")
+    print("first predictions: " + " ".join(str(p) for p in pred[:20]))
+    print("true labels:       " + " ".join(str(y) for y in yho[:20]))
+    return 0
+
+
+def _add_digits_parser(sub):
+    from fastrnn.apps.digits import DEFAULTS, POOLS
+    d = sub.add_parser("digits", help="many-to-one classifier of 8x8 digits: train, evaluate",
+                       description="An LSTM reads scikit-learn's 8x8 digit images row by row; "
+                                   "a linear layer classifies its final (or mean) state.")
+    dsub = d.add_subparsers(dest="digits_command", required=True)
+    t = dsub.add_parser("train", help="train, report held-out accuracy")
+    t.add_argument("--hidden", type=int, metavar="N", help=f"LSTM size ({DEFAULTS['hidden']})")
+    t.add_argument("--pool", choices=POOLS, default="last",
+                   help="classify the last state or the mean of the states (last)")
+    t.add_argument("--held-out", type=int, metavar="N",
+                   help=f"images held out ({DEFAULTS['held_out']})")
+    _add_training_options(t, DEFAULTS)
+    t.add_argument("--out", default="digits.npz", metavar="MODEL", help="(digits.npz)")
+    e = dsub.add_parser("evaluate", help="a saved model's accuracy on the held-out images")
+    e.add_argument("model", nargs="?", default="digits.npz", metavar="MODEL")
+    e.add_argument("--held-out", type=int, default=DEFAULTS["held_out"], metavar="N",
+                   help="the split used in training")
+    e.add_argument("--seed", type=int, default=0, help="the seed used in training (0)")
+    return d
+
+
+def cmd_ctcdigits_train(parser, args):
+    from fastrnn.apps import ctcdigits
+    error = _app_error("ctcdigits")
+    st = _settings(args, ctcdigits.DEFAULTS, ctcdigits.QUICK)
+    _check_settings(parser, st, ("steps", "batch", "hidden", "layers", "max_digits",
+                                 "strings", "beam"), ("lr", "clip"))
+    _set_threads(parser, args.threads)
+    try:
+        sequences, targets = ctcdigits.held_out_strings(st["strings"], seed=st["seed"],
+                                                        max_digits=st["max_digits"])
+    except (ImportError, ValueError) as exc:
+        return error(str(exc))
+    model = ctcdigits.DigitReader(hidden_size=st["hidden"], num_layers=st["layers"],
+                                  dtype=np.dtype(args.dtype), seed=st["seed"])
+    print(f"data: strings of 1 to {st['max_digits']} of scikit-learn's 8x8 digits side by "
+          f"side, read column by column; {len(targets):,} held-out strings "
+          f"({sum(map(len, targets)):,} digits) of held-out images only")
+    print(f"model: {model}")
+    print(f"training: CTC, {st['steps']} steps of {st['batch']} fresh strings, Adam lr "
+          f"{st['lr']}, clip {st['clip']}")
+    progress = _Progress(st["steps"], unit="strings")
+    result = ctcdigits.train(model, steps=st["steps"], batch_size=st["batch"], lr=st["lr"],
+                             clip=st["clip"], seed=st["seed"], max_digits=st["max_digits"],
+                             progress=progress)
+    progress.clear()
+    _train_report(result, "strings")
+    greedy = ctcdigits.label_error_rate(model, sequences, targets)
+    beam = ctcdigits.label_error_rate(model, sequences, targets, beam_width=st["beam"])
+    print(f"held-out label error rate: {greedy:.2%} greedy, {beam:.2%} beam search "
+          f"(width {st['beam']})")
+    return _save_model(model, args.out, error)
+
+
+def cmd_ctcdigits_read(parser, args):
+    from fastrnn.apps import ctcdigits
+    error = _app_error("ctcdigits")
+    for name in ("count", "beam"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name}: expected a positive integer, got {value}")
+    model, code = _load_model(ctcdigits.DigitReader, args.model, "ctcdigits", error)
+    if model is None:
+        return code
+    try:
+        sequences, targets = ctcdigits.held_out_strings(args.count, seed=args.seed)
+    except (ImportError, ValueError) as exc:
+        return error(str(exc))
+    for seq, true, got in zip(sequences, targets, model.read(sequences, args.beam)):
+        mark = "" if got == true else "   <- wrong"
+        print(f"{len(seq):3d} columns  true {''.join(map(str, true)):<8}  read "
+              f"{''.join(map(str, got)):<8}{mark}")
+    return 0
+
+
+def _add_ctcdigits_parser(sub):
+    from fastrnn.apps.ctcdigits import DEFAULTS
+    c = sub.add_parser("ctcdigits", help="CTC transcription of digit strings: train, read",
+                       description="A bidirectional LSTM trained with CTC reads strings of 8x8 "
+                                   "digit images laid side by side, column by column, "
+                                   "without alignment.")
+    csub = c.add_subparsers(dest="ctcdigits_command", required=True)
+    t = csub.add_parser("train", help="train, report the held-out label error rate")
+    t.add_argument("--hidden", type=int, metavar="N",
+                   help=f"LSTM size per direction ({DEFAULTS['hidden']})")
+    t.add_argument("--layers", type=int, metavar="N", help=f"({DEFAULTS['layers']})")
+    t.add_argument("--max-digits", type=int, metavar="N",
+                   help=f"longest string ({DEFAULTS['max_digits']})")
+    t.add_argument("--strings", type=int, metavar="N",
+                   help=f"held-out strings for the error rate ({DEFAULTS['strings']})")
+    t.add_argument("--beam", type=int, metavar="K",
+                   help=f"beam width of the beam-search error rate ({DEFAULTS['beam']})")
+    _add_training_options(t, DEFAULTS)
+    t.add_argument("--out", default="ctcdigits.npz", metavar="MODEL", help="(ctcdigits.npz)")
+    r = csub.add_parser("read", help="read held-out strings with a trained model")
+    r.add_argument("model", nargs="?", default="ctcdigits.npz", metavar="MODEL")
+    r.add_argument("--count", type=int, default=10, metavar="N", help="strings to read (10)")
+    r.add_argument("--beam", type=int, metavar="K", help="beam search of width K (greedy)")
+    r.add_argument("--seed", type=int, default=0, help="the seed used in training (0)")
+    return c
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m fastrnn",
                                      description="fastrnn: fast CPU recurrent-network kernels")
@@ -547,7 +839,16 @@ def main(argv=None):
                         "into this folder); needs matplotlib")
     charlm_parser = _add_charlm_parser(sub)
     wordlm_parser = _add_wordlm_parser(sub)
+    examples = {"dates": (_add_dates_parser(sub), {"train": cmd_dates_train,
+                                                    "translate": cmd_dates_translate}),
+                "digits": (_add_digits_parser(sub), {"train": cmd_digits_train,
+                                                      "evaluate": cmd_digits_evaluate}),
+                "ctcdigits": (_add_ctcdigits_parser(sub), {"train": cmd_ctcdigits_train,
+                                                            "read": cmd_ctcdigits_read})}
     args = parser.parse_args(argv)
+    if args.command in examples:
+        app_parser, commands = examples[args.command]
+        return commands[getattr(args, f"{args.command}_command")](app_parser, args)
     if args.command == "wordlm":
         _check_wordlm_args(wordlm_parser, args)
         if args.wordlm_command == "train":
