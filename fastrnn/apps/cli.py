@@ -83,6 +83,8 @@ def cmd_bench_models(args):
 def cmd_bench(args):
     if args.models:
         return cmd_bench_models(args)
+    if args.int8:
+        return cmd_bench_int8(args)
     from fastrnn.apps import bench
     from fastrnn.apps import peers
     if args.sweep:
@@ -143,6 +145,30 @@ def _print_limits(m):
     print(f"machine: FMA peak {lim['fma_gflops_all']:.0f} GFLOP/s on {lim['threads']} "
           f"threads; read GB/s on {lim['threads']} threads: {reads}; NumPy's sgemm "
           f"{m['sgemm_gflops']:.0f} GFLOP/s (a peer, not the yardstick)")
+
+
+def cmd_bench_int8(args):
+    from fastrnn.apps import bench_int8
+    show = sys.stderr.isatty() and not args.json
+    quick = args.quick
+    report = bench_int8.run(bench_int8.QUICK_GRID if quick else bench_int8.FULL_GRID,
+                            threads=args.threads, repeats=args.repeat, budget=args.budget,
+                            progress=_progress_bar if show else None)
+    errors = (bench_int8.accuracy(models=3, T=5, D=16, H=32) if quick
+              else bench_int8.accuracy())
+    if show:
+        print(file=sys.stderr)
+    if args.json:
+        json.dump(dict(report, errors=errors), sys.stdout, indent=1)
+        print()
+        return 0
+    m = report["machine"]
+    print(f"fastrnn bench --int8: {m['threads']} threads for every system, D = H, median of "
+          f"up to {args.repeat} round-robin rounds; int8 products on {m['int8_path']}")
+    print("us = microseconds per time step; int8/f32 = fastrnn int8 time / fastrnn float32 "
+          "time; int8/torch8 = against torch's quantize_dynamic (no RNN in torch)")
+    print(bench_int8.format_table(report, errors))
+    return 0
 
 
 def cmd_sweep(args):
@@ -834,6 +860,9 @@ def main(argv=None):
     b.add_argument("--models", action="store_true",
                    help="time whole models instead: charlm and wordlm training steps and "
                         "inference, fastrnn against PyTorch")
+    b.add_argument("--int8", action="store_true",
+                   help="reduced precision instead: float32 and int8 FrozenLayers against "
+                        "PyTorch's dynamic int8 LSTM and GRU, speed and error")
     b.add_argument("--plot", metavar="PATH",
                    help="write a PNG of the speed-ups to this file (with --sweep: heat maps "
                         "into this folder); needs matplotlib")

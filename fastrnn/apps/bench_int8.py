@@ -1,0 +1,137 @@
+"""Reduced-precision benchmark: ``python -m fastrnn bench --int8``.
+
+Speed: for each cell and (B, H) point, a float32 ``FrozenLayer`` and an int8 one
+(``frozen(weights="int8")``) timed side by side with PyTorch's dynamically quantized
+layer (``torch.ao.quantization.quantize_dynamic``, int8 weights: LSTM and GRU; torch
+has none for its RNN), round-robin, medians (fastrnn.apps.bench.time_round_robin).
+
+Accuracy: on the same random models and inputs, the largest absolute difference of
+the outputs from the float32 layer's, for fastrnn's int8 and torch's, as the median
+over `models` models per cell (torch's LSTM and GRU are given fastrnn's weights).
+Measurements only: nothing here passes or fails on a number.
+"""
+
+import statistics
+import warnings
+
+import numpy as np
+
+from fastrnn.apps import peers
+from fastrnn.apps.bench import time_round_robin
+from fastrnn.kernels import recurrent
+from fastrnn.kernels import threads as _threads
+from fastrnn.layers.cell_kinds import BY_KEY
+
+__all__ = ["run", "accuracy", "format_table", "FULL_GRID", "QUICK_GRID"]
+
+FULL_GRID = dict(cells=("lstm", "gru", "rnn"), hidden=(256, 512, 1024, 2048),
+                 batch=(1, 4, 64), seconds=0.02, steps=(4, 64))
+QUICK_GRID = dict(cells=("lstm", "gru"), hidden=(32,), batch=(1, 4), seconds=0.001,
+                  steps=(2, 4))
+# torch's dynamically quantized modules, by cell
+TORCH_INT8 = ("lstm", "gru")
+
+
+def _layer(cell, D, H, seed):
+    return BY_KEY[cell].layer_class(D, H, seed=seed)
+
+
+def _torch_int8(cell, layer, threads):
+    """torch's dynamic int8 module with layer's weights, or None."""
+    if cell not in TORCH_INT8 or "torch" not in peers.available():
+        return None
+    import torch
+    warnings.filterwarnings("ignore", message=".*quantiz", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*quantiz", category=UserWarning)
+    torch.set_num_threads(threads)
+    module = peers._torch_module(cell, layer)
+    # quantize_dynamic swaps the children of a module, never the module itself
+    q = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(module), {type(module)},
+                                               dtype=torch.qint8)[0]
+    assert ".quantized." in type(q).__module__, type(q)
+
+    def run(x):
+        with torch.no_grad():
+            return q(torch.from_numpy(x))[0].numpy()
+    return run
+
+
+def _steps(B, H, grid):
+    """T for a point: about grid["seconds"] of int8 work at 50 GB/s or 200 GOP/s."""
+    per_step = max(4 * H * H / 50e9, 2 * 4 * B * H * H / 200e9)
+    return int(min(max(grid["seconds"] / per_step, grid["steps"][0]), grid["steps"][1]))
+
+
+def run(grid=FULL_GRID, threads=None, repeats=5, budget=1.0, progress=None):
+    """Time every point; return {"machine": ..., "results": [...]}, a result per point
+    with seconds per step of each system and the ratios."""
+    threads = threads or peers.default_threads()
+    previous = _threads.set_num_threads(threads)
+    points = [(c, H, B) for c in grid["cells"] for H in grid["hidden"] for B in grid["batch"]]
+    results = []
+    rng = np.random.default_rng(0)
+    try:
+        for i, (cell, H, B) in enumerate(points):
+            T = _steps(B, H, grid)
+            layer = _layer(cell, H, H, seed=i)
+            x = rng.standard_normal((T, B, H)).astype(np.float32)
+            f32, int8 = layer.frozen(), layer.frozen(weights="int8")
+            fns = {"float32": lambda: f32(x), "int8": lambda: int8(x)}
+            torch8 = _torch_int8(cell, layer, threads)
+            if torch8 is not None:
+                fns["torch int8"] = lambda: torch8(x)
+            times = time_round_robin(fns, repeats=repeats, budget=budget,
+                                     pauses={"torch int8": peers.SPINS_AFTER["torch"]})
+            row = dict(cell=cell, B=B, H=H, D=H, T=T,
+                       **{f"{k} s/step": v / T for k, v in times.items()})
+            row["int8/float32"] = times["int8"] / times["float32"]
+            if "torch int8" in times:
+                row["int8/torch int8"] = times["int8"] / times["torch int8"]
+            results.append(row)
+            if progress:
+                progress(i + 1, len(points), f"{cell} B={B} H={H}")
+    finally:
+        _threads.set_num_threads(previous)
+    return {"machine": dict(threads=threads, int8_path=recurrent.int8_path()[1]),
+            "results": results}
+
+
+def accuracy(cells=("lstm", "gru", "rnn"), models=20, T=20, B=4, D=64, H=128, seed=0):
+    """{cell: {"fastrnn int8": median error, "torch int8": median error or None}}: the
+    largest |y - y_float32| over a call, median over `models` random models and inputs."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for cell in cells:
+        errs = {"fastrnn int8": [], "torch int8": []}
+        for m in range(models):
+            layer = _layer(cell, D, H, seed=int(rng.integers(1 << 30)))
+            x = rng.standard_normal((T, B, D)).astype(np.float32)
+            y = layer(x)[0]
+            errs["fastrnn int8"].append(float(np.abs(layer.frozen(weights="int8")(x)[0]
+                                                     - y).max()))
+            torch8 = _torch_int8(cell, layer, 1)
+            if torch8 is not None:
+                errs["torch int8"].append(float(np.abs(torch8(x) - y).max()))
+        out[cell] = {k: (statistics.median(v) if v else None) for k, v in errs.items()}
+    return out
+
+
+def format_table(report, errors=None):
+    """The speed table, then the accuracy one when given."""
+    lines = [f"{'cell':<5} {'B':>4} {'H':>5} {'float32 us':>11} {'int8 us':>9} "
+             f"{'torch8 us':>10} {'int8/f32':>9} {'int8/torch8':>12}"]
+    for r in report["results"]:
+        t8 = r.get("torch int8 s/step")
+        lines.append(
+            f"{r['cell']:<5} {r['B']:>4} {r['H']:>5} {r['float32 s/step'] * 1e6:>11.1f} "
+            f"{r['int8 s/step'] * 1e6:>9.1f} "
+            f"{(f'{t8 * 1e6:.1f}' if t8 else '-'):>10} {r['int8/float32']:>9.2f} "
+            f"{(format(r['int8/torch int8'], '.2f') if t8 else '-'):>12}")
+    if errors:
+        lines += ["", "largest |output - float32 output|, median over random models:",
+                  f"{'cell':<5} {'fastrnn int8':>13} {'torch int8':>11}"]
+        for cell, e in errors.items():
+            t = e["torch int8"]
+            lines.append(f"{cell:<5} {e['fastrnn int8']:>13.2e} "
+                         f"{(format(t, '.2e') if t is not None else '-'):>11}")
+    return "\n".join(lines)

@@ -1,0 +1,42 @@
+"""python -m fastrnn bench --int8: the quick mode runs and reports what it measured."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fastrnn.apps import bench_int8
+
+
+def test_quick_report_has_every_point_and_positive_times():
+    report = bench_int8.run(bench_int8.QUICK_GRID, repeats=3, budget=0.05)
+    grid = bench_int8.QUICK_GRID
+    assert len(report["results"]) == len(grid["cells"]) * len(grid["hidden"]) * len(
+        grid["batch"])
+    for r in report["results"]:
+        assert r["float32 s/step"] > 0 and r["int8 s/step"] > 0
+        assert r["int8/float32"] == pytest.approx(r["int8 s/step"] / r["float32 s/step"])
+    assert "int8" in bench_int8.format_table(report)
+
+
+def test_accuracy_errors_are_small_and_nonzero():
+    errors = bench_int8.accuracy(cells=("lstm", "rnn"), models=2, T=4, B=2, D=8, H=16)
+    for cell, e in errors.items():
+        assert 0 < e["fastrnn int8"] < 0.1, (cell, e)
+    assert errors["rnn"]["torch int8"] is None
+
+
+def test_torch_int8_is_really_quantized():
+    pytest.importorskip("torch")
+    errors = bench_int8.accuracy(cells=("gru",), models=2, T=4, B=2, D=8, H=16)
+    assert errors["gru"]["torch int8"] > 1e-5     # a float module would agree to 1e-7
+
+
+def test_command_line_json():
+    out = subprocess.run([sys.executable, "-m", "fastrnn", "bench", "--int8", "--quick",
+                          "--json", "--repeat", "3", "--budget", "0.05"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["results"] and set(report["errors"]) == {"lstm", "gru", "rnn"}
