@@ -33,6 +33,12 @@ def test_torch_int8_is_really_quantized():
     assert errors["gru"]["torch int8"] > 1e-5     # a float module would agree to 1e-7
 
 
+def test_trained_charlm_held_out_loss_within_one_percent():
+    result = bench_int8.trained_charlm(steps=40, hidden_size=48)
+    assert result["float32"] < 3.5        # it learned something (log V is about 4)
+    assert abs(result["relative"]) < 0.01, result
+
+
 def test_command_line_json():
     out = subprocess.run([sys.executable, "-m", "fastrnn", "bench", "--int8", "--quick",
                           "--json", "--repeat", "3", "--budget", "0.05"],
@@ -40,3 +46,4 @@ def test_command_line_json():
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["results"] and set(report["errors"]) == {"lstm", "gru", "rnn"}
+    assert abs(report["charlm"]["relative"]) < 0.01

@@ -22,7 +22,7 @@ from fastrnn.kernels import recurrent
 from fastrnn.kernels import threads as _threads
 from fastrnn.layers.cell_kinds import BY_KEY
 
-__all__ = ["run", "accuracy", "format_table", "FULL_GRID", "QUICK_GRID"]
+__all__ = ["run", "accuracy", "trained_charlm", "format_table", "FULL_GRID", "QUICK_GRID"]
 
 FULL_GRID = dict(cells=("lstm", "gru", "rnn"), hidden=(256, 512, 1024, 2048),
                  batch=(1, 4, 64), seconds=0.02, steps=(4, 64))
@@ -114,6 +114,22 @@ def accuracy(cells=("lstm", "gru", "rnn"), models=20, T=20, B=4, D=64, H=128, se
                 errs["torch int8"].append(float(np.abs(torch8(x) - y).max()))
         out[cell] = {k: (statistics.median(v) if v else None) for k, v in errs.items()}
     return out
+
+
+def trained_charlm(steps=400, hidden_size=128, seed=0, progress=None):
+    """A charlm trained on the bundled corpus for `steps` steps, and its mean loss per
+    character on held-out lines (a tenth of the corpus, never trained on) run by the
+    float32 layer and by its int8 FrozenLayer: {"float32", "int8", "relative"}."""
+    from fastrnn.apps import charlm
+    lines = charlm.load_corpus()
+    order = np.random.default_rng(seed).permutation(len(lines))
+    cut = len(lines) // 10
+    held, train = [lines[i] for i in order[:cut]], [lines[i] for i in order[cut:]]
+    model = charlm.CharLM(sorted(set("".join(lines))), hidden_size=hidden_size, seed=seed)
+    charlm.train(model, train, steps=steps, seed=seed, progress=progress)
+    loss = model.evaluate(held)
+    loss8 = model.evaluate(held, rnn=model.rnn.frozen(weights="int8"))
+    return {"steps": steps, "float32": loss, "int8": loss8, "relative": (loss8 - loss) / loss}
 
 
 def format_table(report, errors=None):
