@@ -39,10 +39,12 @@ def cmd_info(args):
     print(f"element-wise and GEMM kernels: {elementwise.simd_target()}")
     machine_class, tile = recurrent.gemm_tile()
     print(f"GEMM register tile: {tile} ({machine_class})")
-    _, int8 = recurrent.int8_path()
-    others = [name for name, ok in recurrent.int8_paths().items() if ok and name != int8]
-    print(f"reduced precision: int8 weights (frozen(weights='int8')) on {int8}"
-          + (f"; also runs {', '.join(others)}" if others else ""))
+    for kind in ("int8", "bfloat16"):
+        _, path = recurrent.reduced_path(kind)
+        others = [name for name, ok in recurrent.reduced_paths(kind).items()
+                  if ok and name != path]
+        print(f"reduced precision: {kind} weights (frozen(weights={kind!r})) on {path}"
+              + (f"; also runs {', '.join(others)}" if others else ""))
     print(f"threads: {threads.get_num_threads()} (fastrnn's own pool; "
           f"set with fastrnn.set_num_threads or FASTRNN_NUM_THREADS)")
     print("BLAS: not used by fastrnn's kernels (packed-weight GEMM of its own)")
@@ -83,8 +85,8 @@ def cmd_bench_models(args):
 def cmd_bench(args):
     if args.models:
         return cmd_bench_models(args)
-    if args.int8:
-        return cmd_bench_int8(args)
+    if args.reduced:
+        return cmd_bench_reduced(args)
     from fastrnn.apps import bench
     from fastrnn.apps import peers
     if args.sweep:
@@ -147,17 +149,17 @@ def _print_limits(m):
           f"{m['sgemm_gflops']:.0f} GFLOP/s (a peer, not the yardstick)")
 
 
-def cmd_bench_int8(args):
-    from fastrnn.apps import bench_int8
+def cmd_bench_reduced(args):
+    from fastrnn.apps import bench_reduced
     show = sys.stderr.isatty() and not args.json
     quick = args.quick
-    report = bench_int8.run(bench_int8.QUICK_GRID if quick else bench_int8.FULL_GRID,
+    report = bench_reduced.run(bench_reduced.QUICK_GRID if quick else bench_reduced.FULL_GRID,
                             threads=args.threads, repeats=args.repeat, budget=args.budget,
                             progress=_progress_bar if show else None)
-    errors = (bench_int8.accuracy(models=3, T=5, D=16, H=32) if quick
-              else bench_int8.accuracy())
-    trained = (bench_int8.trained_charlm(steps=20, hidden_size=32) if quick
-               else bench_int8.trained_charlm(steps=1000))
+    errors = (bench_reduced.accuracy(models=3, T=5, D=16, H=32) if quick
+              else bench_reduced.accuracy())
+    trained = (bench_reduced.trained_charlm(steps=20, hidden_size=32) if quick
+               else bench_reduced.trained_charlm(steps=1000))
     if show:
         print(file=sys.stderr)
     if args.json:
@@ -165,14 +167,16 @@ def cmd_bench_int8(args):
         print()
         return 0
     m = report["machine"]
-    print(f"fastrnn bench --int8: {m['threads']} threads for every system, D = H, median of "
-          f"up to {args.repeat} round-robin rounds; int8 products on {m['int8_path']}")
+    print(f"fastrnn bench --reduced: {m['threads']} threads for every system, D = H, median "
+          f"of up to {args.repeat} round-robin rounds; int8 products on {m['int8_path']}, "
+          f"bfloat16 on {m['bfloat16_path']}")
     print("us = microseconds per time step; int8/f32 = fastrnn int8 time / fastrnn float32 "
           "time; int8/torch8 = against torch's quantize_dynamic (no RNN in torch)")
-    print(bench_int8.format_table(report, errors))
+    print(bench_reduced.format_table(report, errors))
     print(f"charlm (bundled corpus, {trained['steps']} steps), held-out loss per character: "
           f"float32 {trained['float32']:.4f}, int8 {trained['int8']:.4f} "
-          f"({trained['relative']:+.3%})")
+          f"({trained['relative int8']:+.3%}), bfloat16 {trained['bfloat16']:.4f} "
+          f"({trained['relative bfloat16']:+.3%})")
     return 0
 
 
@@ -865,9 +869,9 @@ def main(argv=None):
     b.add_argument("--models", action="store_true",
                    help="time whole models instead: charlm and wordlm training steps and "
                         "inference, fastrnn against PyTorch")
-    b.add_argument("--int8", action="store_true",
-                   help="reduced precision instead: float32 and int8 FrozenLayers against "
-                        "PyTorch's dynamic int8 LSTM and GRU, speed and error")
+    b.add_argument("--reduced", action="store_true",
+                   help="reduced precision instead: float32, int8 and bfloat16 FrozenLayers "
+                        "against PyTorch's dynamic int8 LSTM and GRU, speed and error")
     b.add_argument("--plot", metavar="PATH",
                    help="write a PNG of the speed-ups to this file (with --sweep: heat maps "
                         "into this folder); needs matplotlib")

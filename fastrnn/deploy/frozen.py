@@ -49,20 +49,22 @@ class FrozenLayer:
 
     with the sums exact in int32 and the gates, cell state and outputs in
     float32.  It reads a quarter of the bytes of the float weights at every
-    step, which is what a small batch's step costs at large hidden sizes; the
-    outputs differ from float32 by the rounding of the quantization (the
-    README's "Reduced precision" section says how much).  The paths (AVX-512
-    VNNI, AVX2, portable C) give the same numbers;
-    ``fastrnn.kernels.recurrent.int8_path()`` says which one runs.
+    step, which is what a small batch's step costs at large hidden sizes.  With
+    ``weights="bfloat16"`` the weights and each product's activations are
+    rounded to bfloat16 (8 bits of mantissa), the products summed in float32:
+    half the bytes, and about three times int8's accuracy.  The outputs differ
+    from float32 by these roundings (the README's "Reduced precision" section
+    says how much).  Each has paths for AVX-512 (VNNI, BF16), AVX2 and portable
+    C that give the same numbers; ``python -m fastrnn info`` says which run.
 
     Parameters
     ----------
     layer : fastrnn.RNN, fastrnn.LSTM or fastrnn.GRU
         The layer stack to copy, any configuration (stacked, bidirectional,
         batch_first, either dtype).
-    weights : {"float", "int8"}, default "float"
-        What the copy multiplies by: the weights in the layer's dtype, or
-        quantized to int8 (float32 layers, finite weights).
+    weights : {"float", "int8", "bfloat16"}, default "float"
+        What the copy multiplies by: the weights in the layer's dtype, quantized
+        to int8, or rounded to bfloat16 (float32 layers, finite weights).
 
     Examples
     --------
@@ -94,7 +96,7 @@ class FrozenLayer:
 
     dtype = _of_layer("dtype", "The floating-point type the stack computes in.")
     weights = property(lambda self: self._layer._runtime.weights,
-                       doc='What the stack multiplies by: "float" or "int8".')
+                       doc='What the stack multiplies by: "float", "int8" or "bfloat16".')
     input_size = _of_layer("input_size", "D, the features of each step of x.")
     hidden_size = _of_layer("hidden_size", "H, the features of each direction's state.")
     num_layers = _of_layer("num_layers", "Layers in the stack.")

@@ -50,10 +50,10 @@ class Stepper:
     batch_size : None or int
         None: each step takes one stream's x_t of shape (D,).  An int B:
         B streams advance together, x_t is (B, D).
-    weights : {"float", "int8"}, default "float"
-        What the steps multiply by: the weights in the layer's dtype, or
-        quantized to int8 as fastrnn.FrozenLayer does (float32 layers); an
-        int8 stepper gives the numbers of ``layer.frozen(weights="int8")``.
+    weights : {"float", "int8", "bfloat16"}, default "float"
+        What the steps multiply by: the weights in the layer's dtype, or in
+        reduced precision as fastrnn.FrozenLayer does (float32 layers); such a
+        stepper gives the numbers of ``layer.frozen(weights=weights)``.
 
     Attributes
     ----------

@@ -6,7 +6,7 @@
 
 from cython cimport floating
 from fastrnn.kernels.packed cimport FR_PANEL_F32, FR_PANEL_F64, uses_packs
-from fastrnn.kernels.products cimport WEIGHTS_INT8, fr_q8_pack_bytes
+from fastrnn.kernels.products cimport WEIGHTS_FLOAT, reduced_pack_bytes
 from fastrnn.kernels.sequence cimport GradArgs, Packs
 from fastrnn.kernels.threads cimport fr_barrier
 
@@ -44,8 +44,8 @@ cdef struct LayerConfig:
     int chunk_elements     # bound on a projection chunk's gate values (0: CHUNK_ELEMENTS)
     int units_rows         # a forward of at most this many rows shares its steps by
                            # hidden units (fastrnn/kernels/sequence.pxd time_loop_threads)
-    int weights            # WEIGHTS_FLOAT, or WEIGHTS_INT8 (float32 inference, packed:
-                           # fastrnn/kernels/products.pxd)
+    int weights            # WEIGHTS_FLOAT, WEIGHTS_INT8 or WEIGHTS_BF16 (float32
+                           # inference, packed: fastrnn/kernels/products.pxd)
     # derived by configure()
     int G                  # gate columns of W_ih and W_hh: H, 4H or 3H
     int ldg                # row stride of the gates buffer (the GRU keeps a 4th block)
@@ -76,8 +76,8 @@ cdef inline void configure(LayerConfig* c) noexcept nogil:
 cdef inline long packed_size(const LayerConfig* c, long N, long K) noexcept nogil:
     """Numbers (of the layer's dtype) in an N x K matrix packed in panels of whole
     output columns: int8 packs hold their bytes in float32 numbers."""
-    if c.weights == WEIGHTS_INT8:
-        return fr_q8_pack_bytes(N, K) // 4
+    if c.weights != WEIGHTS_FLOAT:
+        return reduced_pack_bytes(c.weights, N, K) // 4
     cdef long nr = FR_PANEL_F32 if c.itemsize == 4 else FR_PANEL_F64
     return (N + nr - 1) // nr * nr * K
 

@@ -25,10 +25,12 @@ from fastrnn.kernels.packed cimport (FR_CLASSES, FR_PANEL_F32, FR_PANEL_F64, PAC
                                      PACK_WHEN_WORTH, PACKED, fr_gemm_class, fr_gemm_machine,
                                      fr_gemm_set_class, fr_gemm_tile_name)
 from fastrnn.kernels.plan cimport StepPlan, run_or_plan
-from fastrnn.kernels.products cimport (FR_Q8_MAX_K, FR_Q8_PATHS, WEIGHTS_FLOAT, WEIGHTS_INT8,
-                                       fr_q8_gemm, fr_q8_pack_bytes, fr_q8_pack_cols,
-                                       fr_q8_path, fr_q8_path_name, fr_q8_set_path,
-                                       fr_q8_supported)
+from fastrnn.kernels.products cimport (FR_BF16_MAX_K, FR_BF16_PATHS, FR_Q8_MAX_K, FR_Q8_PATHS,
+                                       WEIGHTS_BF16, WEIGHTS_FLOAT, WEIGHTS_INT8,
+                                       fr_bf16_path, fr_bf16_path_name, fr_bf16_set_path,
+                                       fr_bf16_supported, fr_q8_path, fr_q8_path_name,
+                                       fr_q8_set_path, fr_q8_supported, reduced_gemm,
+                                       reduced_pack_bytes, reduced_pack_cols)
 from fastrnn.kernels.sequence cimport add_pack, back_stages, set_transposed, time_loop_threads, unit_stages
 from fastrnn.kernels.threads cimport fr_part_fn, fr_task_fn, run_parallel, run_staged
 from fastrnn.kernels.time_loop cimport (backward_task, backward_units_part, cell_substeps,
@@ -40,8 +42,9 @@ CELLS = {"RNN": CELL_RNN, "LSTM": CELL_LSTM, "GRU": CELL_GRU}
 # whether each cell's single-sequence backward may be shared by hidden units
 SPLITS_BACKWARD = {name: bool(splits_backward(cell)) for name, cell in CELLS.items()}
 PACKING = {"when_worth": PACK_WHEN_WORTH, "now": PACK_NOW, "packed": PACKED}
-WEIGHTS = {"float": WEIGHTS_FLOAT, "int8": WEIGHTS_INT8}
-Q8_MAX_K = FR_Q8_MAX_K
+WEIGHTS = {"float": WEIGHTS_FLOAT, "int8": WEIGHTS_INT8, "bfloat16": WEIGHTS_BF16}
+# the largest D and H each reduced precision takes
+MAX_K = {"int8": FR_Q8_MAX_K, "bfloat16": FR_BF16_MAX_K}
 
 
 # --------------------------------------------------------------- jobs by dtype
@@ -87,36 +90,52 @@ def _set_gemm_class(int c):
     return before
 
 
-def int8_paths():
-    """{name: supported} of the int8 product's paths (csrc/fastrnn_q8.h), in order."""
-    return {fr_q8_path_name(p).decode(): bool(fr_q8_supported(p)) for p in range(FR_Q8_PATHS)}
+def reduced_paths(str kind):
+    """{name: supported} of the paths of kind's product ("int8" or "bfloat16":
+    csrc/fastrnn_q8.h, csrc/fastrnn_bf16.h), in order."""
+    if kind == "int8":
+        return {fr_q8_path_name(p).decode(): bool(fr_q8_supported(p))
+                for p in range(FR_Q8_PATHS)}
+    if kind == "bfloat16":
+        return {fr_bf16_path_name(p).decode(): bool(fr_bf16_supported(p))
+                for p in range(FR_BF16_PATHS)}
+    raise ValueError(f"kind: expected 'int8' or 'bfloat16', got {kind!r}")
 
 
-def int8_path():
-    """The int8 product's path this process runs: (index, name)."""
-    cdef int p = fr_q8_path()
-    return p, fr_q8_path_name(p).decode()
+def reduced_path(str kind):
+    """The path of kind's product this process runs: (index, name)."""
+    reduced_paths(kind)
+    cdef int p = fr_q8_path() if kind == "int8" else fr_bf16_path()
+    return p, (fr_q8_path_name(p) if kind == "int8" else fr_bf16_path_name(p)).decode()
 
 
-def _set_int8_path(int path):
-    """Run the int8 products on path (an index of int8_paths()), or this CPU's best
-    with -1; return the path run before.  For tests: every path gives the same
+def _set_reduced_path(str kind, int path):
+    """Run kind's products on path (an index of reduced_paths(kind)), or this CPU's
+    best with -1; return the path run before.  For tests: the paths give the same
     numbers.  A path this CPU lacks is a ValueError."""
-    cdef int before = fr_q8_path()
-    if path >= FR_Q8_PATHS or (path >= 0 and not fr_q8_supported(path)):
-        raise ValueError(f"path: {path} is not an int8 path this CPU runs "
-                         f"({int8_paths()})")
-    fr_q8_set_path(path)
+    paths = list(reduced_paths(kind).values())
+    before = reduced_path(kind)[0]
+    if path >= len(paths) or (path >= 0 and not paths[path]):
+        raise ValueError(f"path: {path} is not a {kind} path this CPU runs "
+                         f"({reduced_paths(kind)})")
+    if kind == "int8":
+        fr_q8_set_path(path)
+    else:
+        fr_bf16_set_path(path)
     return before
 
 
-def _int8_product(cnp.ndarray[cnp.float32_t, ndim=2, mode="c"] A,
-                  cnp.ndarray[cnp.float32_t, ndim=2, mode="c"] W, bias=None):
-    """A @ W.T (+ bias) through the int8 pack and product of the kernels, for tests:
-    W (N, K) quantized per row, A (M, K) per row (csrc/fastrnn_q8.h)."""
+def _reduced_product(str kind, cnp.ndarray[cnp.float32_t, ndim=2, mode="c"] A,
+                     cnp.ndarray[cnp.float32_t, ndim=2, mode="c"] W, bias=None):
+    """A @ W.T (+ bias) through kind's pack and product ("int8" or "bfloat16"), for
+    tests."""
+    cdef int weights = WEIGHTS[kind] if kind in MAX_K else -1
+    if weights < 0:
+        raise ValueError(f"kind: expected 'int8' or 'bfloat16', got {kind!r}")
     cdef int M = A.shape[0], K = A.shape[1], N = W.shape[0]
-    if W.shape[1] != K or K > FR_Q8_MAX_K:
-        raise ValueError(f"W: expected ({N}, {K}) with K <= {FR_Q8_MAX_K}, got {(<object>W).shape}")
+    if W.shape[1] != K or K > MAX_K[kind]:
+        raise ValueError(f"W: expected ({N}, {K}) with K <= {MAX_K[kind]}, got "
+                         f"{(<object>W).shape}")
     cdef cnp.ndarray[cnp.float32_t, ndim=1] b
     cdef const float* pb = NULL
     if bias is not None:
@@ -124,12 +143,13 @@ def _int8_product(cnp.ndarray[cnp.float32_t, ndim=2, mode="c"] A,
         if b.shape[0] != N:
             raise ValueError(f"bias: expected ({N},), got {(<object>b).shape}")
         pb = &b[0]
-    cdef cnp.ndarray[cnp.float32_t, ndim=1] pack = np.zeros(fr_q8_pack_bytes(N, K) // 4,
-                                                            np.float32)
+    cdef cnp.ndarray[cnp.float32_t, ndim=1] pack = np.zeros(
+        reduced_pack_bytes(weights, N, K) // 4, np.float32)
     cdef cnp.ndarray[cnp.float32_t, ndim=2] C = np.zeros((M, N), np.float32)
     with nogil:
-        fr_q8_pack_cols(N, K, &W[0, 0], K, 1, &pack[0], 0, N)
-        fr_q8_gemm(M, K, &A[0, 0], K, &pack[0], N, 1, N, 0, N, &C[0, 0], N, 0, pb)
+        reduced_pack_cols(weights, N, K, &W[0, 0], K, 1, &pack[0], 0, N)
+        reduced_gemm(weights, M, K, &A[0, 0], K, &pack[0], N, 1, N, 0, N, &C[0, 0], N, False,
+                     pb)
     return C
 
 
@@ -176,8 +196,9 @@ cdef class CallConfig:
     weights : int
         WEIGHTS["float"] multiplies by the weights in the layer's dtype;
         WEIGHTS["int8"] by the weights quantized to int8 per output row, the
-        activations quantized per row at each product (float32 inference with
-        packing "now" or "packed" only; D and H at most Q8_MAX_K).
+        activations quantized per row at each product; WEIGHTS["bfloat16"] by
+        the weights and activations rounded to bfloat16 (float32 inference with
+        packing "now" or "packed" only; D and H at most MAX_K).
 
     Attributes
     ----------
@@ -208,13 +229,14 @@ cdef class CallConfig:
         if packing not in (PACK_WHEN_WORTH, PACK_NOW, PACKED):
             raise ValueError(f"packing: expected one of {sorted(PACKING.values())}, got "
                              f"{packing}")
-        if weights not in (WEIGHTS_FLOAT, WEIGHTS_INT8):
+        if weights not in (WEIGHTS_FLOAT, WEIGHTS_INT8, WEIGHTS_BF16):
             raise ValueError(f"weights: expected one of {sorted(WEIGHTS.values())}, got "
                              f"{weights}")
-        if weights == WEIGHTS_INT8 and (itemsize != 4 or training or packing == PACK_WHEN_WORTH
-                                        or max(D, H) > FR_Q8_MAX_K):
-            raise ValueError("weights: int8 needs float32 inference, packing 'now' or "
-                             f"'packed', and D, H at most {FR_Q8_MAX_K}")
+        cdef int max_k = FR_Q8_MAX_K if weights == WEIGHTS_INT8 else FR_BF16_MAX_K
+        if weights != WEIGHTS_FLOAT and (itemsize != 4 or training
+                                         or packing == PACK_WHEN_WORTH or max(D, H) > max_k):
+            raise ValueError("weights: int8 and bfloat16 need float32 inference, packing "
+                             f"'now' or 'packed', and D, H at most {max_k}")
         self.c.weights = weights
         self.c.cell, self.c.itemsize = cell, itemsize
         self.c.T, self.c.B, self.c.D, self.c.H = T, B, D, H
@@ -394,7 +416,7 @@ def forward(CallConfig cfg, x, y, int y_off, tuple weights, tuple state0, tuple 
     cdef int nthreads = time_loop_threads(B, H, c.nthreads, c.packed, nr, c.units_rows,
                                           &a.split_units)
     a.packs.count = 0
-    a.packs.q8 = c.weights == WEIGHTS_INT8
+    a.packs.weights = c.weights
     if c.packed and c.packing != PACKED:
         add_pack(&a.packs, G, D, a.w_ih, D, 1, <void*>a.wih_p)
         if gru and not c.reset_after:     # W_h{r,z}, then W_hn on its own
@@ -485,7 +507,7 @@ def backward(CallConfig cfg, x, y, dy, int y_off, tuple weights, tuple state0, t
     a.dgh = p_bwd[BWD_DGH] if p_bwd[BWD_DGH] != NULL else a.dgi
     a.whhT_p = p_bwd[BWD_WHHT]
     a.packs.count = 0      # W_hh^T and W_ih^T, packed first
-    a.packs.q8 = False
+    a.packs.weights = WEIGHTS_FLOAT
     add_pack(&a.packs, H, G, w_hh, 1, H, p_bwd[BWD_WHHT])
     add_pack(&a.packs, D, G, w_ih, 1, D, p_bwd[BWD_WIHT])
     # the hidden side's columns of dG that W_hh multiplies: reset-before's n block

@@ -8,7 +8,8 @@ from cython cimport floating
 from fastrnn.kernels.cells cimport colsum_add, fill_rows
 from fastrnn.kernels.packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemm_ex,
                               panel_width, transpose)
-from fastrnn.kernels.products cimport FR_Q8_NR, fr_q8_pack_cols, weights_product_bias
+from fastrnn.kernels.products cimport (FR_Q8_NR, WEIGHTS_FLOAT, reduced_pack_cols,
+                                       weights_product_bias)
 from fastrnn.kernels.threads cimport FR_MAX_PARTS, barrier_wait, fr_barrier, split_range
 
 
@@ -335,19 +336,20 @@ cdef inline void end_chunk(bint own_rows, fr_barrier* barrier) noexcept nogil:
 
 
 cdef inline void pack_task(int N, int K, const floating* W, long sn, long sk,
-                           floating* Wp, int tid, int nthreads, bint q8=False) noexcept nogil:
-    """This task's share (whole panels) of pack_panels(N, K, W, sn, sk, Wp), or with
-    q8 of W quantized to int8 (fr_q8_pack_cols: float32 only)."""
-    cdef int nr = FR_Q8_NR if q8 else panel_width(W)
+                           floating* Wp, int tid, int nthreads,
+                           int weights=0) noexcept nogil:
+    """This task's share (whole panels) of pack_panels(N, K, W, sn, sk, Wp), or of W
+    quantized to int8 or rounded to bfloat16 (reduced_pack_cols: float32 only)."""
+    cdef int nr = FR_Q8_NR if weights != WEIGHTS_FLOAT else panel_width(W)
     cdef int q0, q1, n0, n1
     split_range((N + nr - 1) // nr, tid, nthreads, &q0, &q1)
     n0 = q0 * nr
     n1 = q1 * nr if q1 * nr < N else N
     if n1 <= n0:
         return
-    if q8:
+    if weights != WEIGHTS_FLOAT:
         if floating is float:
-            fr_q8_pack_cols(N, K, W, sn, sk, Wp, n0, n1)
+            reduced_pack_cols(weights, N, K, W, sn, sk, Wp, n0, n1)
     else:
         pack_panels(n1 - n0, K, W + n0 * sn, sn, sk, Wp + <size_t>n0 * K)
 
@@ -360,7 +362,7 @@ cdef enum:
 
 cdef struct Packs:
     int count
-    bint q8                # quantize to int8 (fastrnn/kernels/products.pxd), float32 only
+    int weights            # WEIGHTS_FLOAT, or int8 / bfloat16 (fastrnn/kernels/products.pxd)
     int N[MAX_PACKS]
     int K[MAX_PACKS]
     long sn[MAX_PACKS]     # element (n, k) of matrix i at W[i][n*sn[i] + k*sk[i]]
@@ -382,7 +384,7 @@ cdef inline void packs_task(Packs* p, floating* _, int tid, int nthreads) noexce
     cdef int i
     for i in range(p.count):
         pack_task(p.N[i], p.K[i], <const floating*>p.W[i], p.sn[i], p.sk[i],
-                  <floating*>p.Wp[i], tid, nthreads, p.q8)
+                  <floating*>p.Wp[i], tid, nthreads, p.weights)
 
 
 # A part packs and projects the same units it steps, so the packed weights
@@ -396,10 +398,10 @@ cdef inline void packs_units_task(Packs* p, floating* _, int H, int j0, int j1) 
     for i in range(p.count):
         for q in range(p.N[i] // H):
             n0 = q * H
-            if p.q8:
+            if p.weights != WEIGHTS_FLOAT:
                 if floating is float:
-                    fr_q8_pack_cols(p.N[i], p.K[i], <const float*>p.W[i], p.sn[i], p.sk[i],
-                                    p.Wp[i], n0 + j0, n0 + j1)
+                    reduced_pack_cols(p.weights, p.N[i], p.K[i], <const float*>p.W[i],
+                                      p.sn[i], p.sk[i], p.Wp[i], n0 + j0, n0 + j1)
                 continue
             pack_panels(j1 - j0, p.K[i], <const floating*>p.W[i] + (n0 + j0) * p.sn[i],
                         p.sn[i], p.sk[i], <floating*>p.Wp[i] + <size_t>(n0 + j0) * p.K[i])

@@ -286,7 +286,7 @@ class RecurrentLayer(ParamModule):
         hidden units on nthreads threads (fastrnn/runtime/paths.py), else 1."""
         if B < 2 or nthreads < 2 or B > MAX_UNITS_ROWS:
             return 1
-        itemsize = 1 if self._runtime.weights == "int8" else self.dtype.itemsize
+        itemsize = {"int8": 1, "bfloat16": 2}.get(self._runtime.weights, self.dtype.itemsize)
         return units_rows(self._cell.key, B, self.hidden_size, itemsize, nthreads,
                           substeps=self._step_stages())
 
@@ -346,7 +346,8 @@ class RecurrentLayer(ParamModule):
     def frozen(self, *, weights="float"):
         """A fastrnn.FrozenLayer: a copy of this stack for inference only, its
         weights packed once rather than at every call (the way to deploy it);
-        ``weights="int8"`` quantizes them (see fastrnn.FrozenLayer)."""
+        ``weights="int8"`` or ``"bfloat16"`` reduces their precision (see
+        fastrnn.FrozenLayer)."""
         return FrozenLayer(self, weights=weights)
 
     def _state_shape(self, B):

@@ -17,7 +17,7 @@ import copy
 
 import numpy as np
 
-from fastrnn.kernels.recurrent import Q8_MAX_K
+from fastrnn.kernels.recurrent import MAX_K
 
 from fastrnn.layers.cell_kinds import check_layer
 from fastrnn.runtime.scratch import Reused, Scratch
@@ -36,10 +36,10 @@ class Runtime:
     plan : fastrnn.kernels.plan.StepPlan or None
         A Stepper's plan: the layer's forward hooks then set up the plan's layers
         instead of running.
-    weights : {"float", "int8"}
-        What the inference calls multiply by: the weights as they are, or
-        quantized to int8 (fastrnn.FrozenLayer, fastrnn.Stepper); training calls
-        always use the float weights.
+    weights : {"float", "int8", "bfloat16"}
+        What the inference calls multiply by: the weights as they are, quantized
+        to int8 or rounded to bfloat16 (fastrnn.FrozenLayer, fastrnn.Stepper);
+        training calls always use the float weights.
     """
 
     __slots__ = ("scratch", "idle", "forward_choice", "forward_way", "backward_choice",
@@ -73,23 +73,23 @@ class Runtime:
         self.idle["reused"] = reused
 
 
-WEIGHT_KINDS = ("float", "int8")
+WEIGHT_KINDS = ("float", "int8", "bfloat16")
 
 
 def check_weights(weights, layer):
     """weights, checked for serving layer with it (FrozenLayer, Stepper)."""
     if not isinstance(weights, str) or weights not in WEIGHT_KINDS:
         raise ValueError(f"weights: expected one of {WEIGHT_KINDS}, got {weights!r}")
-    if weights == "int8":
+    if weights != "float":
         if layer.dtype != np.float32:
-            raise TypeError(f"weights: 'int8' serves float32 layers, got a {layer.dtype} "
-                            f"layer")
-        if max(layer.input_size, layer.hidden_size) > Q8_MAX_K:
-            raise ValueError(f"weights: 'int8' serves layers of at most {Q8_MAX_K} input "
-                             f"and hidden features")
+            raise TypeError(f"weights: {weights!r} serves float32 layers, got a "
+                            f"{layer.dtype} layer")
+        if max(layer.input_size, layer.hidden_size) > MAX_K[weights]:
+            raise ValueError(f"weights: {weights!r} serves layers of at most "
+                             f"{MAX_K[weights]} input and hidden features")
         for name, p in layer.params.items():
             if name.startswith("weight") and not np.isfinite(p).all():
-                raise ValueError(f"weights: 'int8' needs finite weights, {name} has "
+                raise ValueError(f"weights: {weights!r} needs finite weights, {name} has "
                                  f"inf or NaN")
     return weights
 

@@ -1,13 +1,15 @@
-"""Reduced-precision benchmark: ``python -m fastrnn bench --int8``.
+"""Reduced-precision benchmark: ``python -m fastrnn bench --reduced``.
 
-Speed: for each cell and (B, H) point, a float32 ``FrozenLayer`` and an int8 one
-(``frozen(weights="int8")``) timed side by side with PyTorch's dynamically quantized
-layer (``torch.ao.quantization.quantize_dynamic``, int8 weights: LSTM and GRU; torch
-has none for its RNN), round-robin, medians (fastrnn.apps.bench.time_round_robin).
+Speed: for each cell and (B, H) point, a float32 ``FrozenLayer``, an int8 one and a
+bfloat16 one (``frozen(weights=...)``) timed side by side with PyTorch's dynamically
+quantized layer (``torch.ao.quantization.quantize_dynamic``, int8 weights: LSTM and
+GRU; torch has none for its RNN), round-robin, medians
+(fastrnn.apps.bench.time_round_robin).
 
 Accuracy: on the same random models and inputs, the largest absolute difference of
-the outputs from the float32 layer's, for fastrnn's int8 and torch's, as the median
-over `models` models per cell (torch's LSTM and GRU are given fastrnn's weights).
+the outputs from the float32 layer's, for fastrnn's int8 and bfloat16 and torch's
+int8, as the median over `models` models per cell (torch's LSTM and GRU are given
+fastrnn's weights); and a trained charlm's held-out loss in each precision.
 Measurements only: nothing here passes or fails on a number.
 """
 
@@ -76,7 +78,9 @@ def run(grid=FULL_GRID, threads=None, repeats=5, budget=1.0, progress=None):
             layer = _layer(cell, H, H, seed=i)
             x = rng.standard_normal((T, B, H)).astype(np.float32)
             f32, int8 = layer.frozen(), layer.frozen(weights="int8")
-            fns = {"float32": lambda: f32(x), "int8": lambda: int8(x)}
+            bf16 = layer.frozen(weights="bfloat16")
+            fns = {"float32": lambda: f32(x), "int8": lambda: int8(x),
+                   "bfloat16": lambda: bf16(x)}
             torch8 = _torch_int8(cell, layer, threads)
             if torch8 is not None:
                 fns["torch int8"] = lambda: torch8(x)
@@ -85,6 +89,7 @@ def run(grid=FULL_GRID, threads=None, repeats=5, budget=1.0, progress=None):
             row = dict(cell=cell, B=B, H=H, D=H, T=T,
                        **{f"{k} s/step": v / T for k, v in times.items()})
             row["int8/float32"] = times["int8"] / times["float32"]
+            row["bfloat16/float32"] = times["bfloat16"] / times["float32"]
             if "torch int8" in times:
                 row["int8/torch int8"] = times["int8"] / times["torch int8"]
             results.append(row)
@@ -92,23 +97,26 @@ def run(grid=FULL_GRID, threads=None, repeats=5, budget=1.0, progress=None):
                 progress(i + 1, len(points), f"{cell} B={B} H={H}")
     finally:
         _threads.set_num_threads(previous)
-    return {"machine": dict(threads=threads, int8_path=recurrent.int8_path()[1]),
+    return {"machine": dict(threads=threads, int8_path=recurrent.reduced_path("int8")[1],
+                            bfloat16_path=recurrent.reduced_path("bfloat16")[1]),
             "results": results}
 
 
 def accuracy(cells=("lstm", "gru", "rnn"), models=20, T=20, B=4, D=64, H=128, seed=0):
-    """{cell: {"fastrnn int8": median error, "torch int8": median error or None}}: the
-    largest |y - y_float32| over a call, median over `models` random models and inputs."""
+    """{cell: {"fastrnn int8", "fastrnn bfloat16", "torch int8": median error (None
+    where torch has no such module)}}: the largest |y - y_float32| over a call, median
+    over `models` random models and inputs."""
     rng = np.random.default_rng(seed)
     out = {}
     for cell in cells:
-        errs = {"fastrnn int8": [], "torch int8": []}
+        errs = {"fastrnn int8": [], "fastrnn bfloat16": [], "torch int8": []}
         for m in range(models):
             layer = _layer(cell, D, H, seed=int(rng.integers(1 << 30)))
             x = rng.standard_normal((T, B, D)).astype(np.float32)
             y = layer(x)[0]
-            errs["fastrnn int8"].append(float(np.abs(layer.frozen(weights="int8")(x)[0]
-                                                     - y).max()))
+            for kind in ("int8", "bfloat16"):
+                errs[f"fastrnn {kind}"].append(
+                    float(np.abs(layer.frozen(weights=kind)(x)[0] - y).max()))
             torch8 = _torch_int8(cell, layer, 1)
             if torch8 is not None:
                 errs["torch int8"].append(float(np.abs(torch8(x) - y).max()))
@@ -119,7 +127,8 @@ def accuracy(cells=("lstm", "gru", "rnn"), models=20, T=20, B=4, D=64, H=128, se
 def trained_charlm(steps=400, hidden_size=128, seed=0, progress=None):
     """A charlm trained on the bundled corpus for `steps` steps, and its mean loss per
     character on held-out lines (a tenth of the corpus, never trained on) run by the
-    float32 layer and by its int8 FrozenLayer: {"float32", "int8", "relative"}."""
+    float32 layer and by its int8 and bfloat16 FrozenLayers: {"float32", "int8",
+    "bfloat16", "relative int8", "relative bfloat16"}."""
     from fastrnn.apps import charlm
     lines = charlm.load_corpus()
     order = np.random.default_rng(seed).permutation(len(lines))
@@ -127,27 +136,32 @@ def trained_charlm(steps=400, hidden_size=128, seed=0, progress=None):
     held, train = [lines[i] for i in order[:cut]], [lines[i] for i in order[cut:]]
     model = charlm.CharLM(sorted(set("".join(lines))), hidden_size=hidden_size, seed=seed)
     charlm.train(model, train, steps=steps, seed=seed, progress=progress)
-    loss = model.evaluate(held)
-    loss8 = model.evaluate(held, rnn=model.rnn.frozen(weights="int8"))
-    return {"steps": steps, "float32": loss, "int8": loss8, "relative": (loss8 - loss) / loss}
+    out = {"steps": steps, "float32": model.evaluate(held)}
+    for kind in ("int8", "bfloat16"):
+        out[kind] = model.evaluate(held, rnn=model.rnn.frozen(weights=kind))
+        out[f"relative {kind}"] = (out[kind] - out["float32"]) / out["float32"]
+    return out
 
 
 def format_table(report, errors=None):
     """The speed table, then the accuracy one when given."""
     lines = [f"{'cell':<5} {'B':>4} {'H':>5} {'float32 us':>11} {'int8 us':>9} "
-             f"{'torch8 us':>10} {'int8/f32':>9} {'int8/torch8':>12}"]
+             f"{'bf16 us':>9} {'torch8 us':>10} {'int8/f32':>9} {'bf16/f32':>9} "
+             f"{'int8/torch8':>12}"]
     for r in report["results"]:
         t8 = r.get("torch int8 s/step")
         lines.append(
             f"{r['cell']:<5} {r['B']:>4} {r['H']:>5} {r['float32 s/step'] * 1e6:>11.1f} "
-            f"{r['int8 s/step'] * 1e6:>9.1f} "
+            f"{r['int8 s/step'] * 1e6:>9.1f} {r['bfloat16 s/step'] * 1e6:>9.1f} "
             f"{(f'{t8 * 1e6:.1f}' if t8 else '-'):>10} {r['int8/float32']:>9.2f} "
+            f"{r['bfloat16/float32']:>9.2f} "
             f"{(format(r['int8/torch int8'], '.2f') if t8 else '-'):>12}")
     if errors:
         lines += ["", "largest |output - float32 output|, median over random models:",
-                  f"{'cell':<5} {'fastrnn int8':>13} {'torch int8':>11}"]
+                  f"{'cell':<5} {'fastrnn int8':>13} {'fastrnn bf16':>13} {'torch int8':>11}"]
         for cell, e in errors.items():
             t = e["torch int8"]
             lines.append(f"{cell:<5} {e['fastrnn int8']:>13.2e} "
+                         f"{e['fastrnn bfloat16']:>13.2e} "
                          f"{(format(t, '.2e') if t is not None else '-'):>11}")
     return "\n".join(lines)
