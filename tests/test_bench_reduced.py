@@ -49,3 +49,4 @@ def test_command_line_json():
     report = json.loads(out.stdout)
     assert report["results"] and set(report["errors"]) == {"lstm", "gru", "rnn"}
     assert abs(report["charlm"]["relative int8"]) < 0.01
+    assert abs(report["wordlm"]["relative int8"]) < 0.01

@@ -24,7 +24,7 @@ from fastrnn.kernels import recurrent
 from fastrnn.kernels import threads as _threads
 from fastrnn.layers.cell_kinds import BY_KEY
 
-__all__ = ["run", "accuracy", "trained_charlm", "format_table", "FULL_GRID", "QUICK_GRID"]
+__all__ = ["run", "accuracy", "trained_charlm", "trained_wordlm", "format_table", "FULL_GRID", "QUICK_GRID"]
 
 FULL_GRID = dict(cells=("lstm", "gru", "rnn"), hidden=(256, 512, 1024, 2048),
                  batch=(1, 4, 64), seconds=0.02, steps=(4, 64))
@@ -140,6 +140,42 @@ def trained_charlm(steps=400, hidden_size=128, seed=0, progress=None):
     for kind in ("int8", "bfloat16"):
         out[kind] = model.evaluate(held, rnn=model.rnn.frozen(weights=kind))
         out[f"relative {kind}"] = (out[kind] - out["float32"]) / out["float32"]
+    return out
+
+
+class _ServedWordLM:
+    """A wordlm's layers with both LSTMs frozen in `kind`, scoring as WordLM.score."""
+
+    def __init__(self, model, kind):
+        emb, lstm1, lstm2, head = model.net.layers
+        self.layers = (emb, lstm1.frozen(weights=kind), lstm2.frozen(weights=kind), head)
+
+    def score(self, inputs, targets, states=None):
+        from fastrnn.training.loss import softmax_cross_entropy
+        emb, lstm1, lstm2, head = self.layers
+        states = states or [None, None]
+        h, s1 = lstm1(emb(inputs), states[0])
+        h, s2 = lstm2(h, states[1])
+        return softmax_cross_entropy(head(h), targets)[0], [s1, s2]
+
+
+def trained_wordlm(steps=300, max_words=200_000, seed=0, progress=None):
+    """The wordlm of the lecture notes trained for `steps` steps on the standard
+    library's docstrings, and its held-out perplexity with float32 LSTMs and with int8
+    and bfloat16 frozen ones: {"float32", "int8", "bfloat16", "relative <kind>"}, the
+    relative change of the mean loss (log perplexity)."""
+    import math
+    from fastrnn.apps import wordlm
+    train_words, held_words = wordlm.split_corpus(wordlm.stdlib_corpus(max_words))
+    vocab = wordlm.Vocabulary.build(train_words)
+    train_ids, held_ids = vocab.encode(train_words), vocab.encode(held_words)
+    model = wordlm.WordLM(vocab, seed=seed)
+    wordlm.train(model, train_ids, held_ids, steps=steps, progress=progress)
+    out = {"steps": steps, "float32": wordlm.perplexity(model, held_ids)}
+    for kind in ("int8", "bfloat16"):
+        out[kind] = wordlm.perplexity(_ServedWordLM(model, kind), held_ids)
+        out[f"relative {kind}"] = (math.log(out[kind]) - math.log(out["float32"])) / math.log(
+            out["float32"])
     return out
 
 

@@ -160,10 +160,13 @@ def cmd_bench_reduced(args):
               else bench_reduced.accuracy())
     trained = (bench_reduced.trained_charlm(steps=20, hidden_size=32) if quick
                else bench_reduced.trained_charlm(steps=1000))
+    words = (bench_reduced.trained_wordlm(steps=3, max_words=20_000) if quick
+             else bench_reduced.trained_wordlm(steps=500))
     if show:
         print(file=sys.stderr)
     if args.json:
-        json.dump(dict(report, errors=errors, charlm=trained), sys.stdout, indent=1)
+        json.dump(dict(report, errors=errors, charlm=trained, wordlm=words), sys.stdout,
+                  indent=1)
         print()
         return 0
     m = report["machine"]
@@ -177,6 +180,10 @@ def cmd_bench_reduced(args):
           f"float32 {trained['float32']:.4f}, int8 {trained['int8']:.4f} "
           f"({trained['relative int8']:+.3%}), bfloat16 {trained['bfloat16']:.4f} "
           f"({trained['relative bfloat16']:+.3%})")
+    print(f"wordlm (standard library docstrings, {words['steps']} steps), held-out "
+          f"perplexity: float32 {words['float32']:.2f}, int8 {words['int8']:.2f} (loss "
+          f"{words['relative int8']:+.3%}), bfloat16 {words['bfloat16']:.2f} "
+          f"({words['relative bfloat16']:+.3%})")
     return 0
 
 
