@@ -26,8 +26,8 @@ from fastrnn.layers.cell_kinds import BY_KEY
 
 __all__ = ["run", "accuracy", "trained_charlm", "trained_wordlm", "format_table", "FULL_GRID", "QUICK_GRID"]
 
-FULL_GRID = dict(cells=("lstm", "gru", "rnn"), hidden=(256, 512, 1024, 2048),
-                 batch=(1, 4, 64), seconds=0.02, steps=(4, 64))
+FULL_GRID = dict(cells=("lstm", "gru", "rnn"), hidden=(64, 256, 512, 1024, 2048),
+                 batch=(1, 4, 16, 64, 128), seconds=0.02, steps=(4, 64))
 QUICK_GRID = dict(cells=("lstm", "gru"), hidden=(32,), batch=(1, 4), seconds=0.001,
                   steps=(2, 4))
 # torch's dynamically quantized modules, by cell
