@@ -1,6 +1,7 @@
 """fastrnn.Chain: layers run one after another, with their params and grads under one name."""
 
 from fastrnn.layers.base import RecurrentLayer
+from fastrnn.layers.linear import Linear
 from fastrnn.layers.module import LayerCache, ParamModule
 
 __all__ = ["Chain"]
@@ -44,6 +45,9 @@ class Chain(ParamModule):
     backward(dy, cache) -> dx
         dx is None when the first layer is an Embedding.  The recurrent states'
         gradients are not carried back (truncated BPTT).
+    softmax_cross_entropy(x, targets, states=None, mask=None) -> (loss, states)
+        A whole training pass of a chain that ends in a Linear, with the
+        output layer and the loss fused (see there).
     state_dict(), load_state_dict(mapping), zero_grad(), params_changed()
     """
 
@@ -130,6 +134,48 @@ class Chain(ParamModule):
             if _is_recurrent(layer):
                 d = d[0]             # (dx, dstate0): the state's gradient stops here
         return d
+
+    def softmax_cross_entropy(self, x, targets, states=None, mask=None):
+        """Forward, softmax cross-entropy of the output and backward, adding every
+        layer's grads; the last layer must be a fastrnn.Linear.
+
+        The same numbers as::
+
+            logits, states, cache = chain.forward(x, states)
+            loss, d = fastrnn.softmax_cross_entropy(logits, targets, mask, out=logits)
+            chain.backward(d, cache)
+
+        with the last layer's forward, the loss and its backward done by
+        Linear.softmax_cross_entropy: the logits are never returned, which
+        saves passes over them (T * B * V elements for a language model).
+
+        Parameters
+        ----------
+        x, states : as for forward()
+        targets : array_like of int
+            The class of every output position (the output's shape without
+            its last axis).
+        mask : None or array_like of bool or non-negative numbers, like targets
+
+        Returns
+        -------
+        loss : float
+            The mean cross-entropy (over the unmasked positions).
+        states : list
+            The recurrent layers' final states, as forward() gives them.
+        """
+        head = self.layers[-1]
+        if not isinstance(head, Linear):
+            raise TypeError(f"softmax_cross_entropy: the chain's last layer must be a "
+                            f"Linear, got {type(head).__name__}")
+        if len(self.layers) == 1:
+            self._states(states)
+            return head.softmax_cross_entropy(x, targets, mask)[0], []
+        body = Chain(*self.layers[:-1])
+        h, states, cache = body.forward(x, states)
+        loss, dh = head.softmax_cross_entropy(h, targets, mask)
+        body.backward(dh, cache)
+        return loss, states
 
     def __repr__(self):
         return "Chain(" + ", ".join(map(repr, self.layers)) + ")"
