@@ -48,9 +48,7 @@ def _fastrnn_models(w, c, rng):
 
     def step(net, opt, x, y):
         net.zero_grad()
-        z, _, cache = net.forward(x)
-        _, d = softmax_cross_entropy(z, y, out=z)
-        net.backward(d, cache)
+        net.softmax_cross_entropy(x, y)      # forward, loss and backward, output layer fused
         clip_grad_norm(net.grads, 5.0)
         opt.step()
 

@@ -203,10 +203,8 @@ class WordLM:
 
     def train_step(self, inputs, targets, states=None):
         """Forward and backward over one (T, B) window; returns (loss, states)."""
-        logits, states, cache = self.net.forward(inputs, states)
-        loss, dlogits = softmax_cross_entropy(logits, targets, out=logits)   # in place
-        self.net.backward(dlogits, cache)
-        return loss, states
+        # the output layer and the loss as one job: the logits are never returned
+        return self.net.softmax_cross_entropy(inputs, targets, states)
 
     def score(self, inputs, targets, states=None):
         """Inference over one window: (mean -log p of the targets, states)."""
