@@ -216,3 +216,35 @@ def test_chain_needs_a_linear_last():
     alone = fastrnn.Chain(fastrnn.Linear(4, 3, seed=0))
     loss, states = alone.softmax_cross_entropy(np.ones((2, 4)), [0, 2])
     assert states == [] and loss > 0 and alone.grads["0.weight"].any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("lead, din, V", SHAPES)
+@pytest.mark.parametrize("mask_kind", MASKS)
+def test_loss_only(dtype, lead, din, V, mask_kind, block_rows):
+    rng = np.random.default_rng(V)
+    x = rng.standard_normal(lead + (din,)).astype(dtype)
+    t = rng.integers(0, V, lead)
+    mask = make_mask(mask_kind, lead, rng)
+    lin = fastrnn.Linear(din, V, dtype=dtype, seed=2)
+    loss, dx = lin.softmax_cross_entropy(x, t, mask, backward=False)
+    assert dx is None and not lin.grads["weight"].any() and not lin.grads["bias"].any()
+    ref = numpy_reference(x, lin.params["weight"], lin.params["bias"], t, mask)[0]
+    np.testing.assert_allclose(loss, ref, **tol(dtype))
+    unfused = fastrnn.softmax_cross_entropy(lin(x), t, mask)[0]
+    if x.size // din >= 4:
+        assert loss == unfused
+    assert loss == lin.softmax_cross_entropy(x, t, mask)[0]    # as the training call's
+
+
+def test_chain_loss_only_matches_inference():
+    rng = np.random.default_rng(8)
+    net = fastrnn.Chain(fastrnn.Embedding(40, 6, seed=1), fastrnn.LSTM(6, 10, seed=2),
+                        fastrnn.Linear(10, 40, seed=3))
+    x, t = rng.integers(0, 40, (2, 6, 4))
+    loss, states = net.softmax_cross_entropy(x, t, backward=False)
+    z, states2 = net(x)
+    assert loss == fastrnn.softmax_cross_entropy(z, t)[0]
+    for s, s2 in zip(states[0], states2[0]):
+        np.testing.assert_array_equal(s, s2)
+    assert not any(g.any() for g in net.grads.values())

@@ -27,7 +27,6 @@ from fastrnn.layers.linear import Linear
 from fastrnn.layers.lstm import LSTM
 from fastrnn.runtime.blas_threads import single_threaded_blas
 from fastrnn.training.clip import clip_grad_norm
-from fastrnn.training.loss import softmax_cross_entropy
 from fastrnn.training.optim import Adam
 from fastrnn.training.sampling import sample as draw
 
@@ -53,8 +52,7 @@ def _fastrnn_models(w, c, rng):
         opt.step()
 
     def score():
-        z, _ = wnet(wx)
-        return softmax_cross_entropy(z, wy, out=z)[0]
+        return wnet.softmax_cross_entropy(wx, wy, backward=False)[0]
 
     def sample():
         gen = np.random.default_rng(0)

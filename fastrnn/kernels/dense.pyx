@@ -242,7 +242,7 @@ cdef void xent_step_part(XentStep* j, const floating* x, const floating* w, cons
     if n1 > n0:
         pack_panels(n1 - n0, j.K, w + n0 * K, j.K, 1, wp + n0 * K)
     panel_range(j.K, nr, tid, nthreads, &k0, &k1)
-    if k1 > k0:
+    if k1 > k0 and dx != NULL:
         pack_panels(k1 - k0, j.N, w + k0, 1, j.K, wtp + <size_t>k0 * N)
         pack_panels(k1 - k0, j.M, x + k0, 1, j.K, xtp + <size_t>k0 * M)
     barrier_wait(&j.barrier)
@@ -265,8 +265,11 @@ cdef void xent_step_part(XentStep* j, const floating* x, const floating* w, cons
             else:
                 j.nll[r] = fr_xent_row_f64(j.N, g + r * N, <int>j.targets[r], j.scale[r],
                                            g + r * N)
-        packed_gemm(r1 - r0, j.K, j.N, g + r0 * N, j.N, wtp, j.N, dx + r0 * K, j.K, False)
+        if dx != NULL:
+            packed_gemm(r1 - r0, j.K, j.N, g + r0 * N, j.N, wtp, j.N, dx + r0 * K, j.K, False)
         r0 = r1
+    if dx == NULL:       # the loss only
+        return
     barrier_wait(&j.barrier)
     # 3. bad logits anywhere (a NaN loss): leave the parameter gradients as they are
     for r in range(j.M):
@@ -300,7 +303,8 @@ def forward_xent_backward(const floating[:, ::1] x, const floating[:, ::1] w,
         dx = g w,  dw += g^T x,  db += column sums of g   (db empty: no bias)
 
     each as kernels.xent.cross_entropy and backward() compute them.  dw and db
-    are left unchanged when a loss is NaN (bad logits).  Each task takes its
+    are left unchanged when a loss is NaN (bad logits).  With dx of no rows,
+    only the losses (g is then work space; wtp, xtp, dyT, dw, db unused).  Each task takes its
     rows block_rows (>= 1) at a time: a block's logits are formed, turned into
     their gradient and multiplied into dx while they are in cache, and the
     packed W and W^T are read once per block.  wp: pack_size(N, K),
@@ -311,10 +315,12 @@ def forward_xent_backward(const floating[:, ::1] x, const floating[:, ::1] w,
         return
     j.f64 = floating is double
     j.block_rows = block_rows if block_rows > 0 else 1
-    j.x, j.w, j.g, j.dx, j.dw = &x[0, 0], &w[0, 0], &g[0, 0], &dx[0, 0], &dw[0, 0]
+    j.x, j.w, j.g, j.wp = &x[0, 0], &w[0, 0], &g[0, 0], &wp[0]
     j.b = &b[0] if b.shape[0] > 0 else NULL
-    j.db = &db[0] if b.shape[0] > 0 else NULL
     j.targets, j.scale, j.nll = &targets[0], &scale[0], &nll[0]
-    j.wp, j.wtp, j.xtp, j.dyT = &wp[0], &wtp[0], &xtp[0], &dyT[0]
+    j.dx = j.dw = j.db = j.wtp = j.xtp = j.dyT = NULL
+    if dx.shape[0] > 0:
+        j.dx, j.dw, j.wtp, j.xtp, j.dyT = &dx[0, 0], &dw[0, 0], &wtp[0], &xtp[0], &dyT[0]
+        j.db = &db[0] if b.shape[0] > 0 else NULL
     with nogil:
         run_parallel(nthreads, xent_step_task, &j, &j.barrier)

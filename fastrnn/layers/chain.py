@@ -45,7 +45,7 @@ class Chain(ParamModule):
     backward(dy, cache) -> dx
         dx is None when the first layer is an Embedding.  The recurrent states'
         gradients are not carried back (truncated BPTT).
-    softmax_cross_entropy(x, targets, states=None, mask=None) -> (loss, states)
+    softmax_cross_entropy(x, targets, states=None, mask=None, backward=True) -> (loss, states)
         A whole training pass of a chain that ends in a Linear, with the
         output layer and the loss fused (see there).
     state_dict(), load_state_dict(mapping), zero_grad(), params_changed()
@@ -135,7 +135,7 @@ class Chain(ParamModule):
                 d = d[0]             # (dx, dstate0): the state's gradient stops here
         return d
 
-    def softmax_cross_entropy(self, x, targets, states=None, mask=None):
+    def softmax_cross_entropy(self, x, targets, states=None, mask=None, *, backward=True):
         """Forward, softmax cross-entropy of the output and backward, adding every
         layer's grads; the last layer must be a fastrnn.Linear.
 
@@ -156,6 +156,10 @@ class Chain(ParamModule):
             The class of every output position (the output's shape without
             its last axis).
         mask : None or array_like of bool or non-negative numbers, like targets
+        backward : bool, default True
+            False: inference (each layer's call, no caches) and the loss only,
+            as ``softmax_cross_entropy(chain(x, states)[0], targets, mask)``;
+            no grads are touched.
 
         Returns
         -------
@@ -170,8 +174,11 @@ class Chain(ParamModule):
                             f"Linear, got {type(head).__name__}")
         if len(self.layers) == 1:
             self._states(states)
-            return head.softmax_cross_entropy(x, targets, mask)[0], []
+            return head.softmax_cross_entropy(x, targets, mask, backward=backward)[0], []
         body = Chain(*self.layers[:-1])
+        if not backward:
+            h, states = body(x, states)
+            return head.softmax_cross_entropy(h, targets, mask, backward=False)[0], states
         h, states, cache = body.forward(x, states)
         loss, dh = head.softmax_cross_entropy(h, targets, mask)
         body.backward(dh, cache)

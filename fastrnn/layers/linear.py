@@ -72,9 +72,9 @@ class Linear(ParamModule):
         Training forward; the cache references x.
     backward(dy, cache) -> dx
         Adds the parameter gradients into grads.
-    softmax_cross_entropy(x, targets, mask=None) -> (loss, dx)
+    softmax_cross_entropy(x, targets, mask=None, backward=True) -> (loss, dx)
         The layer as a softmax classifier's output: forward, the loss and
-        backward in one pass (see there).
+        backward in one pass (see there); backward=False: the loss only.
     params_changed()
         Say that params were written in place (see keep_packed).
     state_dict(), load_state_dict(mapping), zero_grad(), reset_parameters(seed)
@@ -200,7 +200,7 @@ class Linear(ParamModule):
             self._grad_done("bias", db)
         return dx.reshape(x.shape)
 
-    def softmax_cross_entropy(self, x, targets, mask=None):
+    def softmax_cross_entropy(self, x, targets, mask=None, *, backward=True):
         r"""Forward, softmax cross-entropy and backward of this layer as one compiled job.
 
         With z = x W^T + b over every leading position n and weights w_n (the
@@ -225,11 +225,14 @@ class Linear(ParamModule):
             Class of every position, in [0, out_features).
         mask : None or array_like of bool or non-negative numbers, shape (...)
             Weight of every position: False / 0 leaves a position out.
+        backward : bool, default True
+            False: the loss only (scoring held-out data), in the same
+            blocks; grads are not touched and dx is None.
 
         Returns
         -------
         loss : float
-        dx : ndarray shaped like x
+        dx : ndarray shaped like x, or None when not backward
             d loss / d x.  dW and db are added into grads.
 
         Raises
@@ -245,13 +248,21 @@ class Linear(ParamModule):
         item, threads = self.dtype.itemsize, self._threads(M)
         self._packed_key = None          # the kept pack buffer is written here
         g = self._buffer("logits_grad", M * N).reshape(M, N)
-        nll, dx = np.empty(M, np.float64), np.empty((M, K), self.dtype)
+        nll, b = np.empty(M, np.float64), self._param("bias") if self.bias else None
+        wp = self._buffer("weight_packed", dense.pack_size(N, K, item))
+        if not backward:
+            none = np.empty(0, self.dtype)
+            dense.forward_xent_backward(x2, self._param("weight"), none if b is None else b,
+                                        t, scale, g, nll, none.reshape(0, K),
+                                        none.reshape(0, K), none, wp, none, none, none,
+                                        _XENT_BLOCK_ROWS, threads)
+            return mean_loss(w, scale, nll), None
+        dx = np.empty((M, K), self.dtype)
         dW = self._grad_target("weight")
         db = self._grad_target("bias") if self.bias else np.empty(0, self.dtype)
-        b = self._param("bias") if self.bias else np.empty(0, self.dtype)
         dense.forward_xent_backward(
-            x2, self._param("weight"), b, t, scale, g, nll, dx, dW, db,
-            self._buffer("weight_packed", dense.pack_size(N, K, item)),
+            x2, self._param("weight"), np.empty(0, self.dtype) if b is None else b, t,
+            scale, g, nll, dx, dW, db, wp,
             self._buffer("weight_t_packed", dense.pack_size(K, N, item)),
             self._buffer("x_t_packed", dense.pack_size(K, M, item)),
             self._buffer("dy_t_blocks", dense.dw_work_size(M, threads)), _XENT_BLOCK_ROWS,
