@@ -55,11 +55,9 @@ def _fastrnn_models(w, c, rng):
         return wnet.softmax_cross_entropy(wx, wy, backward=False)[0]
 
     def sample():
-        gen = np.random.default_rng(0)
-        token, states = np.zeros((1, 1), np.int64), None
+        gen, step, token = np.random.default_rng(0), cnet.stepper(), 0
         for _ in range(c["sample"]):
-            z, states = cnet(token, states)
-            token[0, 0] = draw(z[0, 0], rng=gen)
+            token = draw(step(token), rng=gen)     # one position at a time, states kept
 
     return {"wordlm train": lambda: step(wnet, wopt, wx, wy), "wordlm score": score,
             "charlm train": lambda: step(cnet, copt, cx, cy), "charlm sample": sample}
