@@ -31,7 +31,7 @@ from fastrnn.layers.embedding import Embedding
 from fastrnn.layers.linear import Linear
 from fastrnn.layers.cells import GRUCell, LSTMCell, RNNCell
 from fastrnn.layers.attention import AdditiveAttention, DotAttention
-from fastrnn.layers.chain import Chain
+from fastrnn.layers.chain import Chain, ChainStepper
 from fastrnn.training.clip import clip_grad_norm, clip_grad_value
 from fastrnn.training.ctc import ctc_beam_search, ctc_greedy_decode, ctc_loss
 from fastrnn.training.decoding import beam_search, greedy_decode
@@ -53,7 +53,7 @@ __all__ = ["RNN", "LSTM", "GRU", "Stepper", "FrozenLayer", "onnx", "keras", "get
            "SGD", "Adam", "clip_grad_norm", "clip_grad_value",
            "sample", "greedy_decode", "beam_search",
            "RNNCell", "LSTMCell", "GRUCell", "ctc_loss", "ctc_greedy_decode", "ctc_beam_search",
-           "AdditiveAttention", "DotAttention", "Chain", "AdamW"]
+           "AdditiveAttention", "DotAttention", "Chain", "AdamW", "ChainStepper"]
 
 # Where these modules were before the subpackages (to 2026-11).  A pickle names each
 # class by its module, and code may import the old paths (``import fastrnn.lstm``,

@@ -175,3 +175,28 @@ def test_bad_arguments(kwargs, exc, name):
 def test_bad_logits(logits):
     with pytest.raises((ValueError, TypeError), match="logits"):
         fastrnn.sample(logits)
+
+
+@pytest.mark.parametrize("V, temperature", [(1, 1.0), (6, 0.7), (54, 1.0), (300, 2.0)])
+def test_single_rows_draw_by_the_inverse_cdf_of_the_same_uniforms(V, temperature):
+    # the bisection path of a 1-D call against the rule in NumPy: the first token
+    # whose cumulative weight exceeds u * total, u the generator's next uniform
+    logits = np.random.default_rng(V).standard_normal(V) * 3
+    gen, ref = np.random.default_rng(1), np.random.default_rng(1)
+    w = np.exp((logits - logits.max()) / temperature)
+    cum = np.cumsum(w)
+    for _ in range(200):
+        expected = int(np.argmax(cum > ref.random() * cum[-1]))
+        assert fastrnn.sample(logits, temperature=temperature, rng=gen) == expected
+
+
+def test_a_uniform_rounding_up_to_the_total_draws_the_last_possible_token():
+    from fastrnn.training.sampling import _draw
+
+    class Top:               # a generator whose uniform number rounds up to 1
+        def random(self, n):
+            return np.ones(n)
+
+    weights = np.array([[1.0, 2.0, 0.0, 0.0], [0.5, 0.0, 3.0, 0.0]])
+    assert _draw(weights[:1], Top()).tolist() == [1]
+    assert _draw(weights, Top()).tolist() == [1, 2]

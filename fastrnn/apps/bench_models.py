@@ -27,7 +27,6 @@ from fastrnn.layers.linear import Linear
 from fastrnn.layers.lstm import LSTM
 from fastrnn.runtime.blas_threads import single_threaded_blas
 from fastrnn.training.clip import clip_grad_norm
-from fastrnn.training.loss import softmax_cross_entropy
 from fastrnn.training.optim import Adam
 from fastrnn.training.sampling import sample as draw
 
@@ -48,22 +47,17 @@ def _fastrnn_models(w, c, rng):
 
     def step(net, opt, x, y):
         net.zero_grad()
-        z, _, cache = net.forward(x)
-        _, d = softmax_cross_entropy(z, y, out=z)
-        net.backward(d, cache)
+        net.softmax_cross_entropy(x, y)      # forward, loss and backward, output layer fused
         clip_grad_norm(net.grads, 5.0)
         opt.step()
 
     def score():
-        z, _ = wnet(wx)
-        return softmax_cross_entropy(z, wy, out=z)[0]
+        return wnet.softmax_cross_entropy(wx, wy, backward=False)[0]
 
     def sample():
-        gen = np.random.default_rng(0)
-        token, states = np.zeros((1, 1), np.int64), None
+        gen, step, token = np.random.default_rng(0), cnet.stepper(), 0
         for _ in range(c["sample"]):
-            z, states = cnet(token, states)
-            token[0, 0] = draw(z[0, 0], rng=gen)
+            token = draw(step(token), rng=gen)     # one position at a time, states kept
 
     return {"wordlm train": lambda: step(wnet, wopt, wx, wy), "wordlm score": score,
             "charlm train": lambda: step(cnet, copt, cx, cy), "charlm sample": sample}

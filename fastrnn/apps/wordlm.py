@@ -40,7 +40,6 @@ from fastrnn.layers.linear import Linear
 from fastrnn.layers.lstm import LSTM
 from fastrnn.runtime.blas_threads import single_threaded_blas
 from fastrnn.training.clip import clip_grad_norm
-from fastrnn.training.loss import softmax_cross_entropy
 from fastrnn.training.optim import Adam
 from fastrnn.training.sampling import as_generator, sample
 
@@ -203,16 +202,12 @@ class WordLM:
 
     def train_step(self, inputs, targets, states=None):
         """Forward and backward over one (T, B) window; returns (loss, states)."""
-        logits, states, cache = self.net.forward(inputs, states)
-        loss, dlogits = softmax_cross_entropy(logits, targets, out=logits)   # in place
-        self.net.backward(dlogits, cache)
-        return loss, states
+        # the output layer and the loss as one job: the logits are never returned
+        return self.net.softmax_cross_entropy(inputs, targets, states)
 
     def score(self, inputs, targets, states=None):
         """Inference over one window: (mean -log p of the targets, states)."""
-        logits, states = self.net(inputs, states)
-        loss, _ = softmax_cross_entropy(logits, targets, out=logits)
-        return loss, states
+        return self.net.softmax_cross_entropy(inputs, targets, states, backward=False)
 
     def sample(self, n_words=30, *, prefix=(), temperature=1.0, top_k=None, top_p=None,
                rng=None):

@@ -2,6 +2,8 @@
 
     forward:   Y = X W^T + b                         (M rows, W is N x K)
     backward:  dX = dY W,  dW += dY^T X,  db += sum_m dY[m]
+    xent_step: the two with softmax cross-entropy between them, dY = dlogits
+               formed in place of the logits (forward_xent_backward)
 
 Every output element sums in a fixed order, and the threads split whole
 panels of output columns or whole rows, so results never depend on the
@@ -10,11 +12,17 @@ allocates every array, packed buffers included (sizes: pack_size).
 """
 
 from cython cimport floating
+from libc.stdint cimport int64_t
 
 from fastrnn.kernels.packed cimport (FR_PANEL_F32, FR_PANEL_F64, matmul_nt, pack_panels,
                                      packed_gemm, packed_gemm_bias, packed_gemm_ex,
                                      transpose, worth_packing)
 from fastrnn.kernels.threads cimport barrier_wait, fr_barrier, run_parallel, split_range
+
+
+cdef extern from "fastrnn_xent.h" nogil:
+    double fr_xent_row_f32(int V, const float* z, int t, float scale, float* g)
+    double fr_xent_row_f64(int V, const double* z, int t, double scale, double* g)
 
 
 # Columns of dY per block of the weight gradient: a block of dY^T (128 x T*B)
@@ -107,7 +115,7 @@ cdef void backward_part(Job* j, const floating* x, const floating* w, const floa
                         floating* wtp, floating* xtp, floating* dx, floating* dw,
                         floating* db, int tid, int nthreads) noexcept nogil:
     cdef int nr = FR_PANEL_F32 if floating is float else FR_PANEL_F64
-    cdef int k0, k1, m0, m1, n0, n1, m, n, c
+    cdef int k0, k1, m0, m1
     cdef size_t K = j.K, N = j.N, M = j.M
     # 1. pack W^T (K x N: panels of dX's columns) and X^T (K x M: panels of dW's
     #    columns), each task its own panels; then wait for all of them
@@ -122,21 +130,30 @@ cdef void backward_part(Job* j, const floating* x, const floating* w, const floa
         split_range(j.M, tid, nthreads, &m0, &m1)
         if m1 > m0:
             packed_gemm(m1 - m0, j.K, j.N, dy + m0 * N, j.N, wtp, j.N, dx + m0 * K, j.K, False)
-    # 3. dW += dY^T X on this task's rows of dW, in blocks of DW_BLOCK columns of dY:
-    #    each block transposed into the task's own buffer (so the product reads it
-    #    row by row), multiplied while it is in cache, then its column sums to db
-    cdef floating* dyT = <floating*>j.dyT + <size_t>tid * DW_BLOCK * M
-    cdef int c0, c1
-    split_range((j.N + DW_BLOCK - 1) // DW_BLOCK, tid, nthreads, &n0, &n1)
+    # 3. dW += dY^T X, db += column sums of dY
+    weight_grads(j.M, j.N, j.K, dy, xtp, dw, db, <floating*>j.dyT, tid, nthreads)
+
+
+cdef void weight_grads(int M, int N, int K, const floating* dy, const floating* xtp,
+                       floating* dw, floating* db, floating* dyT_all, int tid,
+                       int nthreads) noexcept nogil:
+    """dW += dY^T X on this task's rows of dW (xtp: X^T packed), in blocks of DW_BLOCK
+    columns of dY: each block transposed into the task's own buffer (so the product
+    reads it row by row), multiplied while it is in cache, then its column sums to db
+    (NULL: no bias).  Each element sums the rows in order, whatever the threads."""
+    cdef floating* dyT = dyT_all + <size_t>tid * DW_BLOCK * M
+    cdef int c, c0, c1, n0, n1, m, n
+    cdef size_t ldn = N
+    split_range((N + DW_BLOCK - 1) // DW_BLOCK, tid, nthreads, &n0, &n1)
     for c in range(n0, n1):
         c0 = c * DW_BLOCK
-        c1 = c0 + DW_BLOCK if c0 + DW_BLOCK < j.N else j.N
-        transpose(j.M, c1 - c0, dy + c0, j.N, dyT, j.M)
-        packed_gemm(c1 - c0, j.K, j.M, dyT, j.M, xtp, j.M, dw + <size_t>c0 * K, j.K, True)
+        c1 = c0 + DW_BLOCK if c0 + DW_BLOCK < N else N
+        transpose(M, c1 - c0, dy + c0, N, dyT, M)
+        packed_gemm(c1 - c0, K, M, dyT, M, xtp, M, dw + <size_t>c0 * K, K, True)
         if db != NULL:
-            for m in range(j.M):
+            for m in range(M):
                 for n in range(c0, c1):
-                    db[n] += dy[m * N + n]
+                    db[n] += dy[m * ldn + n]
 
 
 cdef void backward_task(void* ctx, int tid, int nthreads) noexcept nogil:
@@ -188,3 +205,122 @@ def backward(const floating[:, ::1] x, const floating[:, ::1] w, const floating[
     j.db = &db[0] if db.shape[0] > 0 else NULL
     with nogil:
         run_parallel(nthreads, backward_task, &j, &j.barrier)
+
+
+
+cdef struct XentStep:
+    int M, N, K
+    int block_rows       # rows per block of the row pass
+    bint f64
+    const void* x        # M x K
+    const void* w        # N x K
+    const void* b        # N, NULL without bias
+    const int64_t* targets
+    const double* scale
+    double* nll          # M
+    void* g              # M x N: the logits, then their gradient
+    void* wp             # W packed (panels of N)
+    void* wtp            # W^T packed (panels of K)
+    void* xtp            # X^T packed (panels of K)
+    void* dx             # M x K
+    void* dw             # N x K, accumulated
+    void* db             # N, accumulated; NULL without bias
+    void* dyT            # weight_grads' blocks, DW_BLOCK x M per task
+    fr_barrier barrier
+
+
+cdef void xent_step_part(XentStep* j, const floating* x, const floating* w, const floating* b,
+                         floating* g, floating* wp, floating* wtp, floating* xtp,
+                         floating* dx, floating* dw, floating* db, int tid,
+                         int nthreads) noexcept nogil:
+    cdef int nr = FR_PANEL_F32 if floating is float else FR_PANEL_F64
+    cdef int n0, n1, k0, k1, m0, m1, r0, r1, r
+    cdef size_t K = j.K, N = j.N, M = j.M
+    # 1. pack W (panels of the logits' columns), W^T (of dX's) and X^T (of dW's),
+    #    each task its share; then wait for all of them
+    panel_range(j.N, nr, tid, nthreads, &n0, &n1)
+    if n1 > n0:
+        pack_panels(n1 - n0, j.K, w + n0 * K, j.K, 1, wp + n0 * K)
+    panel_range(j.K, nr, tid, nthreads, &k0, &k1)
+    if k1 > k0 and dx != NULL:
+        pack_panels(k1 - k0, j.N, w + k0, 1, j.K, wtp + <size_t>k0 * N)
+        pack_panels(k1 - k0, j.M, x + k0, 1, j.K, xtp + <size_t>k0 * M)
+    barrier_wait(&j.barrier)
+    # 2. this task's rows, a block at a time: logits = x W^T + b, then each row's
+    #    loss and gradient in place, then dX = G W while the block is in cache
+    split_range(j.M, tid, nthreads, &m0, &m1)
+    r0 = m0
+    while r0 < m1:
+        r1 = r0 + j.block_rows if r0 + j.block_rows < m1 else m1
+        if b != NULL:
+            packed_gemm_bias(r1 - r0, 0, j.N, j.K, x + r0 * K, j.K, wp, j.K, b, g + r0 * N,
+                             j.N)
+        else:
+            packed_gemm_ex(r1 - r0, 0, j.N, j.K, x + r0 * K, j.K, 1, wp, j.K, g + r0 * N,
+                           j.N, 1, False)
+        for r in range(r0, r1):
+            if floating is float:
+                j.nll[r] = fr_xent_row_f32(j.N, g + r * N, <int>j.targets[r],
+                                           <float>j.scale[r], g + r * N)
+            else:
+                j.nll[r] = fr_xent_row_f64(j.N, g + r * N, <int>j.targets[r], j.scale[r],
+                                           g + r * N)
+        if dx != NULL:
+            packed_gemm(r1 - r0, j.K, j.N, g + r0 * N, j.N, wtp, j.N, dx + r0 * K, j.K, False)
+        r0 = r1
+    if dx == NULL:       # the loss only
+        return
+    barrier_wait(&j.barrier)
+    # 3. bad logits anywhere (a NaN loss): leave the parameter gradients as they are
+    for r in range(j.M):
+        if j.nll[r] != j.nll[r]:
+            return
+    weight_grads(j.M, j.N, j.K, g, xtp, dw, db, <floating*>j.dyT, tid, nthreads)
+
+
+cdef void xent_step_task(void* ctx, int tid, int nthreads) noexcept nogil:
+    cdef XentStep* j = <XentStep*>ctx
+    if j.f64:
+        xent_step_part(j, <const double*>j.x, <const double*>j.w, <const double*>j.b,
+                       <double*>j.g, <double*>j.wp, <double*>j.wtp, <double*>j.xtp,
+                       <double*>j.dx, <double*>j.dw, <double*>j.db, tid, nthreads)
+    else:
+        xent_step_part(j, <const float*>j.x, <const float*>j.w, <const float*>j.b,
+                       <float*>j.g, <float*>j.wp, <float*>j.wtp, <float*>j.xtp,
+                       <float*>j.dx, <float*>j.dw, <float*>j.db, tid, nthreads)
+
+
+def forward_xent_backward(const floating[:, ::1] x, const floating[:, ::1] w,
+                          const floating[::1] b, const int64_t[::1] targets,
+                          const double[::1] scale, floating[:, ::1] g, double[::1] nll,
+                          floating[:, ::1] dx, floating[:, ::1] dw, floating[::1] db,
+                          floating[::1] wp, floating[::1] wtp, floating[::1] xtp,
+                          floating[::1] dyT, int block_rows, int nthreads):
+    """A Linear output layer with softmax cross-entropy, forward and backward in one job:
+
+        g = x w^T + b;  per row n: nll[n] = log sum exp(g_n) - g_n[t_n],
+        g_n <- scale[n] * (softmax(g_n) - onehot(t_n));
+        dx = g w,  dw += g^T x,  db += column sums of g   (db empty: no bias)
+
+    each as kernels.xent.cross_entropy and backward() compute them.  dw and db
+    are left unchanged when a loss is NaN (bad logits).  With dx of no rows,
+    only the losses (g is then work space; wtp, xtp, dyT, dw, db unused).  Each task takes its
+    rows block_rows (>= 1) at a time: a block's logits are formed, turned into
+    their gradient and multiplied into dx while they are in cache, and the
+    packed W and W^T are read once per block.  wp: pack_size(N, K),
+    wtp: pack_size(K, N), xtp: pack_size(K, M), dyT: dw_work_size(M, nthreads)."""
+    cdef XentStep j
+    j.M, j.K, j.N = <int>x.shape[0], <int>x.shape[1], <int>w.shape[0]
+    if j.M == 0:
+        return
+    j.f64 = floating is double
+    j.block_rows = block_rows if block_rows > 0 else 1
+    j.x, j.w, j.g, j.wp = &x[0, 0], &w[0, 0], &g[0, 0], &wp[0]
+    j.b = &b[0] if b.shape[0] > 0 else NULL
+    j.targets, j.scale, j.nll = &targets[0], &scale[0], &nll[0]
+    j.dx = j.dw = j.db = j.wtp = j.xtp = j.dyT = NULL
+    if dx.shape[0] > 0:
+        j.dx, j.dw, j.wtp, j.xtp, j.dyT = &dx[0, 0], &dw[0, 0], &wtp[0], &xtp[0], &dyT[0]
+        j.db = &db[0] if b.shape[0] > 0 else NULL
+    with nogil:
+        run_parallel(nthreads, xent_step_task, &j, &j.barrier)

@@ -5,9 +5,21 @@ import numpy as np
 from fastrnn.kernels import dense
 from fastrnn.kernels.threads import get_num_threads
 from fastrnn.layers.module import LayerCache, ParamModule
+from fastrnn.training.loss import mean_loss, targets_and_scale
 from fastrnn._validation import as_real_array, check_positive_int
 
 __all__ = ["Linear"]
+
+# Products with fewer multiply-adds than this run on one thread: waking the
+# pool's other threads costs microseconds (much more on a loaded machine), as
+# much as such a product (one step of sampling: 1 x 128 times 128 x 54).
+_THREADED_MIN_MACS = 1 << 17
+
+# Rows per block of softmax_cross_entropy's compiled pass (kernels/dense.pyx):
+# large enough that the products run at the GEMM's pace (48 rows cost 10% more
+# than the unfused calls, 256 to 600 rows 10% less, on a Zen 4 at V = 10,000),
+# small enough that a block's logits (256 x V) stay in L3 for the loss and dx.
+_XENT_BLOCK_ROWS = 256
 
 
 class Linear(ParamModule):
@@ -60,6 +72,9 @@ class Linear(ParamModule):
         Training forward; the cache references x.
     backward(dy, cache) -> dx
         Adds the parameter gradients into grads.
+    softmax_cross_entropy(x, targets, mask=None, backward=True) -> (loss, dx)
+        The layer as a softmax classifier's output: forward, the loss and
+        backward in one pass (see there); backward=False: the loss only.
     params_changed()
         Say that params were written in place (see keep_packed).
     state_dict(), load_state_dict(mapping), zero_grad(), reset_parameters(seed)
@@ -128,13 +143,19 @@ class Linear(ParamModule):
         """params[name] as a C-contiguous array of the layer's dtype (a copy if it is not)."""
         return np.ascontiguousarray(self.params[name], dtype=self.dtype)
 
+    def _threads(self, rows):
+        """fastrnn's thread count, or 1 for a product too small to share."""
+        if rows * self.in_features * self.out_features < _THREADED_MIN_MACS:
+            return 1
+        return get_num_threads()
+
     def _affine(self, x):
         x2 = np.ascontiguousarray(x.reshape(-1, self.in_features))
         W = self._param("weight")
         b = self._param("bias") if self.bias else np.empty(0, self.dtype)
         y = np.empty((x2.shape[0], self.out_features), self.dtype)
         wp, fresh = self._weight_pack(W, x2.shape[0])
-        dense.forward(x2, W, b, y, wp, get_num_threads(), fresh)
+        dense.forward(x2, W, b, y, wp, self._threads(x2.shape[0]), fresh)
         return y.reshape(x.shape[:-1] + (self.out_features,))
 
     def __call__(self, x):
@@ -169,7 +190,7 @@ class Linear(ParamModule):
         dx = np.empty((M, K), self.dtype)
         dW = self._grad_target("weight")
         db = self._grad_target("bias") if self.bias else np.empty(0, self.dtype)
-        item, threads = self.dtype.itemsize, get_num_threads()
+        item, threads = self.dtype.itemsize, self._threads(M)
         dense.backward(x2, self._param("weight"), d2, dx, dW, db,
                        self._buffer("weight_t_packed", dense.pack_size(K, N, item)),
                        self._buffer("x_t_packed", dense.pack_size(K, M, item)),
@@ -178,6 +199,79 @@ class Linear(ParamModule):
         if self.bias:
             self._grad_done("bias", db)
         return dx.reshape(x.shape)
+
+    def softmax_cross_entropy(self, x, targets, mask=None, *, backward=True):
+        r"""Forward, softmax cross-entropy and backward of this layer as one compiled job.
+
+        With z = x W^T + b over every leading position n and weights w_n (the
+        mask; 1 everywhere when None), as fastrnn.softmax_cross_entropy::
+
+            loss   = sum_n w_n * (log sum_j exp(z_nj) - z_n[targets_n]) / sum_n w_n
+            dz_n   = w_n / sum_n w_n * (softmax(z_n) - onehot(targets_n))
+            dx_n   = dz_n W,    dW += sum_n dz_n^T x_n,    db += sum_n dz_n
+
+        The same numbers as ``z, c = layer.forward(x)``,
+        ``softmax_cross_entropy(z, targets, mask, out=z)`` and
+        ``layer.backward(dz, c)``, in fewer passes over the logits: each block
+        of rows gets its logits, their gradient (in their place) and its rows
+        of dx while it is in cache, and the logits are never returned.  Their
+        buffer (positions x out_features elements) is kept by the layer for
+        the next call, as are the packed weights.
+
+        Parameters
+        ----------
+        x : array_like, shape (..., in_features)
+        targets : array_like of int, shape (...)
+            Class of every position, in [0, out_features).
+        mask : None or array_like of bool or non-negative numbers, shape (...)
+            Weight of every position: False / 0 leaves a position out.
+        backward : bool, default True
+            False: the loss only (scoring held-out data), in the same
+            blocks; grads are not touched and dx is None.
+
+        Returns
+        -------
+        loss : float
+        dx : ndarray shaped like x, or None when not backward
+            d loss / d x.  dW and db are added into grads.
+
+        Raises
+        ------
+        ValueError
+            For bad targets or mask, or logits that are NaN or +inf (grads are
+            then left unchanged).
+        """
+        arr = self._input(x)
+        x2 = np.ascontiguousarray(arr.reshape(-1, self.in_features))
+        M, N, K = x2.shape[0], self.out_features, self.in_features
+        t, w, scale = targets_and_scale(targets, mask, arr.shape[:-1], N)
+        item, threads = self.dtype.itemsize, self._threads(M)
+        self._packed_key = None          # the kept pack buffer is written here
+        g = self._buffer("logits_grad", M * N).reshape(M, N)
+        nll, b = np.empty(M, np.float64), self._param("bias") if self.bias else None
+        wp = self._buffer("weight_packed", dense.pack_size(N, K, item))
+        if not backward:
+            none = np.empty(0, self.dtype)
+            dense.forward_xent_backward(x2, self._param("weight"), none if b is None else b,
+                                        t, scale, g, nll, none.reshape(0, K),
+                                        none.reshape(0, K), none, wp, none, none, none,
+                                        _XENT_BLOCK_ROWS, threads)
+            return mean_loss(w, scale, nll), None
+        dx = np.empty((M, K), self.dtype)
+        dW = self._grad_target("weight")
+        db = self._grad_target("bias") if self.bias else np.empty(0, self.dtype)
+        dense.forward_xent_backward(
+            x2, self._param("weight"), np.empty(0, self.dtype) if b is None else b, t,
+            scale, g, nll, dx, dW, db, wp,
+            self._buffer("weight_t_packed", dense.pack_size(K, N, item)),
+            self._buffer("x_t_packed", dense.pack_size(K, M, item)),
+            self._buffer("dy_t_blocks", dense.dw_work_size(M, threads)), _XENT_BLOCK_ROWS,
+            threads)
+        loss = mean_loss(w, scale, nll)      # raises for bad logits: grads untouched
+        self._grad_done("weight", dW)
+        if self.bias:
+            self._grad_done("bias", db)
+        return loss, dx.reshape(arr.shape)
 
     def _grad_target(self, name):
         """Where backward adds grads[name]: the array itself when the kernels can write it,

@@ -8,6 +8,13 @@ from fastrnn.kernels.threads import get_num_threads
 
 __all__ = ["log_softmax", "softmax_cross_entropy"]
 
+# Fewer logits than this are done on one thread: waking the pool costs more.
+_THREADED_MIN_LOGITS = 1 << 14
+
+
+def _threads(rows):
+    return get_num_threads() if rows.size >= _THREADED_MIN_LOGITS else 1
+
 
 def _float_rows(value, name):
     """value as a C-contiguous float32/float64 array (other real dtypes become float64),
@@ -42,7 +49,7 @@ def log_softmax(logits):
     """
     z, rows = _float_rows(logits, "logits")
     out = np.empty_like(z)
-    xent.log_softmax(rows, out.reshape(rows.shape), get_num_threads())
+    xent.log_softmax(rows, out.reshape(rows.shape), _threads(rows))
     if np.isnan(out).any():
         raise ValueError(_BAD_LOGITS)
     return out
@@ -95,18 +102,28 @@ def softmax_cross_entropy(logits, targets, mask=None, *, out=None):
     (1.386294, 1.386294)
     """
     z, rows = _float_rows(logits, "logits")
-    V = z.shape[-1]
+    t, w, scale = targets_and_scale(targets, mask, z.shape[:-1], z.shape[-1])
+    grad = _gradient_array(out, z)
+    nll = np.empty(rows.shape[0], np.float64)
+    xent.cross_entropy(rows, t, scale, grad.reshape(rows.shape), nll, _threads(rows))
+    return mean_loss(w, scale, nll), grad
+
+
+def targets_and_scale(targets, mask, shape, V):
+    """Checked targets (int64, flat), weights w (float64, flat) and each position's
+    share of the mean, scale = w / sum w (w itself when every weight is 0), for
+    positions of the given shape and V classes."""
     t = np.asarray(targets)
     if t.dtype.kind not in "iu":
         raise TypeError(f"targets: expected integers, got an array of dtype {t.dtype}")
-    if t.shape != z.shape[:-1]:
-        raise ValueError(f"targets: expected shape {z.shape[:-1]} (the logits' shape without "
+    if t.shape != tuple(shape):
+        raise ValueError(f"targets: expected shape {tuple(shape)} (the logits' shape without "
                          f"the last axis), got shape {t.shape}")
     if t.size and (t.min() < 0 or t.max() >= V):
         raise ValueError(f"targets: expected classes in [0, {V}), got values in "
                          f"[{t.min()}, {t.max()}]")
     if mask is None:
-        w = np.ones(t.shape, np.float64)
+        w = np.ones(t.size, np.float64)
     else:
         w = np.array(as_real_array(mask, "mask"), dtype=np.float64)
         if w.shape != t.shape:
@@ -114,19 +131,19 @@ def softmax_cross_entropy(logits, targets, mask=None, *, out=None):
                              f"{w.shape}")
         if not (np.isfinite(w).all() and (w >= 0).all()):
             raise ValueError("mask: expected booleans or finite non-negative weights")
+        w = w.ravel()
     total = w.sum()
-    grad = _gradient_array(out, z)
-    scale = (w / total if total > 0 else w).ravel()
-    nll = np.empty(rows.shape[0], np.float64)
-    xent.cross_entropy(rows, np.ascontiguousarray(t.ravel(), dtype=np.int64), scale,
-                       grad.reshape(rows.shape), nll, get_num_threads())
+    scale = w / total if total > 0 else w
+    return np.ascontiguousarray(t.ravel(), dtype=np.int64), w, scale
+
+
+def mean_loss(w, scale, nll):
+    """The weighted mean of the per-position losses nll; ValueError for bad logits
+    (a NaN loss)."""
     if np.isnan(nll).any():
         raise ValueError(_BAD_LOGITS)
-    if total == 0:
-        return 0.0, grad
     # 0 * inf would be NaN: a position left out by the mask contributes nothing
-    loss = float(np.sum(np.where(w.ravel() > 0, scale * nll, 0.0)))
-    return loss, grad
+    return float(np.sum(np.where(w > 0, scale * nll, 0.0)))
 
 
 def _gradient_array(out, z):

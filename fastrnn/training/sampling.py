@@ -30,6 +30,8 @@ def _check_logits(logits):
     if arr.shape[-1] == 0:
         raise ValueError(f"logits: expected at least one token (V >= 1), got shape {arr.shape}")
     z = np.array(arr, dtype=np.float64, ndmin=2)     # a copy: the input is never modified
+    if np.isfinite(z).all():       # the common case, in one pass
+        return z
     if np.isnan(z).any() or np.isposinf(z).any():
         raise ValueError("logits: expected finite numbers or -inf (a token never drawn), "
                          "got NaN or +inf")
@@ -45,10 +47,16 @@ def _draw(weights, gen):
     N, V = weights.shape
     cum = np.cumsum(weights, axis=1)
     u = gen.random(N) * cum[:, -1]
-    idx = np.sum(cum <= u[:, None], axis=1)      # first index with cum > u
-    # u * total may round up to total: fall back on the last token of positive weight
-    last = V - 1 - np.argmax(weights[:, ::-1] > 0, axis=1)
-    return np.minimum(idx, last)
+    if N == 1:     # cum is non-decreasing: the count of cum <= u by bisection
+        idx = np.searchsorted(cum[0], u, side="right")
+    else:
+        idx = np.sum(cum <= u[:, None], axis=1)      # first index with cum > u
+    # The token at idx < V has positive weight (cum rises there).  u * total may
+    # round up to total (idx = V): fall back on the last token of positive weight.
+    if (idx >= V).any():
+        last = V - 1 - np.argmax(weights[:, ::-1] > 0, axis=1)
+        idx = np.minimum(idx, last)
+    return idx
 
 
 def sample(logits, *, temperature=1.0, top_k=None, top_p=None, rng=None):
