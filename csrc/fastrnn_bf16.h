@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <string.h>
+#include "fastrnn_paths.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
@@ -67,34 +68,18 @@ static inline int fr_bf16_supported(int path)
     return path == FR_BF16_PORTABLE;
 }
 
-static int fr_bf16_path_now = -1;   /* threads racing on the first call store the same value */
-
-static inline int fr_bf16_best_path(void)
-{
-    for (int p = FR_BF16_PATHS - 1; p > 0; --p)
-        if (fr_bf16_supported(p))
-            return p;
-    return FR_BF16_PORTABLE;
-}
+static int fr_bf16_path_now = -1;
 
 static inline int fr_bf16_path(void)
 {
-    int p = __atomic_load_n(&fr_bf16_path_now, __ATOMIC_RELAXED);
-    if (p < 0) {
-        p = fr_bf16_best_path();
-        __atomic_store_n(&fr_bf16_path_now, p, __ATOMIC_RELAXED);
-    }
-    return p;
+    return fr_path_now(&fr_bf16_path_now, FR_BF16_PATHS, fr_bf16_supported);
 }
 
-/* As fr_q8_set_path: -1 for the best; unchanged when this CPU lacks the path. */
+/* Run path (tests force the portable ones); -1 goes back to the best. Returns the
+ * path now in force, unchanged when this CPU lacks the one asked for. */
 static inline int fr_bf16_set_path(int path)
 {
-    if (path < 0)
-        path = fr_bf16_best_path();
-    if (path < FR_BF16_PATHS && fr_bf16_supported(path))
-        __atomic_store_n(&fr_bf16_path_now, path, __ATOMIC_RELAXED);
-    return fr_bf16_path();
+    return fr_path_set(&fr_bf16_path_now, path, FR_BF16_PATHS, fr_bf16_supported);
 }
 
 static inline const char *fr_bf16_path_name(int path)

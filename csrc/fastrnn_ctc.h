@@ -3,8 +3,8 @@
  * Python API.  A row of alpha (or beta) at step t depends only on the row at
  * t - 1 (t + 1), so each row is one branch-free pass over the extended target
  * that GCC vectorises: three-term log-sum-exps built on fastrnn's inline exp
- * (csrc/fastrnn_math.h) and an inline log for the range they need.  Double keeps
- * libm (as the cells do: float64 is the accuracy dtype).
+ * (csrc/fastrnn_math.h) and an inline log for the range they need; double has its
+ * own inline exp and log here, to a couple of ulps (libm's do not vectorise).
  *
  * Rows are padded with two cells of -inf on the side the recursion reads past
  * the ends (alpha: before s = 0; beta: after s = P - 1); skip[s] is 0 where the
@@ -62,13 +62,76 @@ static inline float fr_ctc_lse3f(float a, float b, float c)
     return m == -INFINITY ? -INFINITY : r;
 }
 
+/* exp(x) for x <= 0 (a little above 0 too), inputs under -708 taken as -708 (e^-708
+ * is nothing next to the largest term, 1): x = n ln2 + r, |r| <= ln2 / 2, e^r by its
+ * Taylor series to r^13 (the first term left out is below 5e-18), 2^n through the
+ * exponent bits. */
+static inline double fr_ctc_exp(double x)
+{
+    const double log2e = 1.4426950408889634074;
+    const double ln2_hi = 6.93147180369123816490e-01;   /* trailing zeros: n*ln2_hi exact */
+    const double ln2_lo = 1.90821492927058770002e-10;
+    const double round_magic = 6755399441055744.0;      /* 1.5 * 2^52 */
+    x = x < -708.0 ? -708.0 : x;
+    double n = (x * log2e + round_magic) - round_magic;
+    double r = x - n * ln2_hi - n * ln2_lo;
+    double p = 1.0 / 6227020800.0;                       /* 1/13! */
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    int64_t bits = ((int64_t)n + 1023) << 52;           /* 2^n, n in [-1022, 1] */
+    double scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+/* log(z) for z in [1, 3], as fr_ctc_logf with the series of atanh to u^23 (the first
+ * term left out is below 1e-18). */
+static inline double fr_ctc_log(double z)
+{
+    int64_t bits;
+    memcpy(&bits, &z, sizeof bits);
+    int64_t e = ((bits >> 52) & 0x7ff) - 1023;
+    bits = (bits & 0x000fffffffffffffLL) | 0x3ff0000000000000LL;   /* m in [1, 2) */
+    double m;
+    memcpy(&m, &bits, sizeof m);
+    int big = m > 1.4142135623730951;
+    m = big ? 0.5 * m : m;
+    e = big ? e + 1 : e;
+    double u = (m - 1.0) / (m + 1.0);
+    double u2 = u * u;
+    double p = 1.0 / 23.0;
+    p = p * u2 + 1.0 / 21.0;
+    p = p * u2 + 1.0 / 19.0;
+    p = p * u2 + 1.0 / 17.0;
+    p = p * u2 + 1.0 / 15.0;
+    p = p * u2 + 1.0 / 13.0;
+    p = p * u2 + 1.0 / 11.0;
+    p = p * u2 + 1.0 / 9.0;
+    p = p * u2 + 1.0 / 7.0;
+    p = p * u2 + 1.0 / 5.0;
+    p = p * u2 + 1.0 / 3.0;
+    p = p * u2 + 1.0;
+    return (double)e * 0.69314718055994530942 + 2.0 * u * p;
+}
+
 static inline double fr_ctc_lse3(double a, double b, double c)
 {
     double m = a > b ? a : b;
     m = m > c ? m : c;
-    if (m == -INFINITY)
-        return m;
-    return m + log(exp(a - m) + exp(b - m) + exp(c - m));
+    double mm = m == -INFINITY ? 0.0 : m;      /* no -inf - -inf */
+    double r = mm + fr_ctc_log(fr_ctc_exp(a - mm) + fr_ctc_exp(b - mm) + fr_ctc_exp(c - mm));
+    return m == -INFINITY ? -INFINITY : r;
 }
 
 /* One row of alpha: cur[s] = ye[s] + lse(prev[s], prev[s-1], prev[s-2] + skip[s]),
@@ -116,7 +179,8 @@ FR_CTC_KERNEL void fr_ctc_beta_row_f64(int P, const double *restrict next,
         double rest = fr_ctc_lse3(next[s], next[s + 1], next[s + 2] + skip2[s]);
         cur[s] = ye[s] + rest;
         double x = alpha[s] + rest - ll;
-        gamma[s] = x > -64.0 ? exp(x) : 0.0;
+        double e = fr_ctc_exp(x);          /* computed for every lane, then chosen */
+        gamma[s] = x > -64.0 ? e : 0.0;
     }
 }
 

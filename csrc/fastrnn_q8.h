@@ -36,6 +36,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <string.h>
+#include "fastrnn_paths.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
@@ -86,35 +87,18 @@ static inline int fr_q8_supported(int path)
     return path == FR_Q8_PORTABLE;
 }
 
-static int fr_q8_path_now = -1;    /* threads racing on the first call store the same value */
-
-static inline int fr_q8_best_path(void)
-{
-    for (int p = FR_Q8_PATHS - 1; p > 0; --p)
-        if (fr_q8_supported(p))
-            return p;
-    return FR_Q8_PORTABLE;
-}
+static int fr_q8_path_now = -1;
 
 static inline int fr_q8_path(void)
 {
-    int p = __atomic_load_n(&fr_q8_path_now, __ATOMIC_RELAXED);
-    if (p < 0) {
-        p = fr_q8_best_path();
-        __atomic_store_n(&fr_q8_path_now, p, __ATOMIC_RELAXED);
-    }
-    return p;
+    return fr_path_now(&fr_q8_path_now, FR_Q8_PATHS, fr_q8_supported);
 }
 
 /* Run path (tests force the portable ones); -1 goes back to the best. Returns the
  * path now in force, unchanged when this CPU lacks the one asked for. */
 static inline int fr_q8_set_path(int path)
 {
-    if (path < 0)
-        path = fr_q8_best_path();
-    if (path < FR_Q8_PATHS && fr_q8_supported(path))
-        __atomic_store_n(&fr_q8_path_now, path, __ATOMIC_RELAXED);
-    return fr_q8_path();
+    return fr_path_set(&fr_q8_path_now, path, FR_Q8_PATHS, fr_q8_supported);
 }
 
 static inline const char *fr_q8_path_name(int path)

@@ -69,7 +69,7 @@ def pad(sequences):
     return x, lengths
 
 
-class DigitReader:
+class DigitReader(seqtools.SavedModel):
     """Bidirectional LSTM + Linear to 11 classes (the ten digits and the blank, 10),
     trained with CTC (module docstring).
 
@@ -81,6 +81,8 @@ class DigitReader:
     dtype : float32 or float64
     seed : int or None
     """
+
+    FORMAT, FORMAT_VERSION = _FORMAT, _FORMAT_VERSION
 
     def __init__(self, *, hidden_size=64, num_layers=1, dtype=np.float32, seed=None):
         self.config = dict(hidden_size=hidden_size, num_layers=num_layers,
@@ -130,21 +132,6 @@ class DigitReader:
         dy = self.head.backward(dlogits, head_cache)
         self.rnn.backward(dy, cache)
         return loss
-
-    def save(self, path):
-        """Write the model to an .npz file (configuration and weights, no pickle)."""
-        seqtools.save_layers(path, _FORMAT, _FORMAT_VERSION, self.config, self.named_layers)
-
-    @classmethod
-    def load(cls, path):
-        """Read a model written by save() (allow_pickle=False)."""
-        config, arrays = seqtools.read_archive(path, _FORMAT, _FORMAT_VERSION)
-        try:
-            model = cls(**config)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: corrupted {_FORMAT} model ({exc})") from None
-        seqtools.load_layers(path, _FORMAT, arrays, model.named_layers)
-        return model
 
 
 def label_error_rate(model, sequences, targets, beam_width=None, batch_size=250):

@@ -125,7 +125,7 @@ def held_out_dates(held_out=2000, seed=0):
     return make_dataset(gen.permutation(days), gen)
 
 
-class DateTranslator:
+class DateTranslator(seqtools.SavedModel):
     """Encoder-decoder with attention from human-readable dates to YYYY-MM-DD (module
     docstring for the equations).
 
@@ -140,6 +140,8 @@ class DateTranslator:
     dtype : float32 or float64
     seed : int or None
     """
+
+    FORMAT, FORMAT_VERSION = _FORMAT, _FORMAT_VERSION
 
     def __init__(self, *, embedding_dim=32, encoder_size=64, decoder_size=128, attention_dim=64,
                  dtype=np.float32, seed=None):
@@ -303,21 +305,6 @@ class DateTranslator:
         return [("".join(OUT_CHARS[t] for t in seq), score) for seq, score in results]
 
     # ----------------------------------------------------------- save / load
-
-    def save(self, path):
-        """Write the model to an .npz file (configuration and weights, no pickle)."""
-        seqtools.save_layers(path, _FORMAT, _FORMAT_VERSION, self.config, self.named_layers)
-
-    @classmethod
-    def load(cls, path):
-        """Read a model written by save() (allow_pickle=False)."""
-        config, arrays = seqtools.read_archive(path, _FORMAT, _FORMAT_VERSION)
-        try:
-            model = cls(**config)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: corrupted {_FORMAT} model ({exc})") from None
-        seqtools.load_layers(path, _FORMAT, arrays, model.named_layers)
-        return model
 
 
 def accuracy(model, texts, isodates, batch_size=500):

@@ -60,7 +60,7 @@ def split(held_out=360, seed=0):
     return images[tr], labels[tr], images[ho], labels[ho]
 
 
-class DigitClassifier:
+class DigitClassifier(seqtools.SavedModel):
     """LSTM over the rows of an image, then a linear classifier (module docstring).
 
     Parameters
@@ -71,6 +71,8 @@ class DigitClassifier:
     dtype : float32 or float64
     seed : int or None
     """
+
+    FORMAT, FORMAT_VERSION = _FORMAT, _FORMAT_VERSION
 
     def __init__(self, *, hidden_size=64, pool="last", dtype=np.float32, seed=None):
         if pool not in POOLS:
@@ -130,21 +132,6 @@ class DigitClassifier:
             dy[:] = df / y.shape[0]
         self.rnn.backward(dy, cache)
         return loss
-
-    def save(self, path):
-        """Write the model to an .npz file (configuration and weights, no pickle)."""
-        seqtools.save_layers(path, _FORMAT, _FORMAT_VERSION, self.config, self.named_layers)
-
-    @classmethod
-    def load(cls, path):
-        """Read a model written by save() (allow_pickle=False)."""
-        config, arrays = seqtools.read_archive(path, _FORMAT, _FORMAT_VERSION)
-        try:
-            model = cls(**config)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: corrupted {_FORMAT} model ({exc})") from None
-        seqtools.load_layers(path, _FORMAT, arrays, model.named_layers)
-        return model
 
 
 def train(model, images, labels, *, steps=1500, batch_size=64, lr=5e-3, clip=5.0, seed=0,

@@ -106,3 +106,27 @@ def load_layers(path, fmt, arrays, layers):
                                    if k.startswith(prefix + ".")})
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{path}: corrupted {fmt} model ({exc})") from None
+
+
+class SavedModel:
+    """save() and load() for an app's model made of fastrnn layers: a subclass sets
+    FORMAT and FORMAT_VERSION and has ``config`` (the keyword arguments that make it)
+    and ``named_layers`` (see save_layers)."""
+
+    FORMAT = None
+    FORMAT_VERSION = None
+
+    def save(self, path):
+        """Write the model to an .npz file (configuration and weights, no pickle)."""
+        save_layers(path, self.FORMAT, self.FORMAT_VERSION, self.config, self.named_layers)
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by save() (allow_pickle=False)."""
+        config, arrays = read_archive(path, cls.FORMAT, cls.FORMAT_VERSION)
+        try:
+            model = cls(**config)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: corrupted {cls.FORMAT} model ({exc})") from None
+        load_layers(path, cls.FORMAT, arrays, model.named_layers)
+        return model
