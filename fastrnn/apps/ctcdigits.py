@@ -19,19 +19,14 @@ digits over their number, on strings made only of held-out images.
 scikit-learn (``pip install 'fastrnn[examples]'``).
 """
 
-import collections
-import time
 
 import numpy as np
 
 from fastrnn.apps import digits, seqtools
 from fastrnn.layers.linear import Linear
 from fastrnn.layers.lstm import LSTM
-from fastrnn.runtime.blas_threads import single_threaded_blas
-from fastrnn.training.clip import clip_grad_norm
 from fastrnn.training.ctc import ctc_beam_search, ctc_greedy_decode, ctc_loss
 from fastrnn.training.loss import log_softmax
-from fastrnn.training.optim import Adam
 
 __all__ = ["make_strings", "pad", "DigitReader", "train", "label_error_rate", "BLANK"]
 
@@ -159,23 +154,6 @@ def train(model, *, steps=3000, batch_size=32, lr=1e-2, clip=5.0, held_out_image
     """
     images, labels, _, _ = digits.split(held_out_images, seed)
     gen = np.random.default_rng([seed, 2])
-    opt = Adam(model.layers, lr=lr)
-    recent = collections.deque(maxlen=50)
-    first, seconds = None, 0.0
-    with single_threaded_blas():
-        for step in range(1, steps + 1):
-            t0 = time.perf_counter()
-            sequences, targets = make_strings(images, labels, batch_size, gen,
-                                              max_digits=max_digits)
-            opt.lr = lr * (1 - 0.9 * (step - 1) / max(1, steps - 1))
-            opt.zero_grad()
-            loss = model.train_step(sequences, targets)
-            clip_grad_norm([layer.grads for layer in model.layers], clip)
-            opt.step()
-            seconds += time.perf_counter() - t0
-            recent.append(loss)
-            first = loss if first is None else first
-            if progress is not None:
-                progress(step, steps, float(np.mean(recent)), step * batch_size / seconds)
-    return dict(steps=steps, seconds=seconds, examples_per_s=steps * batch_size / seconds,
-                first_loss=first, running_loss=float(np.mean(recent)))
+    return seqtools.train_loop(
+        model, lambda: make_strings(images, labels, batch_size, gen, max_digits=max_digits),
+        steps=steps, batch_size=batch_size, lr=lr, clip=clip, progress=progress)

@@ -22,9 +22,7 @@ greedy (batched) or beam search (fastrnn.beam_search over the decoder's state).
 ``python -m fastrnn dates train|translate`` (fastrnn.apps.cli) drives this module.
 """
 
-import collections
 import datetime
-import time
 
 import numpy as np
 
@@ -34,11 +32,8 @@ from fastrnn.layers.cells import LSTMCell
 from fastrnn.layers.embedding import Embedding
 from fastrnn.layers.linear import Linear
 from fastrnn.layers.lstm import LSTM
-from fastrnn.runtime.blas_threads import single_threaded_blas
-from fastrnn.training.clip import clip_grad_norm
 from fastrnn.training.decoding import beam_search
 from fastrnn.training.loss import log_softmax, softmax_cross_entropy
-from fastrnn.training.optim import Adam
 
 __all__ = ["DateTranslator", "format_date", "make_dataset", "held_out_dates", "train",
            "accuracy", "plot_attention", "FIRST", "LAST"]
@@ -331,25 +326,9 @@ def train(model, *, steps=1000, batch_size=64, lr=3e-3, clip=5.0, held_out=2000,
     """
     train_days, _ = _day_split(held_out, seed)
     gen = np.random.default_rng([seed, 2])
-    opt = Adam(model.layers, lr=lr)
-    recent = collections.deque(maxlen=50)
-    first, seconds = None, 0.0
-    with single_threaded_blas():    # small products: BLAS threads only get in the way
-        for step in range(1, steps + 1):
-            t0 = time.perf_counter()
-            texts, iso = make_dataset(gen.choice(train_days, batch_size), gen)
-            opt.lr = lr * (1 - 0.9 * (step - 1) / max(1, steps - 1))
-            opt.zero_grad()
-            loss = model.train_step(texts, iso)
-            clip_grad_norm([layer.grads for layer in model.layers], clip)
-            opt.step()
-            seconds += time.perf_counter() - t0
-            recent.append(loss)
-            first = loss if first is None else first
-            if progress is not None:
-                progress(step, steps, float(np.mean(recent)), step * batch_size / seconds)
-    return dict(steps=steps, seconds=seconds, examples_per_s=steps * batch_size / seconds,
-                first_loss=first, running_loss=float(np.mean(recent)))
+    return seqtools.train_loop(
+        model, lambda: make_dataset(gen.choice(train_days, batch_size), gen), steps=steps,
+        batch_size=batch_size, lr=lr, clip=clip, progress=progress)
 
 
 def plot_attention(model, text, path):

@@ -17,18 +17,13 @@ accuracy is measured on the held-out images.
 it needs scikit-learn (``pip install 'fastrnn[examples]'``).
 """
 
-import collections
-import time
 
 import numpy as np
 
 from fastrnn.apps import seqtools
 from fastrnn.layers.linear import Linear
 from fastrnn.layers.lstm import LSTM
-from fastrnn.runtime.blas_threads import single_threaded_blas
-from fastrnn.training.clip import clip_grad_norm
 from fastrnn.training.loss import softmax_cross_entropy
-from fastrnn.training.optim import Adam
 
 __all__ = ["load_images", "split", "DigitClassifier", "train", "POOLS"]
 
@@ -143,24 +138,14 @@ def train(model, images, labels, *, steps=1500, batch_size=64, lr=5e-3, clip=5.0
     the last 50 steps).
     """
     gen = np.random.default_rng(seed)
-    opt = Adam(model.layers, lr=lr)
-    recent = collections.deque(maxlen=50)
-    first, seconds, order = None, 0.0, np.empty(0, np.int64)
-    with single_threaded_blas():
-        for step in range(1, steps + 1):
-            t0 = time.perf_counter()
-            if len(order) < batch_size:
-                order = np.concatenate([order, gen.permutation(len(labels))])
-            batch, order = order[:batch_size], order[batch_size:]
-            opt.lr = lr * (1 - 0.9 * (step - 1) / max(1, steps - 1))
-            opt.zero_grad()
-            loss = model.train_step(images[batch], labels[batch])
-            clip_grad_norm([layer.grads for layer in model.layers], clip)
-            opt.step()
-            seconds += time.perf_counter() - t0
-            recent.append(loss)
-            first = loss if first is None else first
-            if progress is not None:
-                progress(step, steps, float(np.mean(recent)), step * batch_size / seconds)
-    return dict(steps=steps, seconds=seconds, examples_per_s=steps * batch_size / seconds,
-                first_loss=first, running_loss=float(np.mean(recent)))
+    order = np.empty(0, np.int64)
+
+    def next_batch():     # a fresh permutation every epoch
+        nonlocal order
+        if len(order) < batch_size:
+            order = np.concatenate([order, gen.permutation(len(labels))])
+        batch, order = order[:batch_size], order[batch_size:]
+        return images[batch], labels[batch]
+
+    return seqtools.train_loop(model, next_batch, steps=steps, batch_size=batch_size, lr=lr,
+                               clip=clip, progress=progress)

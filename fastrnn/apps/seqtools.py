@@ -8,10 +8,16 @@ parameter of every layer as ``<layer>.<name>``; it is read back with
 ``allow_pickle=False``.
 """
 
+import collections
 import json
+import time
 import zipfile
 
 import numpy as np
+
+from fastrnn.runtime.blas_threads import single_threaded_blas
+from fastrnn.training.clip import clip_grad_norm
+from fastrnn.training.optim import Adam
 
 __all__ = ["edit_distance", "label_error_rate", "held_out_split", "save_layers", "read_archive",
            "load_layers"]
@@ -130,3 +136,34 @@ class SavedModel:
             raise ValueError(f"{path}: corrupted {cls.FORMAT} model ({exc})") from None
         load_layers(path, cls.FORMAT, arrays, model.named_layers)
         return model
+
+
+def train_loop(model, next_batch, *, steps, batch_size, lr, clip, progress=None):
+    """The example apps' training: for each step, next_batch() gives the arguments of
+    model.train_step (the loss of a batch, gradients added into its layers' grads),
+    then clipping to clip and one Adam step over model.layers; the learning rate
+    decays linearly from lr to a tenth of it.  progress(step, steps, running loss,
+    examples per second), if given, after each step.
+
+    Returns dict with steps, seconds, examples_per_s, first_loss, running_loss (mean of
+    the last 50 steps).
+    """
+    opt = Adam(model.layers, lr=lr)
+    recent = collections.deque(maxlen=50)
+    first, seconds = None, 0.0
+    with single_threaded_blas():    # small products: BLAS threads only get in the way
+        for step in range(1, steps + 1):
+            t0 = time.perf_counter()
+            batch = next_batch()
+            opt.lr = lr * (1 - 0.9 * (step - 1) / max(1, steps - 1))
+            opt.zero_grad()
+            loss = model.train_step(*batch)
+            clip_grad_norm([layer.grads for layer in model.layers], clip)
+            opt.step()
+            seconds += time.perf_counter() - t0
+            recent.append(loss)
+            first = loss if first is None else first
+            if progress is not None:
+                progress(step, steps, float(np.mean(recent)), step * batch_size / seconds)
+    return dict(steps=steps, seconds=seconds, examples_per_s=steps * batch_size / seconds,
+                first_loss=first, running_loss=float(np.mean(recent)))
