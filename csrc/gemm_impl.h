@@ -201,6 +201,12 @@ static inline __attribute__((always_inline)) void FR_FN(tile)(
     VEC acc[MR * NP];    /* sized by the tile: a larger array was zeroed through memory */
     for (int i = 0; i < MR * NP; ++i)
         acc[i] = (VEC){0};
+    /* Ask for the tile's lines of C now: in a large product they are far off
+     * (L3 or DRAM), and their fetch for writing then overlaps the K loop
+     * instead of stalling the stores at its end. */
+    for (int r = 0; r < MR; ++r)
+        for (int j = 0; j < NP; ++j)
+            __builtin_prefetch(C + r * scm + j * NR * scn, 1, 3);
     for (int k = 0; k < K; ++k) {
         const REAL *a = A + k * sak;
         for (int j = 0; j < NP; ++j) {

@@ -32,8 +32,9 @@ static inline __attribute__((always_inline)) REAL FR_FN(row_max)(long V, const R
     return m;
 }
 
-/* e_i = exp(z_i - m) (0 where z_i = -inf), written to e (which may be z);
- * returns sum_i e_i, summed in LANES partial sums then in lane order. */
+/* e_i = exp(z_i - m) (0 where z_i = -inf), written to e (which may be z;
+ * NULL: not kept, for the loss alone); returns sum_i e_i, summed in LANES
+ * partial sums then in lane order. */
 static inline __attribute__((always_inline)) REAL FR_FN(row_expsum)(long V, const REAL *z,
                                                                    REAL m, REAL *e)
 {
@@ -46,7 +47,8 @@ static inline __attribute__((always_inline)) REAL FR_FN(row_expsum)(long V, cons
             REAL d = z[i + l] - m;
             REAL x = EXP(d);
             x = d == -(REAL)INFINITY ? 0 : x;
-            e[i + l] = x;
+            if (e)
+                e[i + l] = x;
             lane[l] += x;
         }
     REAL s = 0;
@@ -56,7 +58,8 @@ static inline __attribute__((always_inline)) REAL FR_FN(row_expsum)(long V, cons
         REAL d = z[i] - m;
         REAL x = EXP(d);
         x = d == -(REAL)INFINITY ? 0 : x;
-        e[i] = x;
+        if (e)
+            e[i] = x;
         s += x;
     }
     return s;
@@ -87,6 +90,17 @@ FR_KERNEL double FR_FN(xent_row)(int V, const REAL *z, int t, REAL scale, REAL *
         g[i] *= f;
     g[t] -= scale;
     return log((double)s) + (double)m - (double)zt;
+}
+
+/* xent_row's nll alone, in two passes that write nothing (scoring, where
+ * the gradient is not wanted): the same sums, so the same bits. */
+FR_KERNEL double FR_FN(xent_row_loss)(int V, const REAL *z, int t, REAL scale)
+{
+    const REAL m = FR_FN(row_max)(V, z);
+    const REAL s = FR_FN(row_expsum)(V, z, m, NULL);
+    if (s != s)
+        return (double)NAN;
+    return scale == 0 ? 0.0 : log((double)s) + (double)m - (double)z[t];
 }
 
 /* Log-probabilities of one row, out = z - m - log sum exp(z - m); out is work

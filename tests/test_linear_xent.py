@@ -172,9 +172,12 @@ def test_bad_input_and_bad_logits_leave_grads_unchanged():
     with pytest.raises(ValueError, match="x"):
         lin.softmax_cross_entropy(np.ones((3, 5)), [0, 1, 2])
     x[1, 2] = np.inf                      # +inf and -inf logits: NaN
-    with pytest.raises(ValueError, match="logits"):
-        lin.softmax_cross_entropy(x, [0, 1, 2])
+    for backward in (True, False):        # the loss alone takes a pass of its own
+        with pytest.raises(ValueError, match="logits"):
+            lin.softmax_cross_entropy(x, [0, 1, 2], backward=backward)
     assert not lin.grads["weight"].any() and not lin.grads["bias"].any()
+    with pytest.raises(ValueError, match="logits"):     # a masked bad row is still bad
+        lin.softmax_cross_entropy(x, [0, 1, 2], mask=[1, 0, 1], backward=False)
 
 
 def test_all_masked_gives_zero_loss_and_gradients():

@@ -23,6 +23,8 @@ from fastrnn.kernels.threads cimport barrier_wait, fr_barrier, run_parallel, spl
 cdef extern from "fastrnn_xent.h" nogil:
     double fr_xent_row_f32(int V, const float* z, int t, float scale, float* g)
     double fr_xent_row_f64(int V, const double* z, int t, double scale, double* g)
+    double fr_xent_row_loss_f32(int V, const float* z, int t, float scale)
+    double fr_xent_row_loss_f64(int V, const double* z, int t, double scale)
 
 
 # Columns of dY per block of the weight gradient: a block of dY^T (128 x T*B)
@@ -236,6 +238,8 @@ cdef void xent_step_part(XentStep* j, const floating* x, const floating* w, cons
     cdef int nr = FR_PANEL_F32 if floating is float else FR_PANEL_F64
     cdef int n0, n1, k0, k1, m0, m1, r0, r1, r
     cdef size_t K = j.K, N = j.N, M = j.M
+    cdef floating* gb
+    cdef floating* z
     # 1. pack W (panels of the logits' columns), W^T (of dX's) and X^T (of dW's),
     #    each task its share; then wait for all of them
     panel_range(j.N, nr, tid, nthreads, &n0, &n1)
@@ -248,25 +252,33 @@ cdef void xent_step_part(XentStep* j, const floating* x, const floating* w, cons
     barrier_wait(&j.barrier)
     # 2. this task's rows, a block at a time: logits = x W^T + b, then each row's
     #    loss and gradient in place, then dX = G W while the block is in cache
+    #    (the loss alone: each task's blocks reuse its own block_rows x N of g, which
+    #    stays in cache, and the rows' passes write nothing)
     split_range(j.M, tid, nthreads, &m0, &m1)
     r0 = m0
     while r0 < m1:
         r1 = r0 + j.block_rows if r0 + j.block_rows < m1 else m1
+        gb = g + r0 * N if dx != NULL else g + <size_t>tid * j.block_rows * N
         if b != NULL:
-            packed_gemm_bias(r1 - r0, 0, j.N, j.K, x + r0 * K, j.K, wp, j.K, b, g + r0 * N,
-                             j.N)
+            packed_gemm_bias(r1 - r0, 0, j.N, j.K, x + r0 * K, j.K, wp, j.K, b, gb, j.N)
         else:
-            packed_gemm_ex(r1 - r0, 0, j.N, j.K, x + r0 * K, j.K, 1, wp, j.K, g + r0 * N,
-                           j.N, 1, False)
+            packed_gemm_ex(r1 - r0, 0, j.N, j.K, x + r0 * K, j.K, 1, wp, j.K, gb, j.N, 1,
+                           False)
         for r in range(r0, r1):
+            z = gb + (r - r0) * N
             if floating is float:
-                j.nll[r] = fr_xent_row_f32(j.N, g + r * N, <int>j.targets[r],
-                                           <float>j.scale[r], g + r * N)
+                if dx == NULL:
+                    j.nll[r] = fr_xent_row_loss_f32(j.N, z, <int>j.targets[r],
+                                                    <float>j.scale[r])
+                else:
+                    j.nll[r] = fr_xent_row_f32(j.N, z, <int>j.targets[r], <float>j.scale[r], z)
             else:
-                j.nll[r] = fr_xent_row_f64(j.N, g + r * N, <int>j.targets[r], j.scale[r],
-                                           g + r * N)
+                if dx == NULL:
+                    j.nll[r] = fr_xent_row_loss_f64(j.N, z, <int>j.targets[r], j.scale[r])
+                else:
+                    j.nll[r] = fr_xent_row_f64(j.N, z, <int>j.targets[r], j.scale[r], z)
         if dx != NULL:
-            packed_gemm(r1 - r0, j.K, j.N, g + r0 * N, j.N, wtp, j.N, dx + r0 * K, j.K, False)
+            packed_gemm(r1 - r0, j.K, j.N, gb, j.N, wtp, j.N, dx + r0 * K, j.K, False)
         r0 = r1
     if dx == NULL:       # the loss only
         return
@@ -304,7 +316,8 @@ def forward_xent_backward(const floating[:, ::1] x, const floating[:, ::1] w,
 
     each as kernels.xent.cross_entropy and backward() compute them.  dw and db
     are left unchanged when a loss is NaN (bad logits).  With dx of no rows,
-    only the losses (g is then work space; wtp, xtp, dyT, dw, db unused).  Each task takes its
+    only the losses (g is then each task's work space, nthreads * block_rows rows;
+    wtp, xtp, dyT, dw, db unused).  Each task takes its
     rows block_rows (>= 1) at a time: a block's logits are formed, turned into
     their gradient and multiplied into dx while they are in cache, and the
     packed W and W^T are read once per block.  wp: pack_size(N, K),
@@ -315,6 +328,11 @@ def forward_xent_backward(const floating[:, ::1] x, const floating[:, ::1] w,
         return
     j.f64 = floating is double
     j.block_rows = block_rows if block_rows > 0 else 1
+    if dx.shape[0] == 0 and g.shape[0] < <long>nthreads * j.block_rows:
+        raise ValueError(f"g: the loss alone needs nthreads * block_rows = "
+                         f"{nthreads * j.block_rows} rows of work space, got {g.shape[0]}")
+    if dx.shape[0] > 0 and g.shape[0] < j.M:
+        raise ValueError(f"g: expected {j.M} rows, got {g.shape[0]}")
     j.x, j.w, j.g, j.wp = &x[0, 0], &w[0, 0], &g[0, 0], &wp[0]
     j.b = &b[0] if b.shape[0] > 0 else NULL
     j.targets, j.scale, j.nll = &targets[0], &scale[0], &nll[0]

@@ -1,10 +1,13 @@
 """fastrnn.Linear: an affine map over the last axis, torch.nn.Linear's maths and names."""
 
+import functools
+
 import numpy as np
 
 from fastrnn.kernels import dense
 from fastrnn.kernels.threads import get_num_threads
 from fastrnn.layers.module import LayerCache, ParamModule
+from fastrnn.runtime.machine import cache_sizes
 from fastrnn.training.loss import mean_loss, targets_and_scale
 from fastrnn._validation import as_real_array, check_positive_int
 
@@ -15,11 +18,26 @@ __all__ = ["Linear"]
 # much as such a product (one step of sampling: 1 x 128 times 128 x 54).
 _THREADED_MIN_MACS = 1 << 17
 
-# Rows per block of softmax_cross_entropy's compiled pass (kernels/dense.pyx):
-# large enough that the products run at the GEMM's pace (48 rows cost 10% more
-# than the unfused calls, 256 to 600 rows 10% less, on a Zen 4 at V = 10,000),
-# small enough that a block's logits (256 x V) stay in L3 for the loss and dx.
+# Rows per block of softmax_cross_entropy's compiled pass (kernels/dense.pyx)
+# with its backward: large enough that the products run at the GEMM's pace (48
+# rows cost 10% more than the unfused calls, 256 to 600 rows 10% less, on a Zen
+# 4 at V = 10,000), small enough that a block's logits (256 x V) stay in L3 for
+# the loss and dx.  The loss alone takes smaller blocks (_loss_block_rows).
 _XENT_BLOCK_ROWS = 256
+
+
+@functools.lru_cache(maxsize=1)
+def _l2_bytes():
+    return cache_sizes()["L2"]
+
+
+def _loss_block_rows(n_classes, itemsize):
+    """Rows per block when only the loss is wanted: each task's block of logits
+    then lives in work space of its own, reused block after block, so a block is
+    sized to half of L2 (where the products write it and the row passes read it
+    back), in whole register tiles of 4 rows, at most _XENT_BLOCK_ROWS."""
+    rows = _l2_bytes() // 2 // (n_classes * itemsize) // 4 * 4
+    return int(min(max(rows, 4), _XENT_BLOCK_ROWS))
 
 
 class Linear(ParamModule):
@@ -247,16 +265,18 @@ class Linear(ParamModule):
         t, w, scale = targets_and_scale(targets, mask, arr.shape[:-1], N)
         item, threads = self.dtype.itemsize, self._threads(M)
         self._packed_key = None          # the kept pack buffer is written here
-        g = self._buffer("logits_grad", M * N).reshape(M, N)
         nll, b = np.empty(M, np.float64), self._param("bias") if self.bias else None
         wp = self._buffer("weight_packed", dense.pack_size(N, K, item))
         if not backward:
             none = np.empty(0, self.dtype)
+            rows = min(_loss_block_rows(N, item), -(-M // threads))
+            g = self._buffer("loss_blocks", threads * rows * N).reshape(-1, N)
             dense.forward_xent_backward(x2, self._param("weight"), none if b is None else b,
                                         t, scale, g, nll, none.reshape(0, K),
                                         none.reshape(0, K), none, wp, none, none, none,
-                                        _XENT_BLOCK_ROWS, threads)
+                                        rows, threads)
             return mean_loss(w, scale, nll), None
+        g = self._buffer("logits_grad", M * N).reshape(M, N)
         dx = np.empty((M, K), self.dtype)
         dW = self._grad_target("weight")
         db = self._grad_target("bias") if self.bias else np.empty(0, self.dtype)
