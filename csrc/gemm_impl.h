@@ -104,27 +104,31 @@ static inline __attribute__((always_inline)) void FR_FN(transpose_block)(VEC r[N
 }
 
 /* dst[c*ldd + r] = src[r*lds + c] for r < rows and c < cols: the transpose,
- * by NR x NR blocks turned in registers, the edges element by element.
+ * by NR x NR blocks turned in registers, the edges element by element.  NR
+ * rows of src at a time across all its columns, so that each row is read in
+ * one run, and the next NR rows asked for meanwhile: a large src (the output
+ * layer's gradient) is far off, at a page per row.
  * NumPy: dst[:cols, :rows] = src[:rows, :cols].T */
 static inline __attribute__((always_inline)) void FR_FN(transpose_blocks)(
     int rows, int cols, const REAL *restrict src, long lds, REAL *restrict dst, long ldd)
 {
-    int c = 0;
-    for (; c + NR <= cols; c += NR) {    /* NR rows of dst, down all of src's rows */
-        int r = 0;
-        for (; r + NR <= rows; r += NR) {
+    const int fr = rows - rows % NR, fc = cols - cols % NR;
+    for (int r = 0; r < fr; r += NR)
+        for (int c = 0; c < fc; c += NR) {
             VEC v[NR];
+            if (r + 2 * NR <= rows)
+                for (int i = 0; i < NR; ++i)
+                    __builtin_prefetch(src + (size_t)(r + NR + i) * lds + c, 0, 3);
             for (int i = 0; i < NR; ++i)
                 v[i] = FR_FN(vload)(src + (size_t)(r + i) * lds + c);
             FR_FN(transpose_block)(v);
             for (int j = 0; j < NR; ++j)
                 FR_FN(vstore)(dst + (size_t)(c + j) * ldd + r, v[j]);
         }
-        for (; r < rows; ++r)
-            for (int j = 0; j < NR; ++j)
-                dst[(size_t)(c + j) * ldd + r] = src[(size_t)r * lds + c + j];
-    }
-    for (; c < cols; ++c)
+    for (int r = fr; r < rows; ++r)
+        for (int c = 0; c < fc; ++c)
+            dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
+    for (int c = fc; c < cols; ++c)
         for (int r = 0; r < rows; ++r)
             dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
 }
