@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from fastrnn.apps import bench_reduced
@@ -50,3 +51,37 @@ def test_command_line_json():
     assert report["results"] and set(report["errors"]) == {"lstm", "gru", "rnn"}
     assert abs(report["charlm"]["relative int8"]) < 0.01
     assert abs(report["wordlm"]["relative int8"]) < 0.01
+
+
+def test_sweep_with_reduced_columns(tmp_path):
+    from fastrnn.apps import peers, sweep
+    grid = dict(sweep.QUICK_GRID, hidden=(32,))
+    report = sweep.run(grid, cells=("lstm",), systems=["numpy"], repeats=3, budget=0.01,
+                       weights=("int8", "bfloat16"))
+    torch8 = "torch" in peers.available()
+    assert ("torch int8" in report["machine"]["systems"]) == torch8
+    for r in report["results"]:
+        s = r["seconds"]
+        assert set(r["ratio"]) == {"numpy"}          # reduced systems are not float peers
+        if r["work"] == "training":
+            assert "reduced" not in r and not set(s) & set(peers.REDUCED_SYSTEMS)
+            continue
+        red = r["reduced"]
+        assert red["int8/float32"] == pytest.approx(s["fastrnn int8"] / s["fastrnn"])
+        assert red["bfloat16/float32"] == pytest.approx(s["fastrnn bfloat16"] / s["fastrnn"])
+        assert ("int8/torch int8" in red) == torch8
+        if torch8:
+            assert red["int8/torch int8"] == pytest.approx(s["fastrnn int8"] / s["torch int8"])
+    table = sweep.format_table(report)
+    assert "int8/fr" in table.splitlines()[0] and "bf16/fr" in table.splitlines()[0]
+    pytest.importorskip("matplotlib")
+    assert [p.rsplit("/", 1)[1] for p in sweep.plot(report, str(tmp_path))] == [
+        "sweep-lstm-inference.png", "sweep-lstm-training.png"]
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(weights=("int4",)), "weights"),
+                                           (dict(weights=("int8",), dtype=np.float64), "dtype")])
+def test_sweep_rejects_bad_weights(kwargs, match):
+    from fastrnn.apps import sweep
+    with pytest.raises(ValueError, match=match):
+        sweep.run(sweep.QUICK_GRID, cells=("rnn",), **kwargs)

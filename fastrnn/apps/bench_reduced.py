@@ -14,7 +14,6 @@ Measurements only: nothing here passes or fails on a number.
 """
 
 import statistics
-import warnings
 
 import numpy as np
 
@@ -30,32 +29,10 @@ FULL_GRID = dict(cells=("lstm", "gru", "rnn"), hidden=(64, 256, 512, 1024, 2048)
                  batch=(1, 4, 16, 64, 128), seconds=0.02, steps=(4, 64))
 QUICK_GRID = dict(cells=("lstm", "gru"), hidden=(32,), batch=(1, 4), seconds=0.001,
                   steps=(2, 4))
-# torch's dynamically quantized modules, by cell
-TORCH_INT8 = ("lstm", "gru")
 
 
 def _layer(cell, D, H, seed):
     return BY_KEY[cell].layer_class(D, H, seed=seed)
-
-
-def _torch_int8(cell, layer, threads):
-    """torch's dynamic int8 module with layer's weights, or None."""
-    if cell not in TORCH_INT8 or "torch" not in peers.available():
-        return None
-    import torch
-    warnings.filterwarnings("ignore", message=".*quantiz", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", message=".*quantiz", category=UserWarning)
-    torch.set_num_threads(threads)
-    module = peers._torch_module(cell, layer)
-    # quantize_dynamic swaps the children of a module, never the module itself
-    q = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(module), {type(module)},
-                                               dtype=torch.qint8)[0]
-    assert ".quantized." in type(q).__module__, type(q)
-
-    def run(x):
-        with torch.no_grad():
-            return q(torch.from_numpy(x))[0].numpy()
-    return run
 
 
 def _steps(B, H, grid):
@@ -81,7 +58,7 @@ def run(grid=FULL_GRID, threads=None, repeats=5, budget=1.0, progress=None):
             bf16 = layer.frozen(weights="bfloat16")
             fns = {"float32": lambda: f32(x), "int8": lambda: int8(x),
                    "bfloat16": lambda: bf16(x)}
-            torch8 = _torch_int8(cell, layer, threads)
+            torch8 = peers.torch_int8(cell, layer, threads)
             if torch8 is not None:
                 fns["torch int8"] = lambda: torch8(x)
             times = time_round_robin(fns, repeats=repeats, budget=budget,
@@ -117,7 +94,7 @@ def accuracy(cells=("lstm", "gru", "rnn"), models=20, T=20, B=4, D=64, H=128, se
             for kind in ("int8", "bfloat16"):
                 errs[f"fastrnn {kind}"].append(
                     float(np.abs(layer.frozen(weights=kind)(x)[0] - y).max()))
-            torch8 = _torch_int8(cell, layer, 1)
+            torch8 = peers.torch_int8(cell, layer, 1)
             if torch8 is not None:
                 errs["torch int8"].append(float(np.abs(torch8(x) - y).max()))
         out[cell] = {k: (statistics.median(v) if v else None) for k, v in errs.items()}

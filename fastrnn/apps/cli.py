@@ -85,7 +85,7 @@ def cmd_bench_models(args):
 def cmd_bench(args):
     if args.models:
         return cmd_bench_models(args)
-    if args.reduced:
+    if args.reduced and not args.sweep:
         return cmd_bench_reduced(args)
     from fastrnn.apps import bench
     from fastrnn.apps import peers
@@ -191,10 +191,13 @@ def cmd_sweep(args):
     from fastrnn.apps import sweep
     show = sys.stderr.isatty() and not args.json
     grid = sweep.QUICK_GRID if args.quick else sweep.FULL_GRID
+    if args.reduced and args.dtype != "float32":
+        return _bench_error("--reduced runs float32 layers (--dtype float32)")
     report = sweep.run(grid, cells=args.cell, dtype=np.dtype(args.dtype), systems=args.peers,
                        works=("inference", "training") if args.work == "both" else (args.work,),
                        threads=args.threads, repeats=args.repeat, budget=args.budget,
-                       progress=_progress_bar if show else None)
+                       progress=_progress_bar if show else None,
+                       weights=("int8", "bfloat16") if args.reduced else ())
     if show:
         print(file=sys.stderr)
     if args.json:
@@ -878,7 +881,8 @@ def main(argv=None):
                         "inference, fastrnn against PyTorch")
     b.add_argument("--reduced", action="store_true",
                    help="reduced precision instead: float32, int8 and bfloat16 FrozenLayers "
-                        "against PyTorch's dynamic int8 LSTM and GRU, speed and error")
+                        "against PyTorch's dynamic int8 LSTM and GRU, speed and error (with "
+                        "--sweep: int8 and bfloat16 columns at every inference point)")
     b.add_argument("--plot", metavar="PATH",
                    help="write a PNG of the speed-ups to this file (with --sweep: heat maps "
                         "into this folder); needs matplotlib")

@@ -29,13 +29,20 @@ from fastrnn import reference
 from fastrnn.layers.cell_kinds import BY_KEY
 
 SYSTEMS = ("fastrnn", "numpy", "torch", "onnxruntime")
+# Inference with reduced-precision weights, float32 layers only: fastrnn's FrozenLayer with
+# int8 or bfloat16 weights, and torch's dynamically quantized LSTM and GRU (int8 weights;
+# torch has none for its RNN).  Their times are compared with fastrnn's float32 and with
+# each other, not with the float peers (fastrnn.apps.bench.reduced_ratios).
+REDUCED_SYSTEMS = ("fastrnn int8", "fastrnn bfloat16", "torch int8")
+TORCH_INT8_CELLS = ("lstm", "gru")
 
 # Thread pools keep busy-waiting after a call returns, measured here (CPU
 # time burnt during a sleep after an LSTM call): NumPy's OpenBLAS about
 # 100 ms, ONNX Runtime about 40 ms, torch's OpenMP about 10 ms, fastrnn's own
 # workers a few ms.  The benchmark pauses this long (untimed) after each
 # system, so no system is timed against another's leftover spinning.
-SPINS_AFTER = {"numpy": 0.15, "onnxruntime": 0.06, "torch": 0.02, "fastrnn": 0.01}
+SPINS_AFTER = {"numpy": 0.15, "onnxruntime": 0.06, "torch": 0.02, "fastrnn": 0.01,
+               "torch int8": 0.02, "fastrnn int8": 0.01, "fastrnn bfloat16": 0.01}
 
 
 def _importable(name):
@@ -75,6 +82,16 @@ def build(system, cell, layer, x, dy, threads):
             layer.backward(dy, cache)
         frozen = layer.frozen()
         return {"inference": lambda: frozen(x), "training": fastrnn_train}
+
+    if system in ("fastrnn int8", "fastrnn bfloat16"):
+        if layer.dtype != np.float32:
+            return {}
+        reduced = layer.frozen(weights=system.split()[1])
+        return {"inference": lambda: reduced(x)}
+
+    if system == "torch int8":
+        quantized = torch_int8(cell, layer, threads)
+        return {} if quantized is None else {"inference": lambda: quantized(x)}
 
     if system == "numpy":
         params = layer.state_dict()
@@ -124,7 +141,32 @@ def build(system, cell, layer, x, dy, threads):
         feed = {"x": x}
         return {"inference": lambda: session.run(None, feed)}
 
-    raise ValueError(f"system: expected one of {SYSTEMS}, got {system!r}")
+    raise ValueError(f"system: expected one of {SYSTEMS + REDUCED_SYSTEMS}, got {system!r}")
+
+
+def torch_int8(cell, layer, threads):
+    """torch's dynamically quantized (int8 weights) module with layer's float32 weights,
+    as a function of x returning y; None where torch has none (its RNN, float64) or is
+    not installed."""
+    if (cell not in TORCH_INT8_CELLS or layer.dtype != np.float32
+            or "torch" not in available()):
+        return None
+    import warnings
+
+    import torch
+    warnings.filterwarnings("ignore", message=".*quantiz", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*quantiz", category=UserWarning)
+    torch.set_num_threads(threads)
+    module = _torch_module(cell, layer)
+    # quantize_dynamic swaps the children of a module, never the module itself
+    q = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(module), {type(module)},
+                                               dtype=torch.qint8)[0]
+    assert ".quantized." in type(q).__module__, type(q)
+
+    def run(x):
+        with torch.no_grad():
+            return q(torch.from_numpy(x))[0].numpy()
+    return run
 
 
 def default_threads():

@@ -42,11 +42,26 @@ def steps_for(cell, B, D, H, itemsize, limits, steps, seconds):
 
 def run(grid=FULL_GRID, cells=("lstm", "gru", "rnn"), dtype=np.float32,
         works=("inference", "training"), systems=None, threads=None, repeats=5, budget=1.0,
-        progress=None):
+        progress=None, weights=()):
     """Time every point of the grid; return {"machine": ..., "grid": ..., "results": [...]}
-    with results as ``fastrnn.apps.bench.run``'s plus each point's input mode."""
+    with results as ``fastrnn.apps.bench.run``'s plus each point's input mode.
+
+    weights: reduced-precision kinds ("int8", "bfloat16") whose FrozenLayers are timed
+    beside the float32 one at every inference point, with PyTorch's dynamic int8 LSTM and
+    GRU for "int8" (float32 only); their ratios are each result's "reduced"
+    (fastrnn.apps.bench.reduced_ratios)."""
+    weights = tuple(weights)
+    for kind in weights:
+        if kind not in ("int8", "bfloat16"):
+            raise ValueError(f"weights: expected 'int8' or 'bfloat16', got {kind!r}")
+    if weights and np.dtype(dtype) != np.float32:
+        raise ValueError(f"weights: reduced precision runs float32 layers, got dtype "
+                         f"{np.dtype(dtype).name}")
     available = peers.available()
     systems = ["fastrnn"] + [s for s in (systems or PEERS) if s in available and s != "fastrnn"]
+    systems += [f"fastrnn {kind}" for kind in weights]
+    if "int8" in weights and "torch" in available:
+        systems.append("torch int8")
     threads = threads or peers.default_threads()
     itemsize = np.dtype(dtype).itemsize
     previous = _threads.set_num_threads(threads)
@@ -72,19 +87,29 @@ def run(grid=FULL_GRID, cells=("lstm", "gru", "rnn"), dtype=np.float32,
                                       for k, v in grid.items()}, "results": results}
 
 
+SHORT = {"onnxruntime": "ort", "fastrnn int8": "int8", "fastrnn bfloat16": "bf16",
+         "torch int8": "torch8", "int8/float32": "int8/fr", "bfloat16/float32": "bf16/fr",
+         "int8/torch int8": "int8/torch8"}
+
+
 def format_table(report):
-    """The sweep as a fixed-width text table (times in milliseconds)."""
+    """The sweep as a fixed-width text table (times in milliseconds; the reduced-precision
+    columns where the sweep timed them)."""
     systems = report["machine"]["systems"]
-    peers_ = [s for s in systems if s != "fastrnn"]
-    short = {"onnxruntime": "ort"}
-    head = (["cell", "work", "T", "B", "D", "H"] + [f"{short.get(s, s)} ms" for s in systems]
-            + [f"fr/{short.get(p, p)}" for p in peers_] + ["roof%", "bound"])
+    peers_ = [s for s in systems if s != "fastrnn" and s not in peers.REDUCED_SYSTEMS]
+    reduced = [k for k in ("int8/float32", "bfloat16/float32", "int8/torch int8")
+               if any(k in r.get("reduced", {}) for r in report["results"])]
+    head = (["cell", "work", "T", "B", "D", "H"] + [f"{SHORT.get(s, s)} ms" for s in systems]
+            + [f"fr/{SHORT.get(p, p)}" for p in peers_] + [SHORT[k] for k in reduced]
+            + ["roof%", "bound"])
     rows = []
     for r in report["results"]:
         rows.append([r["cell"], r["work"], r["T"], r["B"], r["D"], r["H"]]
                     + [f"{r['seconds'][s] * 1e3:.3f}" if s in r["seconds"] else "-"
                        for s in systems]
                     + [f"{r['ratio'][p]:.2f}" if p in r["ratio"] else "-" for p in peers_]
+                    + [f"{r['reduced'][k]:.2f}" if k in r.get("reduced", {}) else "-"
+                       for k in reduced]
                     + [f"{100 * r['roofline_fraction']:.0f}%", bench.bound_text(r["roofline"])])
     widths = [max(len(str(v)) for v in col) for col in zip(head, *rows)]
     lines = ["  ".join(str(v).rjust(w) for v, w in zip(row, widths)) for row in [head, *rows]]
@@ -114,13 +139,16 @@ def plot(report, folder):
 
     os.makedirs(folder, exist_ok=True)
     grid = report["grid"]
-    peers_ = [s for s in report["machine"]["systems"] if s != "fastrnn"]
+    peers_ = [s for s in report["machine"]["systems"]
+              if s != "fastrnn" and s not in peers.REDUCED_SYSTEMS]
     paths = []
     keys = sorted({(r["cell"], r["work"]) for r in report["results"]})
     for cell, work in keys:
         results = [r for r in report["results"] if r["cell"] == cell and r["work"] == work]
         modes = [m for m in grid["inputs"] if any(r["inputs"] == m for r in results)]
-        columns = [p for p in peers_ if any(p in r["ratio"] for r in results)] + ["roofline"]
+        columns = ([p for p in peers_ if any(p in r["ratio"] for r in results)] + ["roofline"]
+                   + [k for k in ("int8/float32", "bfloat16/float32", "int8/torch int8")
+                      if any(k in r.get("reduced", {}) for r in results)])
         fig, axes = plt.subplots(len(modes), len(columns), squeeze=False,
                                  figsize=(3.2 * len(columns) + 1, 2.9 * len(modes) + 0.6))
         for i, mode in enumerate(modes):
@@ -133,11 +161,15 @@ def plot(report, folder):
                     text = "{:.0%}"
                     title = "fastrnn / roofline"
                 else:
-                    m = _matrix(rows, grid, lambda r, p=col: r["ratio"].get(p))
+                    if "/" in col:      # a reduced-precision ratio, e.g. int8/float32
+                        m = _matrix(rows, grid, lambda r, k=col: r.get("reduced", {}).get(k))
+                        title = f"fastrnn {col.replace('/', ' / ')} time"
+                    else:
+                        m = _matrix(rows, grid, lambda r, p=col: r["ratio"].get(p))
+                        title = f"fastrnn / {col} time"
                     image = ax.imshow(m, cmap="RdBu_r", origin="lower",
                                       norm=colors.LogNorm(vmin=1 / 4, vmax=4))
                     text = "{:.2f}"
-                    title = f"fastrnn / {col} time"
                 for (b, h), v in np.ndenumerate(m):
                     if np.isfinite(v):
                         ax.text(h, b, text.format(v), ha="center", va="center", fontsize=6)
