@@ -155,8 +155,7 @@ def measure_shape(cell, shape, dtype, works, systems, threads, limits, repeats=5
                                  training=work == "training", limits=limits)
         out.append(dict(
             cell=cell, work=work, T=T, B=B, D=D, H=H, seconds=med,
-            ratio={s: med["fastrnn"] / med[s] for s in med
-                   if s != "fastrnn" and s not in peers.REDUCED_SYSTEMS},
+            ratio={s: med["fastrnn"] / med[s] for s in peers.float_peers(med)},
             gflops=flops(cell, work, T, B, D, H) / med["fastrnn"] / 1e9,
             roofline=roof, roofline_fraction=roof["seconds"] / med["fastrnn"]))
         if any(s in med for s in peers.REDUCED_SYSTEMS):
@@ -164,14 +163,17 @@ def measure_shape(cell, shape, dtype, works, systems, threads, limits, repeats=5
     return out
 
 
+# The ratios of the reduced-precision systems (peers.REDUCED_SYSTEMS), in the order tables
+# and plots show them: name -> (system timed, system it is divided by).
+REDUCED_RATIOS = {"int8/float32": ("fastrnn int8", "fastrnn"),
+                  "bfloat16/float32": ("fastrnn bfloat16", "fastrnn"),
+                  "int8/torch int8": ("fastrnn int8", "torch int8")}
+
+
 def reduced_ratios(seconds):
-    """{"int8/float32", "bfloat16/float32", "int8/torch int8": time ratio} of the
-    reduced-precision systems timed (peers.REDUCED_SYSTEMS) in seconds, a {system:
+    """{name: time ratio} of REDUCED_RATIOS for the systems timed in seconds, a {system:
     seconds} that holds fastrnn's float32 time too; below 1 the first is faster."""
-    pairs = {"int8/float32": ("fastrnn int8", "fastrnn"),
-             "bfloat16/float32": ("fastrnn bfloat16", "fastrnn"),
-             "int8/torch int8": ("fastrnn int8", "torch int8")}
-    return {name: seconds[a] / seconds[b] for name, (a, b) in pairs.items()
+    return {name: seconds[a] / seconds[b] for name, (a, b) in REDUCED_RATIOS.items()
             if a in seconds and b in seconds}
 
 

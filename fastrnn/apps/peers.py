@@ -45,6 +45,12 @@ SPINS_AFTER = {"numpy": 0.15, "onnxruntime": 0.06, "torch": 0.02, "fastrnn": 0.0
                "torch int8": 0.02, "fastrnn int8": 0.01, "fastrnn bfloat16": 0.01}
 
 
+def float_peers(systems):
+    """The systems fastrnn's float layer is compared with: all but fastrnn itself and the
+    reduced-precision ones, in order."""
+    return [s for s in systems if s != "fastrnn" and s not in REDUCED_SYSTEMS]
+
+
 def _importable(name):
     return importlib.util.find_spec(name) is not None
 

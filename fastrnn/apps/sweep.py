@@ -96,8 +96,8 @@ def format_table(report):
     """The sweep as a fixed-width text table (times in milliseconds; the reduced-precision
     columns where the sweep timed them)."""
     systems = report["machine"]["systems"]
-    peers_ = [s for s in systems if s != "fastrnn" and s not in peers.REDUCED_SYSTEMS]
-    reduced = [k for k in ("int8/float32", "bfloat16/float32", "int8/torch int8")
+    peers_ = peers.float_peers(systems)
+    reduced = [k for k in bench.REDUCED_RATIOS
                if any(k in r.get("reduced", {}) for r in report["results"])]
     head = (["cell", "work", "T", "B", "D", "H"] + [f"{SHORT.get(s, s)} ms" for s in systems]
             + [f"fr/{SHORT.get(p, p)}" for p in peers_] + [SHORT[k] for k in reduced]
@@ -139,15 +139,14 @@ def plot(report, folder):
 
     os.makedirs(folder, exist_ok=True)
     grid = report["grid"]
-    peers_ = [s for s in report["machine"]["systems"]
-              if s != "fastrnn" and s not in peers.REDUCED_SYSTEMS]
+    peers_ = peers.float_peers(report["machine"]["systems"])
     paths = []
     keys = sorted({(r["cell"], r["work"]) for r in report["results"]})
     for cell, work in keys:
         results = [r for r in report["results"] if r["cell"] == cell and r["work"] == work]
         modes = [m for m in grid["inputs"] if any(r["inputs"] == m for r in results)]
         columns = ([p for p in peers_ if any(p in r["ratio"] for r in results)] + ["roofline"]
-                   + [k for k in ("int8/float32", "bfloat16/float32", "int8/torch int8")
+                   + [k for k in bench.REDUCED_RATIOS
                       if any(k in r.get("reduced", {}) for r in results)])
         fig, axes = plt.subplots(len(modes), len(columns), squeeze=False,
                                  figsize=(3.2 * len(columns) + 1, 2.9 * len(modes) + 0.6))
@@ -161,7 +160,7 @@ def plot(report, folder):
                     text = "{:.0%}"
                     title = "fastrnn / roofline"
                 else:
-                    if "/" in col:      # a reduced-precision ratio, e.g. int8/float32
+                    if col in bench.REDUCED_RATIOS:
                         m = _matrix(rows, grid, lambda r, k=col: r.get("reduced", {}).get(k))
                         title = f"fastrnn {col.replace('/', ' / ')} time"
                     else:
