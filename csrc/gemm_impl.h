@@ -170,6 +170,30 @@ FR_KERNEL void FR_FN(pack_panels)(int N, int K, const REAL *restrict W, long sn,
     }
 }
 
+/* Columns [n0, n1) of the K x N row-major matrix W (row k at W + k*ldw) into
+ * the panels of Wp, which hold kpanel rows each: row k of W becomes row k of
+ * every panel it reaches, so a caller can fill a panel's rows from several
+ * sources (Wp offset by k0 * NR for rows from k0).  n0 is on a panel boundary;
+ * a last panel past n1 is padded with zeros.  This is pack_panels for an
+ * operand whose columns are the outputs (W^T in its terms), with kpanel free. */
+FR_KERNEL void FR_FN(pack_rows)(int n0, int n1, int K, const REAL *restrict W, long ldw,
+                                REAL *restrict Wp, long kpanel)
+{
+    for (int p = n0 / NR; p * NR < n1; ++p) {
+        const int c0 = p * NR, cols = n1 - c0 < NR ? n1 - c0 : NR;
+        const REAL *src = W + c0;
+        REAL *dst = Wp + (size_t)p * kpanel * NR;
+        if (cols == NR) {
+            for (int k = 0; k < K; ++k)
+                FR_FN(vstore)(dst + (size_t)k * NR, FR_FN(vload)(src + (size_t)k * ldw));
+            continue;
+        }
+        for (int k = 0; k < K; ++k)
+            for (int i = 0; i < NR; ++i)
+                dst[(size_t)k * NR + i] = i < cols ? src[(size_t)k * ldw + i] : 0;
+    }
+}
+
 /* Add (or write, when !accumulate) acc into ncols <= NR outputs of C, which
  * lie at stride scn (1: one row of C; otherwise a column of a transposed C).
  * With a bias (only where scn == 1; NULL for none) a write is acc + bias:
@@ -330,7 +354,7 @@ static inline __attribute__((always_inline)) void FR_FN(packed_gemm_block)(
             FR_TILE(MR, NP);                                                          \
     }
     switch (tile) {
-    case FR_TILE_6x4: FR_FULL_ROWS(6, 4); FR_FULL_ROWS(6, 1); break;
+    case FR_TILE_6x4: FR_FULL_ROWS(6, 4); FR_FULL_ROWS(6, 2); FR_FULL_ROWS(6, 1); break;
     case FR_TILE_4x2: FR_FULL_ROWS(4, 2); FR_FULL_ROWS(4, 1); break;
     default: FR_FULL_ROWS(6, 1); break;
     }

@@ -106,7 +106,7 @@ cdef enum:
     PACK_WIH, PACK_WHH, N_PACKS
 cdef enum:
     # backward: the call's own
-    BWD_DGI, BWD_DGH, BWD_WHHT, BWD_WIHT, BWD_DGI_PACKED, BWD_DGH_PACKED, BWD_TRANSPOSED, N_BWD
+    BWD_DGI, BWD_DGH, BWD_WHHT, BWD_WIHT, BWD_XP, BWD_HP, BWD_HXP, N_BWD
 
 
 cdef inline void forward_sizes(const LayerConfig* c, long* saved, long* work,
@@ -139,10 +139,10 @@ cdef inline void backward_sizes(const LayerConfig* c, long* work) noexcept nogil
     work[BWD_DGH] = TB * G if two_sides else 0
     work[BWD_WHHT] = packed_size(c, H, G)
     work[BWD_WIHT] = packed_size(c, c.D, G)
-    work[BWD_DGI_PACKED] = packed_size(c, G, TB)
-    work[BWD_DGH_PACKED] = packed_size(c, G, TB) if two_sides else (
-        packed_size(c, H, TB) if hx else 0)
-    work[BWD_TRANSPOSED] = TB * (c.D + H + (H if hx else 0))
+    # the weight gradients' right operands, packed (fastrnn/kernels/sequence.pxd GradArgs)
+    work[BWD_XP] = packed_size(c, c.D, TB)
+    work[BWD_HP] = packed_size(c, H, TB)
+    work[BWD_HXP] = packed_size(c, H, TB) if hx else 0
 
 
 cdef struct Forward:

@@ -14,6 +14,10 @@ cdef extern from "fastrnn_gemm.h" nogil:
     const char* fr_gemm_tile_name()
     void fr_pack_panels_f32(int N, int K, const float* W, long sn, long sk, float* Wp)
     void fr_pack_panels_f64(int N, int K, const double* W, long sn, long sk, double* Wp)
+    void fr_pack_rows_f32(int n0, int n1, int K, const float* W, long ldw, float* Wp,
+                          long kpanel)
+    void fr_pack_rows_f64(int n0, int n1, int K, const double* W, long ldw, double* Wp,
+                          long kpanel)
     void fr_transpose_f32(int rows, int cols, const float* src, long lds, float* dst,
                           long ldd)
     void fr_transpose_f64(int rows, int cols, const double* src, long lds, double* dst,
@@ -51,6 +55,16 @@ cdef inline void pack_panels(int N, int K, const floating* W, long sn, long sk,
         fr_pack_panels_f32(N, K, W, sn, sk, Wp)
     else:
         fr_pack_panels_f64(N, K, W, sn, sk, Wp)
+
+
+cdef inline void pack_rows(int n0, int n1, int K, const floating* W, long ldw, floating* Wp,
+                           long kpanel) noexcept nogil:
+    """Columns [n0, n1) of the K x N row-major W into Wp's panels of kpanel rows, row k
+    of W into row k of each (n0 on a panel boundary; see gemm_impl.h)."""
+    if floating is float:
+        fr_pack_rows_f32(n0, n1, K, W, ldw, Wp, kpanel)
+    else:
+        fr_pack_rows_f64(n0, n1, K, W, ldw, Wp, kpanel)
 
 
 cdef inline void transpose(int rows, int cols, const floating* src, long lds, floating* dst,

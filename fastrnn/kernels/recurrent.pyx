@@ -15,8 +15,8 @@ from cython cimport floating
 from libc.string cimport memset
 
 from fastrnn.kernels.layer_call cimport (CELL_GRU, CELL_LSTM, CELL_RNN, N_BWD, N_PACKS, N_SAVED,
-                                  N_WORK, BWD_DGH, BWD_DGH_PACKED, BWD_DGI, BWD_DGI_PACKED,
-                                  BWD_TRANSPOSED, BWD_WHHT, BWD_WIHT, PACK_WHH, PACK_WIH,
+                                  N_WORK, BWD_DGH, BWD_DGI, BWD_HP, BWD_HXP, BWD_WHHT,
+                                  BWD_WIHT, BWD_XP, PACK_WHH, PACK_WIH,
                                   SAVED_CELLS, SAVED_GATES, WORK_BIAS, WORK_CELLS, WORK_GATES,
                                   WORK_GH, Backward, Forward, LayerConfig, backward_sizes,
                                   configure, forward_sizes, keeps_activations, packed_size,
@@ -31,7 +31,7 @@ from fastrnn.kernels.products cimport (FR_BF16_MAX_K, FR_BF16_PATHS, FR_Q8_MAX_K
                                        fr_bf16_supported, fr_q8_path, fr_q8_path_name,
                                        fr_q8_set_path, fr_q8_supported, reduced_gemm,
                                        reduced_pack_bytes, reduced_pack_cols)
-from fastrnn.kernels.sequence cimport add_pack, back_stages, set_transposed, time_loop_threads, unit_stages
+from fastrnn.kernels.sequence cimport add_pack, back_stages, time_loop_threads, unit_stages
 from fastrnn.kernels.threads cimport fr_part_fn, fr_task_fn, run_parallel, run_staged
 from fastrnn.kernels.time_loop cimport (backward_task, backward_units_part, cell_substeps,
                                  forward_task, forward_units_part)
@@ -519,18 +519,13 @@ def backward(CallConfig cfg, x, y, dy, int y_off, tuple weights, tuple state0, t
     a.grads.h0, a.grads.y = a.h0, a.y
     a.grads.dgi, a.grads.dgh = a.dgi, a.dgh
     a.grads.wihT = p_bwd[BWD_WIHT]
-    a.grads.dgi_packed = p_bwd[BWD_DGI_PACKED]
-    a.grads.dgh_packed = p_bwd[BWD_DGH_PACKED] if gru and c.reset_after else a.grads.dgi_packed
+    a.grads.xp, a.grads.hp, a.grads.hxp = p_bwd[BWD_XP], p_bwd[BWD_HP], p_bwd[BWD_HXP]
     a.grads.G_prev = 2 * H if gru and not c.reset_after else G
-    a.grads.hx = a.grads.hx_packed = NULL
+    a.grads.hx = NULL
     a.grads.ldhx = 0
     if gru and not c.reset_after:    # dW_hn pairs with the saved r * h_prev
         a.grads.hx = <char*>a.gates + <size_t>3 * H * c.itemsize
-        a.grads.ldhx, a.grads.hx_packed = 4 * H, p_bwd[BWD_DGH_PACKED]
-    if c.itemsize == 4:
-        set_transposed(&a.grads, <float*>p_bwd[BWD_TRANSPOSED])
-    else:
-        set_transposed(&a.grads, <double*>p_bwd[BWD_TRANSPOSED])
+        a.grads.ldhx = 4 * H
     cdef int nr = FR_PANEL_F32 if c.itemsize == 4 else FR_PANEL_F64
     cdef bint by_units = False
     cdef int nparts = 1

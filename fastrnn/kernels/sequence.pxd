@@ -6,8 +6,8 @@
 
 from cython cimport floating
 from fastrnn.kernels.cells cimport colsum_add, fill_rows
-from fastrnn.kernels.packed cimport (matmul_nt, pack_panels, packed_gemm, packed_gemm_ex,
-                              panel_width, transpose)
+from fastrnn.kernels.packed cimport (matmul_nt, pack_panels, pack_rows, packed_gemm,
+                                    packed_gemm_ex, panel_width)
 from fastrnn.kernels.products cimport (FR_Q8_NR, WEIGHTS_FLOAT, reduced_pack_cols,
                                        weights_product_bias)
 from fastrnn.kernels.threads cimport FR_MAX_PARTS, barrier_wait, fr_barrier, split_range
@@ -445,148 +445,124 @@ cdef struct GradArgs:
     const void* dgi       # (T*B, G) input-side gate gradients
     const void* dgh       # (T*B, G) hidden-side ones (== dgi except for GRU)
     const void* wihT      # W_ih^T packed: N = D, K = G
-    void* dgi_packed      # work: dgi packed, N = G, K = T*B
-    void* dgh_packed      # work: dgh packed (unused when dgh == dgi)
     void* dx              # (T*B, D)
     void* dw_ih           # (G, D), added to
     void* dw_hh           # (G, H), added to
     void* db_ih           # (G,), added to; NULL for a layer without biases
     void* db_hh           # (G,), added to; NULL with db_ih
-    # dW_hh columns [0, G_prev) pair with H_prev, the others [G_prev, G) with
+    # dW_hh rows [0, G_prev) pair with H_prev, the others [G_prev, G) with
     # hx (T*B rows of stride ldhx): for GRU reset-before the n block's
     # product reads r * h_prev.  G_prev == G: all pair with H_prev.
     int G_prev, ldhx
     const void* hx
-    void* hx_packed       # work: dgh[:, G_prev:] packed, N = G - G_prev, K = T*B
-    # Work: the weight gradients' left operands transposed, row-major, so that
-    # their sums over the T*B rows run along rows (docs/DECISIONS.md): X^T
-    # (D, T*B), H_prev^T (H, T*B) and, when G_prev < G, hx^T (H, T*B).
-    void* xT
-    void* hpT
-    void* hxT
-
-
-cdef inline void set_transposed(GradArgs* a, floating* work) noexcept nogil:
-    """Point xT, hpT (and hxT when G_prev < G) into work, of T*B*(D+H) numbers
-    (T*B*(D+2H) when G_prev < G); T, B, D, H, G and G_prev set."""
-    cdef size_t TB = <size_t>a.T * a.B
-    a.xT = work
-    a.hpT = work + TB * a.D
-    a.hxT = work + TB * (a.D + a.H) if a.G_prev < a.G else NULL
+    # Work: the weight gradients' right operands in panels of their columns,
+    # T*B rows each (docs/DECISIONS.md): X (N = D), H_prev (N = H) and, when
+    # G_prev < G, hx (N = H).  The gate gradients are read where they lie.
+    void* xp
+    void* hp
+    void* hxp
 
 
 cdef inline void param_grads_task(GradArgs* a, floating* _, int tid, int nthreads,
                                   fr_barrier* barrier) noexcept nogil:
     """This task's share of the gradients that need no time loop:
 
-    dW_ih += dGi^T X,  dW_hh += dGh^T H_prev (columns from G_prev: dGh^T hx),
+    dW_ih += dGi^T X,  dW_hh += dGh^T H_prev (rows from G_prev: dGh^T hx),
     dX (+)= dGi W_ih,
     db_ih += sum_rows dGi,  db_hh += sum_rows dGh,
 
     with H_prev the direction's output y shifted by one step in its direction
-    of time and h0 at the first step.  The gate gradients are packed and X,
-    H_prev (and hx) transposed first (shared out), then each task owns whole
-    panels of the weight gradients and a block of rows of dX, so no two
-    tasks write one element and the result does not depend on the split.
+    of time and h0 at the first step.  X, H_prev (and hx) are packed first
+    (shared out), then each task owns whole rows of the weight gradients and a
+    block of rows of dX, so no two tasks write one element and the result
+    does not depend on the split.
     """
     param_grads_pack(a, _, tid, nthreads)
     barrier_wait(barrier)
     param_grads_products(a, _, tid, nthreads)
 
 
-cdef inline void transpose_rows(int rows, int cols, const floating* src, long lds,
-                                floating* dst, long ldd, int c0, int c1) noexcept nogil:
-    """Rows [c0, c1) (clipped to [0, cols)) of dst = the transpose of src (rows x cols)."""
+cdef inline void pack_rows_clipped(int rows, int cols, const floating* src, long lds,
+                                   floating* dst, long kpanel, int c0, int c1) noexcept nogil:
+    """Columns [c0, c1) (clipped to [0, cols); c0 on a panel boundary) of src (rows x
+    cols, row-major) into dst's panels of kpanel rows, from the row dst points at."""
     c0 = c0 if c0 > 0 else 0
     c1 = c1 if c1 < cols else cols
     if c1 > c0 and rows > 0:
-        transpose(rows, c1 - c0, src + c0, lds, dst + <size_t>c0 * ldd, ldd)
+        pack_rows(c0, c1, rows, src, lds, dst, kpanel)
 
 
-cdef inline void prev_outputs_transposed(GradArgs* a, floating* _, int c0,
-                                         int c1) noexcept nogil:
-    """Rows [c0, c1) of H_prev^T (H, T*B): column t*B + b holds the state that
-    step t of row b started from, y one step back in the direction of time,
-    or h0 at the row's first step."""
-    cdef int T = a.T, B = a.B, H = a.H, TB = a.T * a.B, t, b_lo, b_hi
+cdef inline void prev_outputs_packed(GradArgs* a, floating* _, int c0, int c1) noexcept nogil:
+    """Columns [c0, c1) of H_prev (T*B, H) into hp's panels: row t*B + b holds the
+    state that step t of row b started from, y one step back in the direction of
+    time, or h0 at the row's first step."""
+    cdef int T = a.T, B = a.B, H = a.H, TB = a.T * a.B, nr = panel_width(_), t, b_lo, b_hi
     cdef const floating* y = <const floating*>a.y
     cdef const floating* h0 = <const floating*>a.h0
-    cdef floating* hpT = <floating*>a.hpT
-    if not a.reverse:    # step t saw h_{t-1}: columns [B, TB) are y[:-1]
-        transpose_rows(B, H, h0, H, hpT, TB, c0, c1)
-        transpose_rows(TB - B, H, y, a.ldy, hpT + B, TB, c0, c1)
+    cdef floating* hp = <floating*>a.hp
+    if not a.reverse:    # step t saw h_{t-1}: rows [B, TB) are y[:-1]
+        pack_rows_clipped(B, H, h0, H, hp, TB, c0, c1)
+        pack_rows_clipped(TB - B, H, y, a.ldy, hp + <size_t>B * nr, TB, c0, c1)
         return
     # reverse: step t saw h_{t+1}, the last step h0
-    transpose_rows(TB - B, H, y + <size_t>B * a.ldy, a.ldy, hpT, TB, c0, c1)
-    transpose_rows(B, H, h0, H, hpT + TB - B, TB, c0, c1)
+    pack_rows_clipped(TB - B, H, y + <size_t>B * a.ldy, a.ldy, hp, TB, c0, c1)
+    pack_rows_clipped(B, H, h0, H, hp + <size_t>(TB - B) * nr, TB, c0, c1)
     if a.active != NULL:
         # Over sequences shorter than T the rows that start at step t < T-1
         # saw h0, not y[t+1] (which is padding).
         for t in range(T - 1):
             b_lo, b_hi = a.active[t + 1], a.active[t]
             if b_hi > b_lo:
-                transpose_rows(b_hi - b_lo, H, h0 + <size_t>b_lo * H, H,
-                               hpT + <size_t>t * B + b_lo, TB, c0, c1)
+                pack_rows_clipped(b_hi - b_lo, H, h0 + <size_t>b_lo * H, H,
+                                  hp + (<size_t>t * B + b_lo) * nr, TB, c0, c1)
 
 
 cdef inline void param_grads_pack(GradArgs* a, floating* _, int tid,
                                   int nthreads) noexcept nogil:
-    """This task's share of packing the gate gradients and transposing the left
-    operands for param_grads_products."""
-    cdef int TB = a.T * a.B, G = a.G, Gp = a.G_prev, D = a.D, H = a.H
-    cdef const floating* dgi = <const floating*>a.dgi
-    cdef const floating* dgh = <const floating*>a.dgh
-    cdef int nr = panel_width(dgi), q0, q1
+    """This task's share of packing the right operands of param_grads_products."""
+    cdef int TB = a.T * a.B, D = a.D, H = a.H
+    cdef int nr = panel_width(_), q0, q1
     cdef int nx = (D + nr - 1) // nr, nh = (H + nr - 1) // nr
-    pack_task(G, TB, dgi, 1, G, <floating*>a.dgi_packed, tid, nthreads)
-    if dgh != dgi:
-        pack_task(G, TB, dgh, 1, G, <floating*>a.dgh_packed, tid, nthreads)
-    if Gp < G:
-        pack_task(G - Gp, TB, dgh + Gp, 1, G, <floating*>a.hx_packed, tid, nthreads)
-    # the transposes' rows, in blocks of nr: X^T's, then H_prev^T's, then hx^T's
-    split_range(nx + nh + (nh if Gp < G else 0), tid, nthreads, &q0, &q1)
-    transpose_rows(TB, D, <const floating*>a.x, D, <floating*>a.xT, TB, q0 * nr, q1 * nr)
-    prev_outputs_transposed(a, _, (q0 - nx) * nr, (q1 - nx) * nr)
-    if Gp < G:
-        transpose_rows(TB, H, <const floating*>a.hx, a.ldhx, <floating*>a.hxT, TB,
-                       (q0 - nx - nh) * nr, (q1 - nx - nh) * nr)
+    # the panels: X's, then H_prev's, then hx's
+    split_range(nx + nh + (nh if a.G_prev < a.G else 0), tid, nthreads, &q0, &q1)
+    pack_rows_clipped(TB, D, <const floating*>a.x, D, <floating*>a.xp, TB, q0 * nr, q1 * nr)
+    prev_outputs_packed(a, _, (q0 - nx) * nr, (q1 - nx) * nr)
+    if a.G_prev < a.G:
+        pack_rows_clipped(TB, H, <const floating*>a.hx, a.ldhx, <floating*>a.hxp, TB,
+                          (q0 - nx - nh) * nr, (q1 - nx - nh) * nr)
 
 
 cdef inline void param_grads_products(GradArgs* a, floating* _, int tid,
                                       int nthreads) noexcept nogil:
     """This task's share of the products of param_grads_task, once every task's
     param_grads_pack is done."""
-    cdef int TB = a.T * a.B, G = a.G, D = a.D, H = a.H
+    cdef int TB = a.T * a.B, G = a.G, D = a.D, H = a.H, Gp = a.G_prev
     cdef const floating* dgi = <const floating*>a.dgi
     cdef const floating* dgh = <const floating*>a.dgh
-    cdef floating* pi = <floating*>a.dgi_packed
-    cdef floating* ph = <floating*>a.dgh_packed if dgh != dgi else pi
-    cdef int nr = panel_width(pi)
-    cdef int q0, q1, n0, n1, r0, r1
-    cdef int Gp = a.G_prev, n1h
-    cdef floating* px = <floating*>a.hx_packed
+    cdef floating* dw_ih = <floating*>a.dw_ih
+    cdef floating* dw_hh = <floating*>a.dw_hh
+    cdef int nr = panel_width(_)
+    cdef int q0, q1, n0, n1, r0, r1, n1h, n0x
     split_range((G + nr - 1) // nr, tid, nthreads, &q0, &q1)
     n0 = q0 * nr
     n1 = q1 * nr if q1 * nr < G else G
     n1h = n1 if n1 < Gp else Gp
-    # dW[n, m] += sum_tb dG[tb, n] A^T[m, tb]: the transpose of A^T dG, written
-    # through C strides (scm, scn) = (1, row length of dW).
+    n0x = n0 if n0 > Gp else Gp
+    # dW[n, :] += sum_tb dG[tb, n] A[tb, :]: the task's rows n of dW, with dG's
+    # columns read in place as the rows of the left operand (strides 1 and G)
+    # and A packed, so that dW is written along its rows.
     if n1 > n0:
-        packed_gemm_ex(D, n0, n1, TB, <const floating*>a.xT, TB, 1, pi, TB,
-                       <floating*>a.dw_ih, 1, D, True)
+        packed_gemm_ex(n1 - n0, 0, D, TB, dgi + n0, 1, G, <const floating*>a.xp, TB,
+                       dw_ih + <size_t>n0 * D, D, 1, True)
     if n1h > n0:
-        packed_gemm_ex(H, n0, n1h, TB, <const floating*>a.hpT, TB, 1, ph, TB,
-                       <floating*>a.dw_hh, 1, H, True)
+        packed_gemm_ex(n1h - n0, 0, H, TB, dgh + n0, 1, G, <const floating*>a.hp, TB,
+                       dw_hh + <size_t>n0 * H, H, 1, True)
+    if n1 > n0x:     # dW_hh[G_prev:] += dGh[:, G_prev:]^T hx
+        packed_gemm_ex(n1 - n0x, 0, H, TB, dgh + n0x, 1, G, <const floating*>a.hxp, TB,
+                       dw_hh + <size_t>n0x * H, H, 1, True)
     if n1 > n0 and a.db_ih != NULL:
         colsum_add(TB, n1 - n0, dgi + n0, G, <floating*>a.db_ih + n0)
         colsum_add(TB, n1 - n0, dgh + n0, G, <floating*>a.db_hh + n0)
-    if Gp < G:       # dW_hh[G_prev:] += dGh[:, G_prev:]^T hx, by panels of its own
-        split_range((G - Gp + nr - 1) // nr, tid, nthreads, &q0, &q1)
-        n0 = q0 * nr
-        n1 = q1 * nr if q1 * nr < G - Gp else G - Gp
-        if n1 > n0:
-            packed_gemm_ex(H, n0, n1, TB, <const floating*>a.hxT, TB, 1, px, TB,
-                           <floating*>a.dw_hh + <size_t>Gp * H, 1, H, True)
     split_range(TB, tid, nthreads, &r0, &r1)
     if r1 > r0:
         packed_gemm(r1 - r0, D, G, dgi + <size_t>r0 * G, G, <const floating*>a.wihT, G,

@@ -30,8 +30,9 @@ class GRU(RecurrentLayer, cell="GRU"):
     numbers per layer and direction, besides the layer's output), and
     backward allocates 6 * T * B * H more for the gate gradients (3 * T * B * H
     with reset_after=False, where both sides' gate gradients are equal) and
-    T * B * (D + H) for the layer's input and previous outputs transposed (the
-    weight gradients' operands; T * B * (D + 2H) with reset_after=False).
+    T * B * (D + H) for the layer's input and previous outputs packed (the
+    weight gradients' operands, D and H rounded up to whole panels; T * B *
+    (D + 2H) with reset_after=False).
     """ + _docs.PARAMETERS + """    reset_after : bool, default True
         True: torch's GRU, r multiplies W_hn h + b_hn.  False: r multiplies
         h before W_hn (the equation above).

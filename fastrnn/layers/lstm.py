@@ -33,8 +33,8 @@ class LSTM(RecurrentLayer, cell="LSTM"):
     Training forward saves the activations i, f, g, o and c of every step
     (5 * T * B * H numbers per layer and direction, besides the layer's
     output), and backward allocates 4 * T * B * H more for the gate gradients
-    and T * B * (D + H) for the layer's input and previous outputs transposed
-    (the weight gradients' operands).
+    and T * B * (D + H) for the layer's input and previous outputs packed
+    (the weight gradients' operands; D and H rounded up to whole panels).
     """ + _docs.PARAMETERS + """    peephole : bool, default False
         Add the peepholes above.  Their parameters are drawn like the others
         and follow the four torch-named ones of their layer and direction in

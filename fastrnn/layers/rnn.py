@@ -17,8 +17,8 @@ class RNN(RecurrentLayer, cell="RNN"):
 
     Training forward saves nothing beyond each layer's output (act' is
     computed from h_t), and backward allocates T * B * H for the gradients and
-    T * B * (D + H) for the layer's input and previous outputs transposed (the
-    weight gradients' operands).
+    T * B * (D + H) for the layer's input and previous outputs packed (the
+    weight gradients' operands; D and H rounded up to whole panels).
     """ + _docs.PARAMETERS + """    nonlinearity : {"tanh", "relu"}, default "tanh"
     """ + _docs.SHAPES.format(state="an array h", wshape="(H, D)")
 
