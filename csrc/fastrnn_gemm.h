@@ -27,8 +27,12 @@
  *                fit half of L1; else 6x1 (docs/DECISIONS.md).
  *   FR_TILE_6x4  24 of AVX-512's 32 registers, for cores that issue two 512-bit
  *                FMAs a cycle (Zen 5, Intel's): 8 chains in flight at the least,
- *                and 4 panel loads and 6 broadcasts per 24 FMAs. */
-enum { FR_TILE_6x1, FR_TILE_4x2, FR_TILE_6x4 };
+ *                and 4 panel loads and 6 broadcasts per 24 FMAs.
+ *   FR_TILE_4x6  the same 24 accumulators as 4 rows x 6 panels, which 6x4 machines
+ *                run on fewer than 48 rows that divide by 4 and not by 6: there
+ *                the rows 6x4 leaves to a tile of 8 accumulators are a large share
+ *                (8 rows: 2 of them; docs/DECISIONS.md). */
+enum { FR_TILE_6x1, FR_TILE_4x2, FR_TILE_6x4, FR_TILE_4x6 };
 
 enum { FR_CLASS_BASELINE, FR_CLASS_AVX2, FR_CLASS_AVX512_HALF, FR_CLASS_AVX512_FULL,
        FR_CLASSES };
@@ -121,17 +125,22 @@ static inline const char *fr_gemm_tile_name(void)
 {
     static const char *names[] = {"6 rows x 1 panel",
                                   "4 rows x 2 panels (6 x 1 where two panels overflow half of L1)",
-                                  "6 rows x 4 panels"};
+                                  "6 rows x 4 panels (4 x 6 on short products whose rows"
+                                  " divide by 4, not 6)"};
     return names[fr_gemm_rules[fr_gemm_class()].tile];
 }
 
 /* The tile of a product of M rows whose panels hold panel_bytes (K * NR numbers)
- * each: the class's, with 4x2's bounds (rows by 4, two panels in half of L1). */
+ * each: the class's, with 4x2's bounds (rows by 4, two panels in half of L1) and
+ * 6x4 turned to 4x6 on short products where that leaves no rows over and 6x4
+ * would. */
 static inline int fr_gemm_tile(long M, long panel_bytes)
 {
     int tile = fr_gemm_rules[fr_gemm_class()].tile;
     if (tile == FR_TILE_4x2 && !(M % 4 == 0 && 2 * panel_bytes <= fr_l1_bytes() / 2))
         return FR_TILE_6x1;
+    if (tile == FR_TILE_6x4 && M < 48 && M % 4 == 0 && M % 6 != 0)
+        return FR_TILE_4x6;
     return tile;
 }
 

@@ -318,7 +318,7 @@ static inline __attribute__((always_inline)) void FR_FN(gemv_row)(
  *     writes the transpose.
  *
  * Rows go in blocks of the machine's register tile (fastrnn_gemm.h
- * fr_gemm_rules: 6 rows against 4 panels, 4 against 2, or 6 against 1); the
+ * fr_gemm_rules: 6 rows against 4 panels or 4 against 6, 4 against 2, or 6 against 1); the
  * last 1 to 5 rows take several panels at once (1x4, 2x4, 3x2, 4x2, 5x1) so
  * that they keep as many accumulators busy as a full block.
  *
@@ -342,7 +342,7 @@ static inline __attribute__((always_inline)) void FR_FN(packed_gemm_block)(
      * fr_gemm_rules): MR rows against NP panels at a time, then MR rows
      * against each panel left over. */
     const int tile = fr_gemm_tile(M, (long)K * NR * (long)sizeof(REAL));
-    const int mr = tile == FR_TILE_4x2 ? 4 : 6;
+    const int mr = tile == FR_TILE_4x2 || tile == FR_TILE_4x6 ? 4 : 6;
     const long full = M - M % mr;
     int p = n0 / NR;
 #define FR_FULL_ROWS(MR, NP)                                                          \
@@ -355,6 +355,7 @@ static inline __attribute__((always_inline)) void FR_FN(packed_gemm_block)(
     }
     switch (tile) {
     case FR_TILE_6x4: FR_FULL_ROWS(6, 4); FR_FULL_ROWS(6, 2); FR_FULL_ROWS(6, 1); break;
+    case FR_TILE_4x6: FR_FULL_ROWS(4, 6); FR_FULL_ROWS(4, 2); FR_FULL_ROWS(4, 1); break;
     case FR_TILE_4x2: FR_FULL_ROWS(4, 2); FR_FULL_ROWS(4, 1); break;
     default: FR_FULL_ROWS(6, 1); break;
     }

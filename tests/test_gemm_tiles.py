@@ -17,7 +17,8 @@ def restore_class():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
-@pytest.mark.parametrize("T, B, D, H", [(3, 13, 40, 48), (5, 7, 136, 200), (2, 24, 8, 16)])
+@pytest.mark.parametrize("T, B, D, H", [(3, 13, 40, 48), (5, 7, 136, 200), (2, 24, 8, 16),
+                                         (4, 8, 40, 112)])
 def test_every_tile_gives_the_same_bits(cell, dtype, T, B, D, H, restore_class):
     layer = make_layer(cell, D, H, dtype=dtype, seed=1)
     rng = np.random.default_rng(2)
