@@ -105,6 +105,12 @@ def test_load_rejects_foreign_corrupt_and_newer_files(trained, tmp_path):
     np.savez(newer, **arrays)
     with pytest.raises(ValueError, match="version"):
         charlm.CharLM.load(newer)
+    del arrays["rnn.weight_hh_l0"]
+    arrays["format_version"] = np.array(1)
+    missing = tmp_path / "missing_weight.npz"
+    np.savez(missing, **arrays)
+    with pytest.raises(ValueError, match="missing_weight.npz: corrupted charlm model"):
+        charlm.CharLM.load(missing)
     with pytest.raises(FileNotFoundError):
         charlm.CharLM.load(tmp_path / "missing.npz")
 

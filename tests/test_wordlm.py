@@ -83,6 +83,24 @@ def test_save_and_load(trained, tmp_path):
         wordlm.WordLM.load(tmp_path / "bad.npz")
 
 
+@pytest.mark.parametrize("change, message", [
+    (lambda a: a.update(format_version=np.array(99)), "wordlm format version 99"),
+    (lambda a: a.update(format=np.array("fastrnn-charlm")), "not a fastrnn wordlm model"),
+    (lambda a: a.pop("vocab"), "corrupted wordlm model"),
+    (lambda a: a.pop(next(k for k in a if k.startswith("net."))), "corrupted wordlm model"),
+])
+def test_load_rejects_altered_files(trained, tmp_path, change, message):
+    good = tmp_path / "m.npz"
+    trained[0].save(good)
+    with np.load(good) as data:
+        arrays = {k: data[k] for k in data.files}
+    change(arrays)
+    bad = tmp_path / "altered.npz"
+    np.savez(bad, **arrays)
+    with pytest.raises(ValueError, match=message):
+        wordlm.WordLM.load(bad)
+
+
 @pytest.mark.parametrize("content, message", [
     (b"", "empty"),
     (b"  \n\n ", "empty"),

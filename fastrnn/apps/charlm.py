@@ -23,7 +23,6 @@ import collections
 import hashlib
 import json
 import time
-import zipfile
 from importlib import resources
 
 import numpy as np
@@ -38,6 +37,7 @@ from fastrnn.layers.linear import Linear
 from fastrnn.training.loss import log_softmax, softmax_cross_entropy
 from fastrnn.training.optim import Adam
 from fastrnn.training.sampling import as_generator, sample
+from fastrnn.apps.seqtools import load_layers, read_archive
 
 __all__ = ["CharLM", "load_corpus", "default_corpus_path", "train", "BOUNDARY"]
 
@@ -361,8 +361,7 @@ class CharLM:
         arrays = {"format": np.array(_FORMAT), "format_version": np.array(_FORMAT_VERSION),
                   "config": np.array(json.dumps(config)),
                   "line_hashes": np.array(sorted(self.line_hashes), dtype=np.uint64)}
-        for prefix, layer in (("embedding", self.embedding), ("rnn", self.rnn),
-                              ("head", self.head)):
+        for prefix, layer in self.named_layers.items():
             for name, value in layer.params.items():
                 arrays[f"{prefix}.{name}"] = value
         with open(path, "wb") as f:
@@ -371,40 +370,23 @@ class CharLM:
     @classmethod
     def load(cls, path):
         """Read a model written by save(); the file is read with allow_pickle=False."""
+        config, arrays = read_archive(path, _FORMAT, _FORMAT_VERSION, name="charlm")
         try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except FileNotFoundError:
-            raise
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
-        fmt = arrays.get("format")
-        if fmt is None or fmt.dtype.kind != "U" or fmt.item() != _FORMAT:
-            raise ValueError(f"{path}: not a fastrnn charlm model (no format={_FORMAT!r})")
-        try:
-            version = int(arrays["format_version"])
-            if version != _FORMAT_VERSION:
-                raise ValueError(f"{path}: charlm format version {version}, this fastrnn "
-                                 f"reads version {_FORMAT_VERSION}")
-            config = json.loads(str(arrays["config"].item()))
             chars = config.pop("chars")
             if not isinstance(chars, str) or not chars.startswith(BOUNDARY):
                 raise ValueError("the vocabulary does not start with the boundary")
             model = cls(chars[1:], **config)
-            for prefix, layer in (("embedding", model.embedding), ("rnn", model.rnn),
-                                  ("head", model.head)):
-                sub = {k[len(prefix) + 1:]: v for k, v in arrays.items()
-                       if k.startswith(prefix + ".")}
-                layer.load_state_dict(sub)
             model.line_hashes = {int(h) for h in arrays["line_hashes"]}
-        except ValueError as exc:
-            if str(exc).startswith(f"{path}:"):
-                raise
-            raise ValueError(f"{path}: corrupted charlm model ({exc})") from None
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"{path}: corrupted charlm model ({type(exc).__name__}: "
                              f"{exc})") from None
+        load_layers(path, "charlm", arrays, model.named_layers)
         return model
+
+    @property
+    def named_layers(self):
+        """The layers whose weights save() writes, by the prefix of their arrays."""
+        return {"embedding": self.embedding, "rnn": self.rnn, "head": self.head}
 
 
 def _pad(encoded):

@@ -75,12 +75,14 @@ def save_layers(path, fmt, version, config, layers):
         np.savez(f, **arrays)
 
 
-def read_archive(path, fmt, version):
+def read_archive(path, fmt, version, name=None):
     """(config dict, arrays) of a file written by save_layers with this format and version.
 
     Raises FileNotFoundError for a missing file and ValueError (starting with the path)
-    for anything else that is not such a model.
+    for anything else that is not such a model; the messages call it a `name` model
+    (fmt unless given).
     """
+    name = fmt if name is None else name
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
@@ -90,17 +92,17 @@ def read_archive(path, fmt, version):
         raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
     found = arrays.get("format")
     if found is None or found.dtype.kind != "U" or found.item() != fmt:
-        raise ValueError(f"{path}: not a fastrnn {fmt} model (no format={fmt!r})")
+        raise ValueError(f"{path}: not a fastrnn {name} model (no format={fmt!r})")
     try:
         found_version = int(arrays["format_version"])
         config = json.loads(str(arrays["config"].item()))
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: corrupted {fmt} model ({exc})") from None
+        raise ValueError(f"{path}: corrupted {name} model ({exc})") from None
     if found_version != version:
-        raise ValueError(f"{path}: {fmt} format version {found_version}, this fastrnn reads "
+        raise ValueError(f"{path}: {name} format version {found_version}, this fastrnn reads "
                          f"version {version}")
     if not isinstance(config, dict):
-        raise ValueError(f"{path}: corrupted {fmt} model (config is not a mapping)")
+        raise ValueError(f"{path}: corrupted {name} model (config is not a mapping)")
     return config, arrays
 
 

@@ -30,7 +30,6 @@ import os
 import re
 import sysconfig
 import time
-import zipfile
 
 import numpy as np
 
@@ -42,6 +41,7 @@ from fastrnn.runtime.blas_threads import single_threaded_blas
 from fastrnn.training.clip import clip_grad_norm
 from fastrnn.training.optim import Adam
 from fastrnn.training.sampling import as_generator, sample
+from fastrnn.apps.seqtools import read_archive
 
 __all__ = ["WordLM", "Vocabulary", "tokenize", "stdlib_corpus", "read_corpus", "split_corpus",
            "train", "perplexity", "UNK", "EOS"]
@@ -237,27 +237,12 @@ class WordLM:
     @classmethod
     def load(cls, path):
         """Read a model written by save() (allow_pickle=False)."""
+        config, arrays = read_archive(path, _FORMAT, _FORMAT_VERSION, name="wordlm")
         try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except FileNotFoundError:
-            raise
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
-        fmt = arrays.get("format")
-        if fmt is None or fmt.dtype.kind != "U" or fmt.item() != _FORMAT:
-            raise ValueError(f"{path}: not a fastrnn wordlm model (no format={_FORMAT!r})")
-        try:
-            if int(arrays["format_version"]) != _FORMAT_VERSION:
-                raise ValueError(f"{path}: wordlm format version {int(arrays['format_version'])}"
-                                 f", this fastrnn reads {_FORMAT_VERSION}")
-            config = json.loads(str(arrays["config"].item()))
             model = cls(Vocabulary([str(w) for w in arrays["vocab"]]), **config)
             model.net.load_state_dict({k[4:]: v for k, v in arrays.items()
                                        if k.startswith("net.")})
         except (KeyError, TypeError, ValueError) as exc:
-            if str(exc).startswith(f"{path}:"):
-                raise
             raise ValueError(f"{path}: corrupted wordlm model ({exc})") from None
         return model
 
