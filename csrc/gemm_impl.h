@@ -141,41 +141,12 @@ FR_KERNEL void FR_FN(transpose)(int rows, int cols, const REAL *restrict src, lo
     FR_FN(transpose_blocks)(rows, cols, src, lds, dst, ldd);
 }
 
-/* Pack the N x K matrix with element (n, k) at W[n*sn + k*sk] into panels.
- * sn, sk let one routine pack W (sn = K, sk = 1) or its transpose.  Full
- * panels go by vectors: a row-major W (sk = 1: a panel's NR rows are
- * contiguous in k) is transposed into the panel (NR x NR blocks turned in
- * registers), a transposed one (sn = 1: its NR columns are contiguous) goes
- * by plain vector copies.  The rest (a last panel past N) element by element. */
-FR_KERNEL void FR_FN(pack_panels)(int N, int K, const REAL *restrict W, long sn, long sk,
-                                  REAL *restrict Wp)
-{
-    int panels = (N + NR - 1) / NR;
-    for (int p = 0; p < panels; ++p) {
-        const int n0 = p * NR, rows = N - n0 < NR ? N - n0 : NR;
-        const REAL *src = W + (size_t)n0 * sn;
-        REAL *dst = Wp + (size_t)p * K * NR;
-        int k = 0;
-        if (rows == NR && sk == 1) {     /* dst[k*NR + i] = src[i*sn + k] */
-            FR_FN(transpose_blocks)(NR, K, src, sn, dst, NR);
-            continue;
-        }
-        if (rows == NR && sn == 1) {
-            for (; k < K; ++k)
-                FR_FN(vstore)(dst + (size_t)k * NR, FR_FN(vload)(src + (size_t)k * sk));
-        }
-        for (; k < K; ++k)
-            for (int i = 0; i < NR; ++i)
-                dst[(size_t)k * NR + i] = i < rows ? src[i * sn + k * sk] : 0;
-    }
-}
-
 /* Columns [n0, n1) of the K x N row-major matrix W (row k at W + k*ldw) into
  * the panels of Wp, which hold kpanel rows each: row k of W becomes row k of
  * every panel it reaches, so a caller can fill a panel's rows from several
  * sources (Wp offset by k0 * NR for rows from k0).  n0 is on a panel boundary;
- * a last panel past n1 is padded with zeros.  This is pack_panels for an
- * operand whose columns are the outputs (W^T in its terms), with kpanel free. */
+ * a last panel past n1 is padded with zeros.  pack_panels packs its
+ * sn = 1 operands (W^T in these terms) through this, with kpanel = K. */
 FR_KERNEL void FR_FN(pack_rows)(int n0, int n1, int K, const REAL *restrict W, long ldw,
                                 REAL *restrict Wp, long kpanel)
 {
@@ -191,6 +162,35 @@ FR_KERNEL void FR_FN(pack_rows)(int n0, int n1, int K, const REAL *restrict W, l
         for (int k = 0; k < K; ++k)
             for (int i = 0; i < NR; ++i)
                 dst[(size_t)k * NR + i] = i < cols ? src[(size_t)k * ldw + i] : 0;
+    }
+}
+
+/* Pack the N x K matrix with element (n, k) at W[n*sn + k*sk] into panels.
+ * sn, sk let one routine pack W (sn = K, sk = 1) or its transpose.  A
+ * transposed W (sn = 1: a panel's NR columns are contiguous) goes to
+ * pack_rows, by plain vector copies.  Otherwise full panels of a row-major W
+ * (sk = 1: a panel's NR rows are contiguous in k) are transposed into place
+ * (NR x NR blocks turned in registers), and the rest (a last panel past N, or
+ * other strides) goes element by element. */
+FR_KERNEL void FR_FN(pack_panels)(int N, int K, const REAL *restrict W, long sn, long sk,
+                                  REAL *restrict Wp)
+{
+    if (sn == 1) {
+        FR_FN(pack_rows)(0, N, K, W, sk, Wp, K);
+        return;
+    }
+    int panels = (N + NR - 1) / NR;
+    for (int p = 0; p < panels; ++p) {
+        const int n0 = p * NR, rows = N - n0 < NR ? N - n0 : NR;
+        const REAL *src = W + (size_t)n0 * sn;
+        REAL *dst = Wp + (size_t)p * K * NR;
+        if (rows == NR && sk == 1) {     /* dst[k*NR + i] = src[i*sn + k] */
+            FR_FN(transpose_blocks)(NR, K, src, sn, dst, NR);
+            continue;
+        }
+        for (int k = 0; k < K; ++k)
+            for (int i = 0; i < NR; ++i)
+                dst[(size_t)k * NR + i] = i < rows ? src[i * sn + k * sk] : 0;
     }
 }
 
