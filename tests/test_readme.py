@@ -139,8 +139,13 @@ def test_the_pages_have_examples():
     assert sum(len(expected_prints(blocks)) for _, blocks, _ in found) >= 3
 
 
+# The examples run with this Keras backend, so a Keras example needs its module too.
+KERAS_BACKEND = "torch"
+
+
 def missing(needs):
-    return [m for m in needs if importlib.util.find_spec(m) is None]
+    wanted = list(needs) + ([KERAS_BACKEND] if "keras" in needs else [])
+    return [m for m in dict.fromkeys(wanted) if importlib.util.find_spec(m) is None]
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +155,7 @@ def runs(tmp_path_factory):
     The children mostly wait (on imports, on Dask's workers), so side by side they take about
     as long as the slowest of them.
     """
-    env = dict(os.environ, KERAS_BACKEND="torch")
+    env = dict(os.environ, KERAS_BACKEND=KERAS_BACKEND)
     started = {}
     for page, line, blocks, needs in all_examples():
         if missing(needs):
