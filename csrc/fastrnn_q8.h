@@ -18,6 +18,8 @@
  *   VNNI512  AVX-512 VNNI vpdpbusd: u8 x s8, 4 products into each int32 lane.  It
  *            takes unsigned activations, so they go in as qa + 128 and the
  *            columns' sums 128 * sum_k qw[n, k] (kept in the pack) come off after.
+ *   AVXVNNI  AVX-VNNI's 256-bit vpdpbusd (Intel client cores without AVX-512, and
+ *            AMD Zen 5), the same offset and correction as VNNI512 on half vectors.
  *   AVX2     vpmaddubsw then vpmaddwd.  vpmaddubsw adds pairs of u8 x s8 products
  *            into int16 with saturation; it gets |qa| and qw * sign(qa), so each
  *            pair is at most 2 * 127 * 127 = 32258 < 32767 and never saturates.
@@ -50,7 +52,7 @@
 /* Rows of A quantized at a time, in a buffer on the stack of this many bytes. */
 #define FR_Q8_ABUF 65536
 
-enum { FR_Q8_PORTABLE, FR_Q8_AVX2, FR_Q8_VNNI512, FR_Q8_PATHS };
+enum { FR_Q8_PORTABLE, FR_Q8_AVX2, FR_Q8_AVXVNNI, FR_Q8_VNNI512, FR_Q8_PATHS };
 
 static inline long fr_q8_np(long N) { return (N + FR_Q8_NR - 1) / FR_Q8_NR * FR_Q8_NR; }
 static inline long fr_q8_kp(long K) { return (K + 3) & ~3L; }
@@ -81,6 +83,9 @@ static inline int fr_q8_supported(int path)
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
             && __builtin_cpu_supports("avx512vl")
             && __builtin_cpu_supports("avx512vnni");
+    if (path == FR_Q8_AVXVNNI)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+            && __builtin_cpu_supports("avxvnni");
     if (path == FR_Q8_AVX2)
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
@@ -103,7 +108,8 @@ static inline int fr_q8_set_path(int path)
 
 static inline const char *fr_q8_path_name(int path)
 {
-    static const char *names[] = {"portable C", "AVX2 (vpmaddubsw)", "AVX-512 VNNI (vpdpbusd)"};
+    static const char *names[] = {"portable C", "AVX2 (vpmaddubsw)",
+                                  "AVX-VNNI (256-bit vpdpbusd)", "AVX-512 VNNI (vpdpbusd)"};
     return path >= 0 && path < FR_Q8_PATHS ? names[path] : "?";
 }
 
@@ -156,6 +162,14 @@ static inline void fr_q8_pack_cols(long N, long K, const float *W, long sn, long
         }
         colsum[n] = sum;
     }
+}
+
+/* Group g of a quantized row: its 4 bytes at 4g as one int32, to broadcast. */
+static inline int32_t fr_q8_group(const uint8_t *row, long g)
+{
+    int32_t a4;
+    memcpy(&a4, row + 4 * g, 4);
+    return a4;
 }
 
 /* A row's int32 sums for up to two panels of output columns. */
@@ -232,9 +246,7 @@ __attribute__((target("avx2,fma"))) static void fr_q8_rows_avx2(
         const __m256i w0 = _mm256_loadu_si256((const __m256i *)(panel + g * 64));
         const __m256i w1 = _mm256_loadu_si256((const __m256i *)(panel + g * 64 + 32));
         for (int r = 0; r < mr; ++r) {
-            int32_t a4;
-            memcpy(&a4, qa + r * kp + 4 * g, 4);
-            const __m256i a = _mm256_set1_epi32(a4);
+            const __m256i a = _mm256_set1_epi32(fr_q8_group(qa + r * kp, g));
             const __m256i ua = _mm256_abs_epi8(a);
             lo[r] = _mm256_add_epi32(lo[r], _mm256_madd_epi16(
                 _mm256_maddubs_epi16(ua, _mm256_sign_epi8(w0, a)), ones));
@@ -266,6 +278,59 @@ __attribute__((target("avx2,fma"))) static void fr_q8_store_avx2(
         c[i] = fmaf((float)acc[i], sa * sw[i], c0);
     }
 }
+
+/* ------------------------------------------------------- the AVX-VNNI path */
+
+#define FR_Q8_AVXVNNI_TARGET __attribute__((target("avx2,fma,avxvnni")))
+
+FR_Q8_AVXVNNI_TARGET static float fr_q8_quantize_avxvnni(long K, const float *x, uint8_t *q)
+{
+    return fr_q8_quantize_row(K, x, q, 128);
+}
+
+/* mr rows against one panel, its 16 columns as two 256-bit halves: 12 sums, two
+ * weight vectors and a broadcast fill 15 of AVX2's 16 registers. */
+FR_Q8_AVXVNNI_TARGET __attribute__((always_inline)) static inline void fr_q8_tile_avxvnni(
+    const int mr, long kp, const uint8_t *qa, const int8_t *panel, const int32_t *colsum,
+    fr_q8_sums *acc)
+{
+    __m256i lo[6], hi[6];
+    for (int r = 0; r < mr; ++r)
+        lo[r] = hi[r] = _mm256_setzero_si256();
+    for (long g = 0; g < kp / 4; ++g) {
+        const __m256i w0 = _mm256_loadu_si256((const __m256i *)(panel + g * 64));
+        const __m256i w1 = _mm256_loadu_si256((const __m256i *)(panel + g * 64 + 32));
+        for (int r = 0; r < mr; ++r) {
+            const __m256i a = _mm256_set1_epi32(fr_q8_group(qa + r * kp, g));
+            lo[r] = _mm256_dpbusd_avx_epi32(lo[r], a, w0);
+            hi[r] = _mm256_dpbusd_avx_epi32(hi[r], a, w1);
+        }
+    }
+    const __m256i off_lo = _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)colsum), 7);
+    const __m256i off_hi = _mm256_slli_epi32(
+        _mm256_loadu_si256((const __m256i *)(colsum + 8)), 7);
+    for (int r = 0; r < mr; ++r) {
+        _mm256_storeu_si256((__m256i *)acc[r], _mm256_sub_epi32(lo[r], off_lo));
+        _mm256_storeu_si256((__m256i *)(acc[r] + 8), _mm256_sub_epi32(hi[r], off_hi));
+    }
+}
+
+/* Up to 6 rows against one panel. */
+FR_Q8_AVXVNNI_TARGET static void fr_q8_rows_avxvnni(int mr, int np, long kp, const uint8_t *qa,
+                                                    const int8_t *panel, const int32_t *colsum,
+                                                    fr_q8_sums *acc)
+{
+    (void)np;
+    switch (mr) {
+    case 6: fr_q8_tile_avxvnni(6, kp, qa, panel, colsum, acc); break;
+    case 5: fr_q8_tile_avxvnni(5, kp, qa, panel, colsum, acc); break;
+    case 4: fr_q8_tile_avxvnni(4, kp, qa, panel, colsum, acc); break;
+    case 3: fr_q8_tile_avxvnni(3, kp, qa, panel, colsum, acc); break;
+    case 2: fr_q8_tile_avxvnni(2, kp, qa, panel, colsum, acc); break;
+    case 1: fr_q8_tile_avxvnni(1, kp, qa, panel, colsum, acc); break;
+    }
+}
+#undef FR_Q8_AVXVNNI_TARGET
 
 /* ------------------------------------------------------- the VNNI512 path */
 
@@ -316,9 +381,7 @@ FR_Q8_AVX512 __attribute__((always_inline)) static inline void fr_q8_tile_vnni(
         const __m512i w0 = _mm512_loadu_si512(panel + g * 64);
         const __m512i w1 = np > 1 ? _mm512_loadu_si512(panel + pstride + g * 64) : w0;
         for (int r = 0; r < mr; ++r) {
-            int32_t a4;
-            memcpy(&a4, qa + r * kp + 4 * g, 4);
-            const __m512i a = _mm512_set1_epi32(a4);
+            const __m512i a = _mm512_set1_epi32(fr_q8_group(qa + r * kp, g));
             s[r][0] = _mm512_dpbusd_epi32(s[r][0], a, w0);
             if (np > 1)
                 s[r][1] = _mm512_dpbusd_epi32(s[r][1], a, w1);
@@ -397,6 +460,9 @@ static inline fr_q8_kernels fr_q8_kernels_of(int path)
 #if FR_Q8_X86
     if (path == FR_Q8_VNNI512)
         return (fr_q8_kernels){fr_q8_quantize_vnni, 6, 2, fr_q8_rows_vnni, fr_q8_store_vnni};
+    if (path == FR_Q8_AVXVNNI)
+        return (fr_q8_kernels){fr_q8_quantize_avxvnni, 6, 1, fr_q8_rows_avxvnni,
+                               fr_q8_store_avx2};
     if (path == FR_Q8_AVX2)
         return (fr_q8_kernels){fr_q8_quantize_avx2, 4, 1, fr_q8_rows_avx2_np, fr_q8_store_avx2};
 #endif
