@@ -249,6 +249,25 @@ static inline __attribute__((always_inline)) void FR_FN(tile)(
                        j == NP - 1 ? ncols_last : NR, accumulate, bias ? bias + j * NR : NULL);
 }
 
+/* The full-row tiles as functions of their own: inlined into the product's
+ * loops, their K loop lost registers to the loops around it and reloaded its
+ * strides from the stack at every k. */
+#define FR_TILE_FN(MR, NP)                                                            \
+    FR_KERNEL __attribute__((noinline)) void FR_FN(tile_##MR##x##NP)(                 \
+        int K, const REAL *A, long sam, long sak, const REAL *wp, size_t pstride,      \
+        REAL *C, long scm, long scn, int ncols_last, int accumulate, const REAL *bias)  \
+    {                                                                                 \
+        FR_FN(tile)(MR, NP, K, A, sam, sak, wp, pstride, C, scm, scn, ncols_last,     \
+                    accumulate, bias);                                                \
+    }
+FR_TILE_FN(6, 4)
+FR_TILE_FN(4, 6)
+FR_TILE_FN(6, 2)
+FR_TILE_FN(4, 2)
+FR_TILE_FN(6, 1)
+FR_TILE_FN(4, 1)
+#undef FR_TILE_FN
+
 #define FR_TILE(mr, np) FR_FN(tile)(mr, np, K, A + m * sam, sam, sak, wp, pstride, \
                                       c + m * scm, scm, scn, ncols_last, accumulate, \
                                       bias ? bias + p * NR : NULL)
@@ -351,7 +370,9 @@ static inline __attribute__((always_inline)) void FR_FN(packed_gemm_block)(
         REAL *c = C + p * NR * scn;                                                   \
         int ncols_last = n1 - (p + NP - 1) * NR < NR ? n1 - (p + NP - 1) * NR : NR;   \
         for (long m = 0; m < full; m += MR)                                           \
-            FR_TILE(MR, NP);                                                          \
+            FR_FN(tile_##MR##x##NP)(K, A + m * sam, sam, sak, wp, pstride, c + m * scm,   \
+                                    scm, scn, ncols_last, accumulate,                 \
+                                    bias ? bias + p * NR : NULL);                     \
     }
     switch (tile) {
     case FR_TILE_6x4: FR_FULL_ROWS(6, 4); FR_FULL_ROWS(6, 2); FR_FULL_ROWS(6, 1); break;
