@@ -15,6 +15,9 @@
  * the split between threads.
  *
  * Paths, chosen once from what the CPU has (fr_q8_path):
+ *   AMX      AMX-INT8 tdpbusd on tiles of up to 16 rows x 64 k against 16 groups
+ *            of a panel (one B tile), VNNI512's operands and correction; fewer
+ *            than FR_Q8_AMX_MIN_ROWS rows take the VNNI512 tiles.
  *   VNNI512  AVX-512 VNNI vpdpbusd: u8 x s8, 4 products into each int32 lane.  It
  *            takes unsigned activations, so they go in as qa + 128 and the
  *            columns' sums 128 * sum_k qw[n, k] (kept in the pack) come off after.
@@ -43,6 +46,10 @@
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
 #define FR_Q8_X86 1
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #else
 #define FR_Q8_X86 0
 #endif
@@ -52,7 +59,7 @@
 /* Rows of A quantized at a time, in a buffer on the stack of this many bytes. */
 #define FR_Q8_ABUF 65536
 
-enum { FR_Q8_PORTABLE, FR_Q8_AVX2, FR_Q8_AVXVNNI, FR_Q8_VNNI512, FR_Q8_PATHS };
+enum { FR_Q8_PORTABLE, FR_Q8_AVX2, FR_Q8_AVXVNNI, FR_Q8_VNNI512, FR_Q8_AMX, FR_Q8_PATHS };
 
 static inline long fr_q8_np(long N) { return (N + FR_Q8_NR - 1) / FR_Q8_NR * FR_Q8_NR; }
 static inline long fr_q8_kp(long K) { return (K + 3) & ~3L; }
@@ -75,10 +82,30 @@ static inline const int8_t *fr_q8_panels(const void *pack, long N)
 
 /* ---------------------------------------------------------------- paths */
 
+/* Linux lets a process use the AMX tile registers once it has asked for them
+ * (arch_prctl ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA); asked once. */
+static inline int fr_q8_amx_permitted(void)
+{
+#if FR_Q8_X86 && defined(__linux__) && defined(SYS_arch_prctl)
+    static int permitted = -1;
+    int p = __atomic_load_n(&permitted, __ATOMIC_RELAXED);
+    if (p < 0) {
+        p = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+        __atomic_store_n(&permitted, p, __ATOMIC_RELAXED);
+    }
+    return p;
+#else
+    return 0;
+#endif
+}
+
 static inline int fr_q8_supported(int path)
 {
 #if FR_Q8_X86
     __builtin_cpu_init();
+    if (path == FR_Q8_AMX)
+        return fr_q8_supported(FR_Q8_VNNI512) && __builtin_cpu_supports("amx-tile")
+            && __builtin_cpu_supports("amx-int8") && fr_q8_amx_permitted();
     if (path == FR_Q8_VNNI512)
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
             && __builtin_cpu_supports("avx512vl")
@@ -109,7 +136,8 @@ static inline int fr_q8_set_path(int path)
 static inline const char *fr_q8_path_name(int path)
 {
     static const char *names[] = {"portable C", "AVX2 (vpmaddubsw)",
-                                  "AVX-VNNI (256-bit vpdpbusd)", "AVX-512 VNNI (vpdpbusd)"};
+                                  "AVX-VNNI (256-bit vpdpbusd)", "AVX-512 VNNI (vpdpbusd)",
+                                  "AMX-INT8 (tdpbusd)"};
     return path >= 0 && path < FR_Q8_PATHS ? names[path] : "?";
 }
 
@@ -172,8 +200,10 @@ static inline int32_t fr_q8_group(const uint8_t *row, long g)
     return a4;
 }
 
-/* A row's int32 sums for up to two panels of output columns. */
+/* A row's int32 sums for up to two panels of output columns; a call of a path's
+ * `rows` fills up to FR_Q8_ROWS_MAX of them. */
 typedef int32_t fr_q8_sums[2 * FR_Q8_NR];
+#define FR_Q8_ROWS_MAX 16
 
 /* ------------------------------------------------------ the portable path */
 
@@ -425,6 +455,100 @@ FR_Q8_AVX512 static void fr_q8_store_vnni(const int32_t *acc, int cols, float sa
     }
 }
 #undef FR_Q8_AVX512
+
+/* ----------------------------------------------------------- the AMX path */
+
+/* Fewer rows than this go through the VNNI512 tiles: an AMX product costs about
+ * as much for one row as for sixteen. */
+#define FR_Q8_AMX_MIN_ROWS 8
+
+#define FR_Q8_AMX                                                              \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-int8")))
+
+/* The tile shapes of an AMX call: C tiles 0-1 (mr x 16 int32, one a panel), A
+ * tiles 2-3 (mr rows of 64 bytes, and of the tail's bytes), B tiles 4-5 (16
+ * groups of a panel) and 6-7 (the tail's groups). */
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} fr_q8_amx_config;
+
+/* The shape this thread's tiles have now (mr * 64 + tail), -1 when released. */
+static __thread int fr_q8_amx_shape = -1;
+
+FR_Q8_AMX static void fr_q8_amx_configure(int mr, int tail)
+{
+    if (fr_q8_amx_shape == mr * 64 + tail)
+        return;
+    fr_q8_amx_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; ++t) {
+        const int b = t >= 4, in_tail = t == 3 || t >= 6;
+        cfg.colsb[t] = (uint16_t)(in_tail && !b ? tail : 64);
+        cfg.rows[t] = (uint8_t)(b ? (in_tail ? tail / 4 : 16) : mr);
+    }
+    if (!tail)
+        cfg.rows[3] = cfg.rows[6] = cfg.rows[7] = cfg.colsb[3] = cfg.colsb[6] = cfg.colsb[7] = 0;
+    _tile_loadconfig(&cfg);
+    fr_q8_amx_shape = mr * 64 + tail;
+}
+
+/* Up to 16 rows against np panels: 64 k at a time, u8 x s8 into int32 tiles,
+ * the same integers as VNNI512 (same offset and correction). */
+FR_Q8_AMX static void fr_q8_rows_amx(int mr, int np, long kp, const uint8_t *qa,
+                                     const int8_t *panel, const int32_t *colsum,
+                                     fr_q8_sums *acc)
+{
+    if (mr < FR_Q8_AMX_MIN_ROWS) {
+        for (int r0 = 0; r0 < mr; r0 += 6)
+            fr_q8_rows_vnni(mr - r0 < 6 ? mr - r0 : 6, np, kp, qa + r0 * kp, panel, colsum,
+                            acc + r0);
+        return;
+    }
+    const long full = kp / 64 * 64;
+    const int tail = (int)(kp - full);
+    const int8_t *panel1 = panel + (size_t)kp * FR_Q8_NR;
+    fr_q8_amx_configure(mr, tail);
+    _tile_zero(0);
+    _tile_zero(1);
+    /* 64 k (or the tail) from k: A tile TA, the panels' B tiles TB0 and TB1. */
+#define FR_Q8_AMX_STEP(TA, TB0, TB1, k)                                        \
+    do {                                                                       \
+        _tile_loadd(TA, qa + (k), kp);                                         \
+        _tile_loadd(TB0, panel + (k) * FR_Q8_NR, 64);                          \
+        _tile_dpbusd(0, TA, TB0);                                              \
+        if (np > 1) {                                                          \
+            _tile_loadd(TB1, panel1 + (k) * FR_Q8_NR, 64);                     \
+            _tile_dpbusd(1, TA, TB1);                                          \
+        }                                                                      \
+    } while (0)
+    for (long k = 0; k < full; k += 64)
+        FR_Q8_AMX_STEP(2, 4, 5, k);
+    if (tail)
+        FR_Q8_AMX_STEP(3, 6, 7, full);
+#undef FR_Q8_AMX_STEP
+    _tile_stored(0, acc[0], sizeof(fr_q8_sums));
+    if (np > 1)
+        _tile_stored(1, acc[0] + FR_Q8_NR, sizeof(fr_q8_sums));
+    for (int p = 0; p < np; ++p) {
+        const __m512i off = _mm512_slli_epi32(_mm512_loadu_si512(colsum + p * FR_Q8_NR), 7);
+        for (int r = 0; r < mr; ++r) {
+            int32_t *a = acc[r] + p * FR_Q8_NR;
+            _mm512_storeu_si512(a, _mm512_sub_epi32(_mm512_loadu_si512(a), off));
+        }
+    }
+}
+
+/* Gives the tiles back at the end of a product, so the thread carries no AMX state. */
+FR_Q8_AMX static void fr_q8_done_amx(void)
+{
+    if (fr_q8_amx_shape >= 0)
+        _tile_release();
+    fr_q8_amx_shape = -1;
+}
+#undef FR_Q8_AMX
 #endif
 
 /* ----------------------------------------------------------- the product */
@@ -437,6 +561,7 @@ typedef struct {
                  const int32_t *colsum, fr_q8_sums *acc);
     void (*store)(const int32_t *acc, int cols, float sa, const float *sw, float *c,
                   int accumulate, const float *bias);
+    void (*done)(void);    /* at the end of a product, or NULL */
 } fr_q8_kernels;
 
 static void fr_q8_rows_portable_np(int mr, int np, long kp, const uint8_t *qa,
@@ -458,17 +583,22 @@ static void fr_q8_rows_avx2_np(int mr, int np, long kp, const uint8_t *qa,
 static inline fr_q8_kernels fr_q8_kernels_of(int path)
 {
 #if FR_Q8_X86
+    if (path == FR_Q8_AMX)
+        return (fr_q8_kernels){fr_q8_quantize_vnni, FR_Q8_ROWS_MAX, 2, fr_q8_rows_amx,
+                               fr_q8_store_vnni, fr_q8_done_amx};
     if (path == FR_Q8_VNNI512)
-        return (fr_q8_kernels){fr_q8_quantize_vnni, 6, 2, fr_q8_rows_vnni, fr_q8_store_vnni};
+        return (fr_q8_kernels){fr_q8_quantize_vnni, 6, 2, fr_q8_rows_vnni, fr_q8_store_vnni,
+                               NULL};
     if (path == FR_Q8_AVXVNNI)
         return (fr_q8_kernels){fr_q8_quantize_avxvnni, 6, 1, fr_q8_rows_avxvnni,
-                               fr_q8_store_avx2};
+                               fr_q8_store_avx2, NULL};
     if (path == FR_Q8_AVX2)
-        return (fr_q8_kernels){fr_q8_quantize_avx2, 4, 1, fr_q8_rows_avx2_np, fr_q8_store_avx2};
+        return (fr_q8_kernels){fr_q8_quantize_avx2, 4, 1, fr_q8_rows_avx2_np, fr_q8_store_avx2,
+                               NULL};
 #endif
     (void)path;
     return (fr_q8_kernels){fr_q8_quantize_portable, 6, 1, fr_q8_rows_portable_np,
-                           fr_q8_store_portable};
+                           fr_q8_store_portable, NULL};
 }
 
 /* Rows of A quantized at a time: at most this many, in FR_Q8_ABUF bytes. */
@@ -493,7 +623,7 @@ static void fr_q8_gemm(int M, int K, const float *A, long lda, const void *Wq, i
     const int8_t *panels = fr_q8_panels(Wq, N);
     uint8_t qa[FR_Q8_ABUF] __attribute__((aligned(64)));
     float sa[FR_Q8_MB];
-    fr_q8_sums acc[6] __attribute__((aligned(64)));
+    fr_q8_sums acc[FR_Q8_ROWS_MAX] __attribute__((aligned(64)));
     long mb = FR_Q8_ABUF / kp;
     mb = mb < 1 ? 1 : (mb > FR_Q8_MB ? FR_Q8_MB : mb);
     for (long m0 = 0; m0 < M; m0 += mb) {
@@ -519,6 +649,8 @@ static void fr_q8_gemm(int M, int K, const float *A, long lda, const void *Wq, i
             }
         }
     }
+    if (kern.done)
+        kern.done();
 }
 
 #endif /* FASTRNN_Q8_H */

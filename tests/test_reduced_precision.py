@@ -155,7 +155,7 @@ def bf16_sum(A, W):
 
 
 @pytest.mark.parametrize("M,N,Kdim", [(1, 16, 4), (3, 37, 23), (7, 64, 130), (300, 50, 9),
-                                      (2, 33, 1)])
+                                      (2, 33, 1), (16, 32, 128), (19, 40, 200), (41, 70, 65)])
 def test_int8_product_is_the_exact_integer_sum(M, N, Kdim):
     A = RNG.standard_normal((M, Kdim)).astype(np.float32)
     W = RNG.standard_normal((N, Kdim)).astype(np.float32)

@@ -54,8 +54,9 @@ class FrozenLayer:
     rounded to bfloat16 (8 bits of mantissa), the products summed in float32:
     half the bytes, and about three times int8's accuracy.  The outputs differ
     from float32 by these roundings (the README's "Reduced precision" section
-    says how much).  Each has paths for AVX-512 (VNNI, BF16), AVX-VNNI (int8),
-    AVX2 and portable C that give the same numbers; ``python -m fastrnn info`` says which run.
+    says how much).  Each has paths for AMX (int8), AVX-512 (VNNI, BF16),
+    AVX-VNNI (int8), AVX2 and portable C that give the same numbers;
+    ``python -m fastrnn info`` says which run.
 
     Parameters
     ----------
