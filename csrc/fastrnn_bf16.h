@@ -13,8 +13,13 @@
  *
  * Paths, chosen once from what the CPU has (fr_bf16_path):
  *   AVX512BF16  vdpbf16ps: two products into each float32 lane.
- *   AVX2        the bfloat16 pairs widened to float32 in registers, two FMAs.
+ *   AVX512      the bfloat16 pairs widened to float32 in registers, two FMAs; where
+ *               the CPU runs vdpbf16ps at under FR_BF16_DOT_SLOW of its FMA rate
+ *               (as Intel's cores do), this path is the faster one and is chosen.
+ *   AVX2        the same widening on 256-bit vectors.
  *   PORTABLE    plain C with fmaf, for any x86-64 and as the tests' forced path.
+ * The widening paths take the rounded rows of A as float32 (their low 16 bits 0),
+ * so that a broadcast is a plain load.
  *
  * Pack layout (fr_bf16_pack_bytes of N x K): panels of FR_BF16_NR output columns,
  * each Kp / 2 groups of 64 bytes holding bf16(W[p*16 + i][2g]) and
@@ -28,6 +33,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <string.h>
+#include <time.h>
 #include "fastrnn_paths.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
@@ -38,12 +44,16 @@
 #endif
 
 #define FR_BF16_NR 16
-/* Rows of A rounded at a time: at most FR_BF16_MB, in FR_BF16_ABUF bytes of stack. */
-#define FR_BF16_ABUF 65536
+/* Rows of A rounded at a time: at most FR_BF16_MB, in FR_BF16_ABUF bytes of stack
+ * (one row of FR_BF16_MAX_K float32 at least). */
+#define FR_BF16_ABUF 131072
 #define FR_BF16_MB 256
-#define FR_BF16_MAX_K (FR_BF16_ABUF / 2)
+#define FR_BF16_MAX_K (FR_BF16_ABUF / 4)
+/* vdpbf16ps counts as slow below this fraction of the FMA's instruction rate: the
+ * widened path spends two FMAs and a little more on what it does in one. */
+#define FR_BF16_DOT_SLOW 0.4
 
-enum { FR_BF16_PORTABLE, FR_BF16_AVX2, FR_BF16_AVX512BF16, FR_BF16_PATHS };
+enum { FR_BF16_PORTABLE, FR_BF16_AVX2, FR_BF16_AVX512, FR_BF16_AVX512BF16, FR_BF16_PATHS };
 
 static inline long fr_bf16_np(long N) { return (N + FR_BF16_NR - 1) / FR_BF16_NR * FR_BF16_NR; }
 static inline long fr_bf16_kp(long K) { return (K + 1) & ~1L; }
@@ -62,29 +72,105 @@ static inline int fr_bf16_supported(int path)
     __builtin_cpu_init();
     if (path == FR_BF16_AVX512BF16)
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+    if (path == FR_BF16_AVX512)
+        return __builtin_cpu_supports("avx512f");
     if (path == FR_BF16_AVX2)
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
     return path == FR_BF16_PORTABLE;
 }
 
+#if FR_BF16_X86
+/* FR_BF16_PROBE_CHAINS independent accumulators, as many as the AVX-512 tile keeps,
+ * each advanced `rounds` times by vdpbf16ps or by an FMA. */
+#define FR_BF16_PROBE_CHAINS 12
+
+__attribute__((target("avx512f,avx512bf16"))) static float fr_bf16_probe_dot(long rounds)
+{
+    __m512 acc[FR_BF16_PROBE_CHAINS];
+    const __m512bh x = (__m512bh)_mm512_set1_epi32(0x3a833a83); /* bf16 1e-3, twice */
+    for (int c = 0; c < FR_BF16_PROBE_CHAINS; ++c)
+        acc[c] = _mm512_set1_ps((float)(c + 1));
+    for (long r = 0; r < rounds; ++r)
+        for (int c = 0; c < FR_BF16_PROBE_CHAINS; ++c)
+            acc[c] = _mm512_dpbf16_ps(acc[c], x, x);
+    for (int c = 1; c < FR_BF16_PROBE_CHAINS; ++c)
+        acc[0] = _mm512_add_ps(acc[0], acc[c]);
+    return _mm512_reduce_add_ps(acc[0]);
+}
+
+__attribute__((target("avx512f"))) static float fr_bf16_probe_fma(long rounds)
+{
+    __m512 acc[FR_BF16_PROBE_CHAINS];
+    const __m512 x = _mm512_set1_ps(1e-3f);
+    for (int c = 0; c < FR_BF16_PROBE_CHAINS; ++c)
+        acc[c] = _mm512_set1_ps((float)(c + 1));
+    for (long r = 0; r < rounds; ++r)
+        for (int c = 0; c < FR_BF16_PROBE_CHAINS; ++c)
+            acc[c] = _mm512_fmadd_ps(x, x, acc[c]);
+    for (int c = 1; c < FR_BF16_PROBE_CHAINS; ++c)
+        acc[0] = _mm512_add_ps(acc[0], acc[c]);
+    return _mm512_reduce_add_ps(acc[0]);
+}
+
+static double fr_bf16_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* vdpbf16ps's instruction rate over the FMA's on this core: the fastest of a few
+ * interleaved timings of each (about a millisecond in all). */
+static double fr_bf16_dot_rate(void)
+{
+    volatile float sink = 0.0f;
+    double dot = 1e30, fma = 1e30;
+    for (int trial = 0; trial < 6; ++trial) {
+        double t0 = fr_bf16_seconds();
+        sink += fr_bf16_probe_dot(2000);
+        double t1 = fr_bf16_seconds();
+        sink += fr_bf16_probe_fma(2000);
+        double t2 = fr_bf16_seconds();
+        dot = t1 - t0 < dot ? t1 - t0 : dot;
+        fma = t2 - t1 < fma ? t2 - t1 : fma;
+    }
+    (void)sink;
+    return dot > 0.0 ? fma / dot : 1.0;
+}
+#endif
+
+/* Whether the best path may be `path`: vdpbf16ps only where it is not slow. */
+static int fr_bf16_preferred(int path)
+{
+#if FR_BF16_X86
+    if (path == FR_BF16_AVX512BF16)
+        return fr_bf16_dot_rate() >= FR_BF16_DOT_SLOW;
+#endif
+    (void)path;
+    return 1;
+}
+
 static int fr_bf16_path_now = -1;
 
 static inline int fr_bf16_path(void)
 {
-    return fr_path_now(&fr_bf16_path_now, FR_BF16_PATHS, fr_bf16_supported);
+    return fr_path_now(&fr_bf16_path_now, FR_BF16_PATHS, fr_bf16_supported,
+                       fr_bf16_preferred);
 }
 
 /* Run path (tests force the portable ones); -1 goes back to the best. Returns the
  * path now in force, unchanged when this CPU lacks the one asked for. */
 static inline int fr_bf16_set_path(int path)
 {
-    return fr_path_set(&fr_bf16_path_now, path, FR_BF16_PATHS, fr_bf16_supported);
+    return fr_path_set(&fr_bf16_path_now, path, FR_BF16_PATHS, fr_bf16_supported,
+                       fr_bf16_preferred);
 }
 
 static inline const char *fr_bf16_path_name(int path)
 {
     static const char *names[] = {"portable C", "AVX2 (widened to float32)",
+                                  "AVX-512 (widened to float32)",
                                   "AVX-512 BF16 (vdpbf16ps)"};
     return path >= 0 && path < FR_BF16_PATHS ? names[path] : "?";
 }
@@ -124,6 +210,7 @@ static inline void fr_bf16_pack_cols(long N, long K, const float *W, long sn, lo
     }
 }
 
+/* A row rounded to bfloat16, as bfloat16 (q) or as float32 (f); zeros up to Kp. */
 static void fr_bf16_round_row(long K, const float *x, uint16_t *q)
 {
     long k = 0;
@@ -133,23 +220,35 @@ static void fr_bf16_round_row(long K, const float *x, uint16_t *q)
         q[k] = 0;
 }
 
+static void fr_bf16_round_row_f32(long K, const float *x, float *f)
+{
+    long k = 0;
+    for (; k < K; ++k)
+        f[k] = fr_bf16_widen(fr_bf16_round(x[k]));
+    for (; k < fr_bf16_kp(K); ++k)
+        f[k] = 0.0f;
+}
+
 /* -------------------------------------------------------------- the paths */
 
-/* A row's float32 sums for up to two panels of output columns. */
-typedef float fr_bf16_sums[2 * FR_BF16_NR];
+/* A row's float32 sums for up to FR_BF16_PANELS panels of output columns. */
+#define FR_BF16_PANELS 4
+typedef float fr_bf16_sums[FR_BF16_PANELS * FR_BF16_NR];
 
-static void fr_bf16_rows_portable(int mr, int np, long kp, const uint16_t *qa,
+/* Each path's rows(mr, np, kp, a, panel, acc): rows [0, mr) of A (a: Kp values a
+ * row, bfloat16 or float32 as the path takes them) against np panels from panel. */
+static void fr_bf16_rows_portable(int mr, int np, long kp, const void *a,
                                   const uint16_t *panel, fr_bf16_sums *acc)
 {
     (void)np;
     for (int r = 0; r < mr; ++r) {
-        const uint16_t *a = qa + r * kp;
+        const float *x = (const float *)a + r * kp;
         for (int i = 0; i < FR_BF16_NR; ++i) {
             float s = 0.0f;
             for (long g = 0; g < kp / 2; ++g) {
                 const uint16_t *w = panel + g * 32 + 2 * i;
-                s = fmaf(fr_bf16_widen(a[2 * g + 1]), fr_bf16_widen(w[1]), s);
-                s = fmaf(fr_bf16_widen(a[2 * g]), fr_bf16_widen(w[0]), s);
+                s = fmaf(x[2 * g + 1], fr_bf16_widen(w[1]), s);
+                s = fmaf(x[2 * g], fr_bf16_widen(w[0]), s);
             }
             acc[r][i] = s;
         }
@@ -159,9 +258,10 @@ static void fr_bf16_rows_portable(int mr, int np, long kp, const uint16_t *qa,
 #if FR_BF16_X86
 /* Up to 4 rows against one panel, the pairs widened to float32. */
 __attribute__((target("avx2,fma"))) static void fr_bf16_rows_avx2(
-    int mr, int np, long kp, const uint16_t *qa, const uint16_t *panel, fr_bf16_sums *acc)
+    int mr, int np, long kp, const void *a, const uint16_t *panel, fr_bf16_sums *acc)
 {
     (void)np;
+    const float *x = (const float *)a;
     const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
     __m256 lo[4], hi[4];
     for (int r = 0; r < 4; ++r)
@@ -174,8 +274,8 @@ __attribute__((target("avx2,fma"))) static void fr_bf16_rows_avx2(
         const __m256 w1_even = _mm256_castsi256_ps(_mm256_slli_epi32(w1, 16));
         const __m256 w1_odd = _mm256_castsi256_ps(_mm256_and_si256(w1, high));
         for (int r = 0; r < mr; ++r) {
-            const __m256 a_even = _mm256_set1_ps(fr_bf16_widen(qa[r * kp + 2 * g]));
-            const __m256 a_odd = _mm256_set1_ps(fr_bf16_widen(qa[r * kp + 2 * g + 1]));
+            const __m256 a_even = _mm256_broadcast_ss(x + r * kp + 2 * g);
+            const __m256 a_odd = _mm256_broadcast_ss(x + r * kp + 2 * g + 1);
             lo[r] = _mm256_fmadd_ps(a_even, w0_even, _mm256_fmadd_ps(a_odd, w0_odd, lo[r]));
             hi[r] = _mm256_fmadd_ps(a_even, w1_even, _mm256_fmadd_ps(a_odd, w1_odd, hi[r]));
         }
@@ -186,48 +286,104 @@ __attribute__((target("avx2,fma"))) static void fr_bf16_rows_avx2(
     }
 }
 
-#define FR_BF16_AVX512 __attribute__((target("avx512f,avx512bf16")))
+/* The AVX-512 tiles: mr rows against np panels, each output one chain of sums in
+ * k's order, so a tile needs mr x np chains to cover the latency of its adds: the
+ * rows functions below give few rows more panels. */
 
-FR_BF16_AVX512 __attribute__((always_inline)) static inline void fr_bf16_tile_512(
-    const int mr, const int np, long kp, const uint16_t *qa, const uint16_t *panel,
-    fr_bf16_sums *acc)
+/* mr rows (at most 6) against np panels (at most 4, 2 with 5-6 rows), the pairs
+ * widened to float32; sums into acc's columns from col0. */
+__attribute__((target("avx512f"), always_inline)) static inline void fr_bf16_tile_wide(
+    const int mr, const int np, long kp, const float *x, const uint16_t *panel,
+    fr_bf16_sums *acc, int col0)
 {
-    __m512 s[6][2];
+    __m512 s[6][FR_BF16_PANELS];
     for (int r = 0; r < mr; ++r)
-        s[r][0] = s[r][1] = _mm512_setzero_ps();
+        for (int p = 0; p < np; ++p)
+            s[r][p] = _mm512_setzero_ps();
+    const __m512i high = _mm512_set1_epi32((int)0xffff0000u);
     const size_t pstride = (size_t)kp * FR_BF16_NR;
     for (long g = 0; g < kp / 2; ++g) {
-        const __m512bh w0 = (__m512bh)_mm512_loadu_si512(panel + g * 32);
-        const __m512bh w1 = np > 1 ? (__m512bh)_mm512_loadu_si512(panel + pstride + g * 32)
-                                   : w0;
+        __m512 even[FR_BF16_PANELS], odd[FR_BF16_PANELS];
+        for (int p = 0; p < np; ++p) {
+            const __m512i w = _mm512_loadu_si512(panel + p * pstride + g * 32);
+            even[p] = _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+            odd[p] = _mm512_castsi512_ps(_mm512_and_si512(w, high));
+        }
         for (int r = 0; r < mr; ++r) {
-            int32_t pair;
-            memcpy(&pair, qa + r * kp + 2 * g, 4);
-            const __m512bh a = (__m512bh)_mm512_set1_epi32(pair);
-            s[r][0] = _mm512_dpbf16_ps(s[r][0], a, w0);
-            if (np > 1)
-                s[r][1] = _mm512_dpbf16_ps(s[r][1], a, w1);
+            const __m512 a_even = _mm512_set1_ps(x[r * kp + 2 * g]);
+            const __m512 a_odd = _mm512_set1_ps(x[r * kp + 2 * g + 1]);
+            for (int p = 0; p < np; ++p)
+                s[r][p] = _mm512_fmadd_ps(a_even, even[p],
+                                          _mm512_fmadd_ps(a_odd, odd[p], s[r][p]));
         }
     }
     for (int r = 0; r < mr; ++r)
         for (int p = 0; p < np; ++p)
-            _mm512_storeu_ps(acc[r] + p * FR_BF16_NR, s[r][p]);
+            _mm512_storeu_ps(acc[r] + col0 + p * FR_BF16_NR, s[r][p]);
 }
 
-FR_BF16_AVX512 static void fr_bf16_rows_512(int mr, int np, long kp, const uint16_t *qa,
-                                            const uint16_t *panel, fr_bf16_sums *acc)
+#define FR_BF16_AVX512 __attribute__((target("avx512f,avx512bf16")))
+
+/* The same with vdpbf16ps on the rows of A as bfloat16. */
+FR_BF16_AVX512 __attribute__((always_inline)) static inline void fr_bf16_tile_dot(
+    const int mr, const int np, long kp, const uint16_t *qa, const uint16_t *panel,
+    fr_bf16_sums *acc, int col0)
 {
-#define FR_BF16_CASE(R)                                                   \
-    case R:                                                               \
-        if (np > 1) fr_bf16_tile_512(R, 2, kp, qa, panel, acc);           \
-        else fr_bf16_tile_512(R, 1, kp, qa, panel, acc);                  \
-        break;
-    switch (mr) {
-    FR_BF16_CASE(6) FR_BF16_CASE(5) FR_BF16_CASE(4) FR_BF16_CASE(3) FR_BF16_CASE(2)
-    FR_BF16_CASE(1)
+    __m512 s[6][FR_BF16_PANELS];
+    for (int r = 0; r < mr; ++r)
+        for (int p = 0; p < np; ++p)
+            s[r][p] = _mm512_setzero_ps();
+    const size_t pstride = (size_t)kp * FR_BF16_NR;
+    for (long g = 0; g < kp / 2; ++g) {
+        __m512bh w[FR_BF16_PANELS];
+        for (int p = 0; p < np; ++p)
+            w[p] = (__m512bh)_mm512_loadu_si512(panel + p * pstride + g * 32);
+        for (int r = 0; r < mr; ++r) {
+            int32_t pair;
+            memcpy(&pair, qa + r * kp + 2 * g, 4);
+            const __m512bh a = (__m512bh)_mm512_set1_epi32(pair);
+            for (int p = 0; p < np; ++p)
+                s[r][p] = _mm512_dpbf16_ps(s[r][p], a, w[p]);
+        }
     }
-#undef FR_BF16_CASE
+    for (int r = 0; r < mr; ++r)
+        for (int p = 0; p < np; ++p)
+            _mm512_storeu_ps(acc[r] + col0 + p * FR_BF16_NR, s[r][p]);
 }
+
+/* rows(mr, np, ...) over a tile of each shape compiled on its own (constant mr and
+ * np): up to 4 rows take all np panels at once; 5-6 rows take them 2 at a time,
+ * as 4 panels would not stay in registers. */
+#define FR_BF16_ROWS_OF(NAME, TILE, ATYPE, TARGET)                                  \
+    TARGET static void NAME(int mr, int np, long kp, const void *a,                 \
+                            const uint16_t *panel, fr_bf16_sums *acc)               \
+    {                                                                               \
+        const ATYPE *x = (const ATYPE *)a;                                          \
+        const size_t pstride = (size_t)kp * FR_BF16_NR;                             \
+        for (int p0 = 0; p0 < np; p0 += mr > 4 ? 2 : 4) {                           \
+            const int n = mr > 4 && np - p0 > 2 ? 2 : np - p0;                      \
+            const uint16_t *w = panel + p0 * pstride;                               \
+            const int c0 = p0 * FR_BF16_NR;                                         \
+            switch (mr * 8 + n) {                                                   \
+            FR_BF16_TILE_CASES(TILE)                                                \
+            }                                                                       \
+        }                                                                           \
+    }
+#define FR_BF16_CASE(TILE, R, P) case R * 8 + P: TILE(R, P, kp, x, w, acc, c0); break;
+#define FR_BF16_TILE_CASES(TILE)                                                         \
+    FR_BF16_CASE(TILE, 1, 1) FR_BF16_CASE(TILE, 1, 2) FR_BF16_CASE(TILE, 1, 3)           \
+    FR_BF16_CASE(TILE, 1, 4) FR_BF16_CASE(TILE, 2, 1) FR_BF16_CASE(TILE, 2, 2)           \
+    FR_BF16_CASE(TILE, 2, 3) FR_BF16_CASE(TILE, 2, 4) FR_BF16_CASE(TILE, 3, 1)           \
+    FR_BF16_CASE(TILE, 3, 2) FR_BF16_CASE(TILE, 3, 3) FR_BF16_CASE(TILE, 3, 4)           \
+    FR_BF16_CASE(TILE, 4, 1) FR_BF16_CASE(TILE, 4, 2) FR_BF16_CASE(TILE, 4, 3)           \
+    FR_BF16_CASE(TILE, 4, 4) FR_BF16_CASE(TILE, 5, 1) FR_BF16_CASE(TILE, 5, 2)           \
+    FR_BF16_CASE(TILE, 6, 1) FR_BF16_CASE(TILE, 6, 2)
+
+FR_BF16_ROWS_OF(fr_bf16_rows_wide, fr_bf16_tile_wide, float, __attribute__((target("avx512f"))))
+FR_BF16_ROWS_OF(fr_bf16_rows_dot, fr_bf16_tile_dot, uint16_t, FR_BF16_AVX512)
+#undef FR_BF16_TILE_CASES
+#undef FR_BF16_CASE
+#undef FR_BF16_ROWS_OF
 #undef FR_BF16_AVX512
 #endif
 
@@ -235,7 +391,8 @@ FR_BF16_AVX512 static void fr_bf16_rows_512(int mr, int np, long kp, const uint1
 
 typedef struct {
     int rows_max, panels_max;
-    void (*rows)(int mr, int np, long kp, const uint16_t *qa, const uint16_t *panel,
+    int a_bf16; /* rows of A as bfloat16 (else float32) */
+    void (*rows)(int mr, int np, long kp, const void *a, const uint16_t *panel,
                  fr_bf16_sums *acc);
 } fr_bf16_kernels;
 
@@ -243,12 +400,14 @@ static inline fr_bf16_kernels fr_bf16_kernels_of(int path)
 {
 #if FR_BF16_X86
     if (path == FR_BF16_AVX512BF16)
-        return (fr_bf16_kernels){6, 2, fr_bf16_rows_512};
+        return (fr_bf16_kernels){6, FR_BF16_PANELS, 1, fr_bf16_rows_dot};
+    if (path == FR_BF16_AVX512)
+        return (fr_bf16_kernels){6, FR_BF16_PANELS, 0, fr_bf16_rows_wide};
     if (path == FR_BF16_AVX2)
-        return (fr_bf16_kernels){4, 1, fr_bf16_rows_avx2};
+        return (fr_bf16_kernels){4, 1, 0, fr_bf16_rows_avx2};
 #endif
     (void)path;
-    return (fr_bf16_kernels){6, 1, fr_bf16_rows_portable};
+    return (fr_bf16_kernels){6, 1, 0, fr_bf16_rows_portable};
 }
 
 /* For each block q < nblocks and n in [q*ldb + j0, q*ldb + j1) (j0 a multiple of
@@ -265,24 +424,34 @@ static void fr_bf16_gemm(int M, int K, const float *A, long lda, const void *Wb,
     const fr_bf16_kernels kern = fr_bf16_kernels_of(fr_bf16_path());
     const long kp = fr_bf16_kp(K);
     const uint16_t *panels = (const uint16_t *)Wb;
-    uint16_t qa[FR_BF16_ABUF / 2] __attribute__((aligned(64)));
+    union {
+        uint16_t h[FR_BF16_ABUF / 2];
+        float f[FR_BF16_ABUF / 4];
+    } rows_of_a __attribute__((aligned(64)));
     fr_bf16_sums acc[6] __attribute__((aligned(64)));
-    long mb = FR_BF16_ABUF / 2 / kp;
+    const long a_size = kern.a_bf16 ? 2 : 4;
+    long mb = FR_BF16_ABUF / a_size / kp;
     mb = mb < 1 ? 1 : (mb > FR_BF16_MB ? FR_BF16_MB : mb);
     for (long m0 = 0; m0 < M; m0 += mb) {
         const int rows = (int)(M - m0 < mb ? M - m0 : mb);
-        for (int r = 0; r < rows; ++r)
-            fr_bf16_round_row(K, A + (m0 + r) * lda, qa + r * kp);
+        for (int r = 0; r < rows; ++r) {
+            if (kern.a_bf16)
+                fr_bf16_round_row(K, A + (m0 + r) * lda, rows_of_a.h + r * kp);
+            else
+                fr_bf16_round_row_f32(K, A + (m0 + r) * lda, rows_of_a.f + r * kp);
+        }
         for (int q = 0; q < nblocks; ++q) {
             const long n_end = (long)q * ldb + j1;
             for (long n = (long)q * ldb + j0; n < n_end;) {
                 const uint16_t *panel = panels + (n / FR_BF16_NR) * kp * FR_BF16_NR;
-                const int np = kern.panels_max > 1 && n + FR_BF16_NR < n_end ? 2 : 1;
+                const long left = (n_end - n + FR_BF16_NR - 1) / FR_BF16_NR;
+                const int np = (int)(left < kern.panels_max ? left : kern.panels_max);
                 const int cols = (int)(n_end - n < np * FR_BF16_NR ? n_end - n
                                                                     : np * FR_BF16_NR);
                 for (int r0 = 0; r0 < rows; r0 += kern.rows_max) {
                     const int mr = rows - r0 < kern.rows_max ? rows - r0 : kern.rows_max;
-                    kern.rows(mr, np, kp, qa + r0 * kp, panel, acc);
+                    const char *a = (const char *)rows_of_a.h + r0 * kp * a_size;
+                    kern.rows(mr, np, kp, a, panel, acc);
                     for (int r = 0; r < mr; ++r) {
                         float *c = C + (m0 + r0 + r) * ldc + n;
                         for (int i = 0; i < cols; ++i)

@@ -123,14 +123,14 @@ static int fr_q8_path_now = -1;
 
 static inline int fr_q8_path(void)
 {
-    return fr_path_now(&fr_q8_path_now, FR_Q8_PATHS, fr_q8_supported);
+    return fr_path_now(&fr_q8_path_now, FR_Q8_PATHS, fr_q8_supported, NULL);
 }
 
 /* Run path (tests force the portable ones); -1 goes back to the best. Returns the
  * path now in force, unchanged when this CPU lacks the one asked for. */
 static inline int fr_q8_set_path(int path)
 {
-    return fr_path_set(&fr_q8_path_now, path, FR_Q8_PATHS, fr_q8_supported);
+    return fr_path_set(&fr_q8_path_now, path, FR_Q8_PATHS, fr_q8_supported, NULL);
 }
 
 static inline const char *fr_q8_path_name(int path)

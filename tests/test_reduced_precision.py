@@ -168,7 +168,7 @@ def test_int8_product_is_the_exact_integer_sum(M, N, Kdim):
 
 
 @pytest.mark.parametrize("M,N,Kdim", [(1, 16, 4), (3, 37, 23), (7, 64, 130), (300, 50, 9),
-                                      (2, 33, 1)])
+                                      (2, 33, 1), (6, 40, 33), (13, 50, 64), (2, 17, 32768)])
 def test_bf16_product_is_the_ordered_float32_sum(M, N, Kdim):
     A = RNG.standard_normal((M, Kdim)).astype(np.float32)
     W = RNG.standard_normal((N, Kdim)).astype(np.float32)

@@ -40,10 +40,12 @@ def cmd_info(args):
     machine_class, tile = recurrent.gemm_tile()
     print(f"GEMM register tile: {tile} ({machine_class})")
     for kind in ("int8", "bfloat16"):
-        _, path = recurrent.reduced_path(kind)
-        others = [name for name, ok in recurrent.reduced_paths(kind).items()
-                  if ok and name != path]
+        index, path = recurrent.reduced_path(kind)
+        paths = list(recurrent.reduced_paths(kind).items())
+        others = [name for name, ok in paths if ok and name != path]
+        slower = [name for name, ok in paths[index + 1:] if ok]
         print(f"reduced precision: {kind} weights (frozen(weights={kind!r})) on {path}"
+              + (f" (measured faster here than {', '.join(slower)})" if slower else "")
               + (f"; also runs {', '.join(others)}" if others else ""))
     print(f"threads: {threads.get_num_threads()} (fastrnn's own pool; "
           f"set with fastrnn.set_num_threads or FASTRNN_NUM_THREADS)")
