@@ -8,10 +8,15 @@
  * for each output, over the pairs of k in turn, the odd k's product then the
  * even one's, each added with one rounding (what vdpbf16ps does), from 0; then
  *   C[m, n] = C0[m, n] + sum     (C0 = C when accumulating, the bias, or 0).
- * So the paths agree bitwise, apart from vdpbf16ps flushing subnormal numbers to
- * zero, which the others do not.
+ * So these paths agree bitwise, apart from vdpbf16ps flushing subnormal numbers to
+ * zero, which the others do not.  AMX-BF16 is the exception: its tiles sum the same
+ * exact products in an order of their own (each output's order fixed, whatever the
+ * rows, columns or threads of the call), so its results differ from the others by
+ * roundings of the sum (fr_bf16_sums_in_order), and it flushes subnormals too.
  *
  * Paths, chosen once from what the CPU has (fr_bf16_path):
+ *   AMX         AMX-BF16 tdpbf16ps on tiles of up to 16 rows x 32 k against 16
+ *               pairs of k of a panel (fastrnn_amx.h), for every number of rows.
  *   AVX512BF16  vdpbf16ps: two products into each float32 lane.
  *   AVX512      the bfloat16 pairs widened to float32 in registers, two FMAs; where
  *               the CPU runs vdpbf16ps at under FR_BF16_DOT_SLOW of its FMA rate
@@ -34,6 +39,7 @@
 #include <stddef.h>
 #include <string.h>
 #include <time.h>
+#include "fastrnn_amx.h"
 #include "fastrnn_paths.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
@@ -53,7 +59,10 @@
  * widened path spends two FMAs and a little more on what it does in one. */
 #define FR_BF16_DOT_SLOW 0.4
 
-enum { FR_BF16_PORTABLE, FR_BF16_AVX2, FR_BF16_AVX512, FR_BF16_AVX512BF16, FR_BF16_PATHS };
+enum {
+    FR_BF16_PORTABLE, FR_BF16_AVX2, FR_BF16_AVX512, FR_BF16_AVX512BF16, FR_BF16_AMX,
+    FR_BF16_PATHS
+};
 
 static inline long fr_bf16_np(long N) { return (N + FR_BF16_NR - 1) / FR_BF16_NR * FR_BF16_NR; }
 static inline long fr_bf16_kp(long K) { return (K + 1) & ~1L; }
@@ -70,6 +79,9 @@ static inline int fr_bf16_supported(int path)
 {
 #if FR_BF16_X86
     __builtin_cpu_init();
+    if (path == FR_BF16_AMX)
+        return fr_bf16_supported(FR_BF16_AVX512BF16) && __builtin_cpu_supports("amx-tile")
+            && __builtin_cpu_supports("amx-bf16") && fr_amx_permitted();
     if (path == FR_BF16_AVX512BF16)
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
     if (path == FR_BF16_AVX512)
@@ -151,6 +163,12 @@ static int fr_bf16_preferred(int path)
     return 1;
 }
 
+/* Whether path sums in the order the header gives (all but AMX). */
+static inline int fr_bf16_sums_in_order(int path)
+{
+    return path != FR_BF16_AMX;
+}
+
 static int fr_bf16_path_now = -1;
 
 static inline int fr_bf16_path(void)
@@ -171,7 +189,7 @@ static inline const char *fr_bf16_path_name(int path)
 {
     static const char *names[] = {"portable C", "AVX2 (widened to float32)",
                                   "AVX-512 (widened to float32)",
-                                  "AVX-512 BF16 (vdpbf16ps)"};
+                                  "AVX-512 BF16 (vdpbf16ps)", "AMX-BF16 (tdpbf16ps)"};
     return path >= 0 && path < FR_BF16_PATHS ? names[path] : "?";
 }
 
@@ -383,6 +401,43 @@ FR_BF16_ROWS_OF(fr_bf16_rows_wide, fr_bf16_tile_wide, float, __attribute__((targ
 FR_BF16_ROWS_OF(fr_bf16_rows_dot, fr_bf16_tile_dot, uint16_t, FR_BF16_AVX512)
 #undef FR_BF16_TILE_CASES
 #undef FR_BF16_CASE
+
+#define FR_BF16_AMX_TARGET __attribute__((target("avx512f,avx512bf16,amx-tile,amx-bf16")))
+
+/* Up to 16 rows against up to 2 panels: 32 k at a time (one tile of each), then
+ * the tail of K. */
+FR_BF16_AMX_TARGET static void fr_bf16_rows_amx(int mr, int np, long kp, const void *a,
+                                                const uint16_t *panel, fr_bf16_sums *acc)
+{
+    const uint16_t *qa = (const uint16_t *)a;
+    const long full = kp / 32 * 32;
+    const int tail = (int)(kp - full) * 2;
+    const uint16_t *panel1 = panel + (size_t)kp * FR_BF16_NR;
+    const long stride = kp * 2;
+    fr_amx_configure(mr, tail);
+    _tile_zero(0);
+    _tile_zero(1);
+    /* 32 k (or the tail) from k: A tile TA, the panels' B tiles TB0 and TB1. */
+#define FR_BF16_AMX_STEP(TA, TB0, TB1, k)                                      \
+    do {                                                                       \
+        _tile_loadd(TA, qa + (k), stride);                                     \
+        _tile_loadd(TB0, panel + (k) * FR_BF16_NR, 64);                        \
+        _tile_dpbf16ps(0, TA, TB0);                                            \
+        if (np > 1) {                                                          \
+            _tile_loadd(TB1, panel1 + (k) * FR_BF16_NR, 64);                   \
+            _tile_dpbf16ps(1, TA, TB1);                                        \
+        }                                                                      \
+    } while (0)
+    for (long k = 0; k < full; k += 32)
+        FR_BF16_AMX_STEP(2, 4, 5, k);
+    if (tail)
+        FR_BF16_AMX_STEP(3, 6, 7, full);
+#undef FR_BF16_AMX_STEP
+    _tile_stored(0, acc[0], sizeof(fr_bf16_sums));
+    if (np > 1)
+        _tile_stored(1, acc[0] + FR_BF16_NR, sizeof(fr_bf16_sums));
+}
+#undef FR_BF16_AMX_TARGET
 #undef FR_BF16_ROWS_OF
 #undef FR_BF16_AVX512
 #endif
@@ -394,20 +449,23 @@ typedef struct {
     int a_bf16; /* rows of A as bfloat16 (else float32) */
     void (*rows)(int mr, int np, long kp, const void *a, const uint16_t *panel,
                  fr_bf16_sums *acc);
+    void (*done)(void); /* at the end of a product, or NULL */
 } fr_bf16_kernels;
 
 static inline fr_bf16_kernels fr_bf16_kernels_of(int path)
 {
 #if FR_BF16_X86
+    if (path == FR_BF16_AMX)
+        return (fr_bf16_kernels){FR_AMX_ROWS, 2, 1, fr_bf16_rows_amx, fr_amx_done};
     if (path == FR_BF16_AVX512BF16)
-        return (fr_bf16_kernels){6, FR_BF16_PANELS, 1, fr_bf16_rows_dot};
+        return (fr_bf16_kernels){6, FR_BF16_PANELS, 1, fr_bf16_rows_dot, NULL};
     if (path == FR_BF16_AVX512)
-        return (fr_bf16_kernels){6, FR_BF16_PANELS, 0, fr_bf16_rows_wide};
+        return (fr_bf16_kernels){6, FR_BF16_PANELS, 0, fr_bf16_rows_wide, NULL};
     if (path == FR_BF16_AVX2)
-        return (fr_bf16_kernels){4, 1, 0, fr_bf16_rows_avx2};
+        return (fr_bf16_kernels){4, 1, 0, fr_bf16_rows_avx2, NULL};
 #endif
     (void)path;
-    return (fr_bf16_kernels){6, 1, 0, fr_bf16_rows_portable};
+    return (fr_bf16_kernels){6, 1, 0, fr_bf16_rows_portable, NULL};
 }
 
 /* For each block q < nblocks and n in [q*ldb + j0, q*ldb + j1) (j0 a multiple of
@@ -428,7 +486,7 @@ static void fr_bf16_gemm(int M, int K, const float *A, long lda, const void *Wb,
         uint16_t h[FR_BF16_ABUF / 2];
         float f[FR_BF16_ABUF / 4];
     } rows_of_a __attribute__((aligned(64)));
-    fr_bf16_sums acc[6] __attribute__((aligned(64)));
+    fr_bf16_sums acc[FR_AMX_ROWS] __attribute__((aligned(64)));
     const long a_size = kern.a_bf16 ? 2 : 4;
     long mb = FR_BF16_ABUF / a_size / kp;
     mb = mb < 1 ? 1 : (mb > FR_BF16_MB ? FR_BF16_MB : mb);
@@ -463,6 +521,8 @@ static void fr_bf16_gemm(int M, int K, const float *A, long lda, const void *Wb,
             }
         }
     }
+    if (kern.done)
+        kern.done();
 }
 
 #endif /* FASTRNN_BF16_H */

@@ -41,15 +41,12 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <string.h>
+#include "fastrnn_amx.h"
 #include "fastrnn_paths.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
 #define FR_Q8_X86 1
-#if defined(__linux__)
-#include <sys/syscall.h>
-#include <unistd.h>
-#endif
 #else
 #define FR_Q8_X86 0
 #endif
@@ -82,30 +79,13 @@ static inline const int8_t *fr_q8_panels(const void *pack, long N)
 
 /* ---------------------------------------------------------------- paths */
 
-/* Linux lets a process use the AMX tile registers once it has asked for them
- * (arch_prctl ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA); asked once. */
-static inline int fr_q8_amx_permitted(void)
-{
-#if FR_Q8_X86 && defined(__linux__) && defined(SYS_arch_prctl)
-    static int permitted = -1;
-    int p = __atomic_load_n(&permitted, __ATOMIC_RELAXED);
-    if (p < 0) {
-        p = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
-        __atomic_store_n(&permitted, p, __ATOMIC_RELAXED);
-    }
-    return p;
-#else
-    return 0;
-#endif
-}
-
 static inline int fr_q8_supported(int path)
 {
 #if FR_Q8_X86
     __builtin_cpu_init();
     if (path == FR_Q8_AMX)
         return fr_q8_supported(FR_Q8_VNNI512) && __builtin_cpu_supports("amx-tile")
-            && __builtin_cpu_supports("amx-int8") && fr_q8_amx_permitted();
+            && __builtin_cpu_supports("amx-int8") && fr_amx_permitted();
     if (path == FR_Q8_VNNI512)
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
             && __builtin_cpu_supports("avx512vl")
@@ -465,36 +445,6 @@ FR_Q8_AVX512 static void fr_q8_store_vnni(const int32_t *acc, int cols, float sa
 #define FR_Q8_AMX                                                              \
     __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-int8")))
 
-/* The tile shapes of an AMX call: C tiles 0-1 (mr x 16 int32, one a panel), A
- * tiles 2-3 (mr rows of 64 bytes, and of the tail's bytes), B tiles 4-5 (16
- * groups of a panel) and 6-7 (the tail's groups). */
-typedef struct {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} fr_q8_amx_config;
-
-/* The shape this thread's tiles have now (mr * 64 + tail), -1 when released. */
-static __thread int fr_q8_amx_shape = -1;
-
-FR_Q8_AMX static void fr_q8_amx_configure(int mr, int tail)
-{
-    if (fr_q8_amx_shape == mr * 64 + tail)
-        return;
-    fr_q8_amx_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; ++t) {
-        const int b = t >= 4, in_tail = t == 3 || t >= 6;
-        cfg.colsb[t] = (uint16_t)(in_tail && !b ? tail : 64);
-        cfg.rows[t] = (uint8_t)(b ? (in_tail ? tail / 4 : 16) : mr);
-    }
-    if (!tail)
-        cfg.rows[3] = cfg.rows[6] = cfg.rows[7] = cfg.colsb[3] = cfg.colsb[6] = cfg.colsb[7] = 0;
-    _tile_loadconfig(&cfg);
-    fr_q8_amx_shape = mr * 64 + tail;
-}
-
 /* Up to 16 rows against np panels: 64 k at a time, u8 x s8 into int32 tiles,
  * the same integers as VNNI512 (same offset and correction). */
 FR_Q8_AMX static void fr_q8_rows_amx(int mr, int np, long kp, const uint8_t *qa,
@@ -510,7 +460,7 @@ FR_Q8_AMX static void fr_q8_rows_amx(int mr, int np, long kp, const uint8_t *qa,
     const long full = kp / 64 * 64;
     const int tail = (int)(kp - full);
     const int8_t *panel1 = panel + (size_t)kp * FR_Q8_NR;
-    fr_q8_amx_configure(mr, tail);
+    fr_amx_configure(mr, tail);
     _tile_zero(0);
     _tile_zero(1);
     /* 64 k (or the tail) from k: A tile TA, the panels' B tiles TB0 and TB1. */
@@ -541,13 +491,6 @@ FR_Q8_AMX static void fr_q8_rows_amx(int mr, int np, long kp, const uint8_t *qa,
     }
 }
 
-/* Gives the tiles back at the end of a product, so the thread carries no AMX state. */
-FR_Q8_AMX static void fr_q8_done_amx(void)
-{
-    if (fr_q8_amx_shape >= 0)
-        _tile_release();
-    fr_q8_amx_shape = -1;
-}
 #undef FR_Q8_AMX
 #endif
 
@@ -585,7 +528,7 @@ static inline fr_q8_kernels fr_q8_kernels_of(int path)
 #if FR_Q8_X86
     if (path == FR_Q8_AMX)
         return (fr_q8_kernels){fr_q8_quantize_vnni, FR_Q8_ROWS_MAX, 2, fr_q8_rows_amx,
-                               fr_q8_store_vnni, fr_q8_done_amx};
+                               fr_q8_store_vnni, fr_amx_done};
     if (path == FR_Q8_VNNI512)
         return (fr_q8_kernels){fr_q8_quantize_vnni, 6, 2, fr_q8_rows_vnni, fr_q8_store_vnni,
                                NULL};

@@ -54,9 +54,10 @@ class FrozenLayer:
     rounded to bfloat16 (8 bits of mantissa), the products summed in float32:
     half the bytes, and about three times int8's accuracy.  The outputs differ
     from float32 by these roundings (the README's "Reduced precision" section
-    says how much).  Each has paths for AMX (int8), AVX-512 (VNNI, BF16),
-    AVX-VNNI (int8), AVX2 and portable C that give the same numbers;
-    ``python -m fastrnn info`` says which run.
+    says how much).  Each has paths for AMX, AVX-512 (VNNI, BF16, and bfloat16
+    widened to float32), AVX-VNNI (int8), AVX2 and portable C that give the
+    same numbers, but for AMX-BF16, whose tiles round the sums in an order of
+    their own; ``python -m fastrnn info`` says which run.
 
     Parameters
     ----------

@@ -31,6 +31,7 @@ cdef extern from "fastrnn_bf16.h" nogil:
     int fr_bf16_set_path(int path)
     bint fr_bf16_supported(int path)
     const char* fr_bf16_path_name(int path)
+    bint fr_bf16_sums_in_order(int path)
     long fr_bf16_pack_bytes(long N, long K)
     void fr_bf16_pack_cols(long N, long K, const float* W, long sn, long sk, void* pack,
                            long c0, long c1)

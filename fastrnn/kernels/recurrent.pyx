@@ -28,7 +28,7 @@ from fastrnn.kernels.plan cimport StepPlan, run_or_plan
 from fastrnn.kernels.products cimport (FR_BF16_MAX_K, FR_BF16_PATHS, FR_Q8_MAX_K, FR_Q8_PATHS,
                                        WEIGHTS_BF16, WEIGHTS_FLOAT, WEIGHTS_INT8,
                                        fr_bf16_path, fr_bf16_path_name, fr_bf16_set_path,
-                                       fr_bf16_supported, fr_q8_path, fr_q8_path_name,
+                                       fr_bf16_sums_in_order, fr_bf16_supported, fr_q8_path, fr_q8_path_name,
                                        fr_q8_set_path, fr_q8_supported, reduced_gemm,
                                        reduced_pack_bytes, reduced_pack_cols)
 from fastrnn.kernels.sequence cimport add_pack, back_stages, time_loop_threads, unit_stages
@@ -107,6 +107,15 @@ def reduced_path(str kind):
     reduced_paths(kind)
     cdef int p = fr_q8_path() if kind == "int8" else fr_bf16_path()
     return p, (fr_q8_path_name(p) if kind == "int8" else fr_bf16_path_name(p)).decode()
+
+
+def _sums_in_order(str kind, int path):
+    """Whether path (an index of reduced_paths(kind)) gives the sums of the order
+    csrc/fastrnn_q8.h or csrc/fastrnn_bf16.h defines, bit for bit: every int8 path,
+    and every bfloat16 path but AMX-BF16, whose tiles order the sum their own way."""
+    if not 0 <= path < len(reduced_paths(kind)):
+        raise ValueError(f"path: {path} is not a {kind} path")
+    return kind == "int8" or bool(fr_bf16_sums_in_order(path))
 
 
 def _set_reduced_path(str kind, int path):
