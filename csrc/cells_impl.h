@@ -3,6 +3,9 @@
  *   REAL     float or double
  *   FR_FN(x) the suffixed function name
  *   SIGMOID, TANH  the scalar activations for REAL
+ *   SIGMOID_N, TANH_N  the same with Newton steps for 1 / d where the code has
+ *            FMAs, used inside WITH_NEWTON_RECIPROCALS(statements), which
+ *            compiles the statements for both ways (fastrnn_cells.h)
  * No include guard on purpose: this file is included once per REAL.
  *
  * Each function handles one time step for all B rows.  Pointers marked
@@ -73,31 +76,35 @@ FR_KERNEL void FR_FN(rnn_step_bwd)(int B, int H, const REAL *restrict h, int ldh
  * cell keeps its loop without the peephole terms, and so that in place the
  * cell is read and written through one pointer: with two that might alias,
  * GCC guards its vector loop with an overlap test that an in-place call
- * fails, and the pass runs slower (docs/DECISIONS.md). */
+ * fails, and the pass runs slower (docs/DECISIONS.md).  Its five divisions a
+ * unit are Newton steps where the code has FMAs: with divides, the pass took
+ * 2.5 times as long on an Intel Xeon (docs/DECISIONS.md). */
 static inline __attribute__((always_inline)) void FR_FN(lstm_fwd_body)(
     const int peep, const int in_place, int B, int H, int j0, int j1, REAL *restrict gates,
     const REAL *c_prev, REAL *c, REAL *restrict h, int ldh, const REAL *restrict pw)
 {
-    for (int b = 0; b < B; ++b) {
-        REAL *gi = gates + (size_t)b * 4 * H, *gf = gi + H, *gg = gf + H, *go = gg + H;
-        REAL *cb = c + (size_t)b * H, *hb = h + (size_t)b * ldh;
-        const REAL *cp = c_prev + (size_t)b * H;     /* not read in place */
-        for (int j = j0; j < j1; ++j) {
-            REAL ai = gi[j], af = gf[j], ao = go[j], cpj = in_place ? cb[j] : cp[j];
-            if (peep) {
-                ai += pw[j] * cpj;
-                af += pw[H + j] * cpj;
+    WITH_NEWTON_RECIPROCALS(
+        for (int b = 0; b < B; ++b) {
+            REAL *gi = gates + (size_t)b * 4 * H, *gf = gi + H, *gg = gf + H, *go = gg + H;
+            REAL *cb = c + (size_t)b * H, *hb = h + (size_t)b * ldh;
+            const REAL *cp = c_prev + (size_t)b * H;     /* not read in place */
+            for (int j = j0; j < j1; ++j) {
+                REAL ai = gi[j], af = gf[j], ao = go[j], cpj = in_place ? cb[j] : cp[j];
+                if (peep) {
+                    ai += pw[j] * cpj;
+                    af += pw[H + j] * cpj;
+                }
+                REAL i = SIGMOID_N(ai), f = SIGMOID_N(af), g = TANH_N(gg[j]);
+                REAL cn = f * cpj + i * g;
+                if (peep)
+                    ao += pw[2 * H + j] * cn;
+                REAL o = SIGMOID_N(ao);
+                gi[j] = i; gf[j] = f; gg[j] = g; go[j] = o;
+                cb[j] = cn;
+                hb[j] = o * TANH_N(cn);
             }
-            REAL i = SIGMOID(ai), f = SIGMOID(af), g = TANH(gg[j]);
-            REAL cn = f * cpj + i * g;
-            if (peep)
-                ao += pw[2 * H + j] * cn;
-            REAL o = SIGMOID(ao);
-            gi[j] = i; gf[j] = f; gg[j] = g; go[j] = o;
-            cb[j] = cn;
-            hb[j] = o * TANH(cn);
         }
-    }
+    );
 }
 
 FR_KERNEL void FR_FN(lstm_step_fwd)(int B, int H, int j0, int j1, REAL *restrict gates,
@@ -339,13 +346,21 @@ FR_KERNEL void FR_FN(gru_rb_step_bwd_r)(int B, int H, const REAL *restrict act,
 /* ------------------------------------------------- activations on arrays --- */
 
 /* y = sigmoid(x) and y = tanh(x) over n elements: the exact scalar functions
- * the cell passes use, exposed so the tests can measure their error. */
-FR_KERNEL void FR_FN(sigmoid_array)(int n, const REAL *restrict x, REAL *restrict y)
+ * the cell passes use (newton: SIGMOID_N and TANH_N), exposed so the tests can
+ * measure their error. */
+FR_KERNEL void FR_FN(sigmoid_array)(int n, const REAL *restrict x, REAL *restrict y,
+                                    int newton)
 {
-    for (int j = 0; j < n; ++j) y[j] = SIGMOID(x[j]);
+    if (newton)
+        WITH_NEWTON_RECIPROCALS(for (int j = 0; j < n; ++j) y[j] = SIGMOID_N(x[j]););
+    else
+        for (int j = 0; j < n; ++j) y[j] = SIGMOID(x[j]);
 }
 
-FR_KERNEL void FR_FN(tanh_array)(int n, const REAL *restrict x, REAL *restrict y)
+FR_KERNEL void FR_FN(tanh_array)(int n, const REAL *restrict x, REAL *restrict y, int newton)
 {
-    for (int j = 0; j < n; ++j) y[j] = TANH(x[j]);
+    if (newton)
+        WITH_NEWTON_RECIPROCALS(for (int j = 0; j < n; ++j) y[j] = TANH_N(x[j]););
+    else
+        for (int j = 0; j < n; ++j) y[j] = TANH(x[j]);
 }

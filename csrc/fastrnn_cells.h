@@ -51,24 +51,76 @@ static __attribute__((unused)) const char *fr_simd_target(void)
 #endif
 }
 
+/* Whether the code running now was compiled with FMAs: the x86-64-v3 and v4
+ * clones are (the dispatcher picks one of them exactly when the CPU is x86-64-v3),
+ * the baseline clone is not, and without clones the compiler's target says. */
+static inline int fr_fma_code(void)
+{
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && (__GNUC__ >= 11) \
+    && !defined(FASTRNN_NO_CLONES)
+    static int fused = -1;
+    int f = __atomic_load_n(&fused, __ATOMIC_RELAXED);
+    if (f < 0) {
+        __builtin_cpu_init();
+#if __GNUC__ >= 12
+        f = __builtin_cpu_supports("x86-64-v3");
+#else
+        f = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+            && __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("movbe");
+#endif
+        __atomic_store_n(&fused, f, __ATOMIC_RELAXED);
+    }
+    return f;
+#elif defined(__FMA__) || defined(__ARM_FEATURE_FMA)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* float: SIGMOID_N and TANH_N do their divisions as Newton steps where the code
+ * has FMAs (within an ulp; faster where a pass has many divides).  The statements
+ * of WITH_NEWTON_RECIPROCALS are compiled twice, with fr_fused a constant, and
+ * the choice made once before them. */
 #define REAL float
 #define FR_FN(name) fr_##name##_f32
+#define WITH_NEWTON_RECIPROCALS(...)                                                \
+    do {                                                                       \
+        if (fr_fma_code()) {                                                   \
+            enum { fr_fused = 1 };                                             \
+            __VA_ARGS__                                                        \
+        } else {                                                               \
+            enum { fr_fused = 0 };                                             \
+            __VA_ARGS__                                                        \
+        }                                                                      \
+    } while (0)
 #define SIGMOID fr_sigmoidf
 #define TANH fr_tanhf
+#define SIGMOID_N(x) (fr_fused ? fr_sigmoidf_fma(x) : fr_sigmoidf(x))
+#define TANH_N(x) (fr_fused ? fr_tanhf_fma(x) : fr_tanhf(x))
 #include "cells_impl.h"
 #undef REAL
 #undef FR_FN
+#undef WITH_NEWTON_RECIPROCALS
 #undef SIGMOID
 #undef TANH
+#undef SIGMOID_N
+#undef TANH_N
 
 #define REAL double
 #define FR_FN(name) fr_##name##_f64
+#define WITH_NEWTON_RECIPROCALS(...) do { __VA_ARGS__ } while (0)
 #define SIGMOID fr_sigmoid
 #define TANH fr_tanh
+#define SIGMOID_N fr_sigmoid
+#define TANH_N fr_tanh
 #include "cells_impl.h"
 #undef REAL
 #undef FR_FN
+#undef WITH_NEWTON_RECIPROCALS
 #undef SIGMOID
 #undef TANH
+#undef SIGMOID_N
+#undef TANH_N
 
 #endif /* FASTRNN_CELLS_H */

@@ -9,10 +9,10 @@ from cython cimport floating
 
 cdef extern from "fastrnn_cells.h" nogil:
     const char* fr_simd_target()
-    void fr_sigmoid_array_f32(int n, const float* x, float* y)
-    void fr_sigmoid_array_f64(int n, const double* x, double* y)
-    void fr_tanh_array_f32(int n, const float* x, float* y)
-    void fr_tanh_array_f64(int n, const double* x, double* y)
+    void fr_sigmoid_array_f32(int n, const float* x, float* y, int newton)
+    void fr_sigmoid_array_f64(int n, const double* x, double* y, int newton)
+    void fr_tanh_array_f32(int n, const float* x, float* y, int newton)
+    void fr_tanh_array_f64(int n, const double* x, double* y, int newton)
 
 
 def simd_target():
@@ -28,22 +28,24 @@ def pack_min_rows():
     return PACK_MIN_ROWS
 
 
-def sigmoid(const floating[::1] x, floating[::1] out):
-    """out = 1 / (1 + exp(-x)), elementwise, as the cells compute it."""
+def sigmoid(const floating[::1] x, floating[::1] out, bint newton=False):
+    """out = 1 / (1 + exp(-x)), elementwise, as the cells compute it (newton: as
+    the LSTM's forward pass does, with Newton steps for the division where the
+    code has FMAs)."""
     with nogil:
         if floating is float:
-            fr_sigmoid_array_f32(<int>x.shape[0], &x[0], &out[0])
+            fr_sigmoid_array_f32(<int>x.shape[0], &x[0], &out[0], newton)
         else:
-            fr_sigmoid_array_f64(<int>x.shape[0], &x[0], &out[0])
+            fr_sigmoid_array_f64(<int>x.shape[0], &x[0], &out[0], newton)
 
 
-def tanh(const floating[::1] x, floating[::1] out):
-    """out = tanh(x), elementwise, as the cells compute it."""
+def tanh(const floating[::1] x, floating[::1] out, bint newton=False):
+    """out = tanh(x), elementwise, as the cells compute it (newton: as sigmoid's)."""
     with nogil:
         if floating is float:
-            fr_tanh_array_f32(<int>x.shape[0], &x[0], &out[0])
+            fr_tanh_array_f32(<int>x.shape[0], &x[0], &out[0], newton)
         else:
-            fr_tanh_array_f64(<int>x.shape[0], &x[0], &out[0])
+            fr_tanh_array_f64(<int>x.shape[0], &x[0], &out[0], newton)
 
 
 def line_offset(unsigned char[::1] raw):
