@@ -81,6 +81,43 @@ FR_AMX_TILES static void fr_amx_configure(int mr, int tail)
     fr_amx_shape = mr * 64 + tail;
 }
 
+/* One AMX product on these tiles, in a function compiled for DP's instruction set:
+ * mr rows of A (from a, `stride` bytes apart) against the B tiles of one or two
+ * panels (from b0 and b1; np of them), kbytes bytes of each row, 64 at a time and
+ * then the tail, DP the tile instruction (_tile_dpbusd, _tile_dpbf16ps); the sums,
+ * 16 32-bit values a row and panel, go to out, `out_stride` bytes a row. */
+#define FR_AMX_SUMS(DP, mr, a, stride, b0, b1, np, kbytes, out, out_stride)     \
+    do {                                                                       \
+        const char *fr_a = (const char *)(a), *fr_b0 = (const char *)(b0);     \
+        const char *fr_b1 = (const char *)(b1);                                \
+        const long fr_full = (kbytes) / 64 * 64;                               \
+        const int fr_tail = (int)((kbytes) - fr_full);                         \
+        fr_amx_configure(mr, fr_tail);                                         \
+        _tile_zero(0);                                                         \
+        _tile_zero(1);                                                         \
+        for (long k = 0; k < fr_full; k += 64)                                 \
+            FR_AMX_STEP(DP, 2, 4, 5, k, stride, np);                           \
+        if (fr_tail)                                                           \
+            FR_AMX_STEP(DP, 3, 6, 7, fr_full, stride, np);                     \
+        _tile_stored(0, (char *)(out), out_stride);                            \
+        if ((np) > 1)                                                          \
+            _tile_stored(1, (char *)(out) + 64, out_stride);                   \
+    } while (0)
+
+/* 64 bytes of K (or the tail) from byte k: A tile TA, the panels' B tiles TB0, TB1
+ * (a group of 64 bytes holds 16 columns' bytes k .. k + 3, so byte k of K starts
+ * 16 k into a panel). */
+#define FR_AMX_STEP(DP, TA, TB0, TB1, k, stride, np)                           \
+    do {                                                                       \
+        _tile_loadd(TA, fr_a + (k), stride);                                   \
+        _tile_loadd(TB0, fr_b0 + (k) * 16, 64);                                \
+        DP(0, TA, TB0);                                                        \
+        if ((np) > 1) {                                                        \
+            _tile_loadd(TB1, fr_b1 + (k) * 16, 64);                            \
+            DP(1, TA, TB1);                                                    \
+        }                                                                      \
+    } while (0)
+
 /* Gives the tiles back at the end of a product, so the thread carries no AMX state. */
 FR_AMX_TILES static void fr_amx_done(void)
 {

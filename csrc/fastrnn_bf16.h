@@ -41,6 +41,7 @@
 #include <time.h>
 #include "fastrnn_amx.h"
 #include "fastrnn_paths.h"
+#include "fastrnn_probe.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
@@ -93,34 +94,18 @@ static inline int fr_bf16_supported(int path)
 }
 
 #if FR_BF16_X86
-/* FR_BF16_PROBE_CHAINS independent accumulators, as many as the AVX-512 tile keeps,
- * each advanced `rounds` times by vdpbf16ps or by an FMA. */
-#define FR_BF16_PROBE_CHAINS 12
-
+/* The machine probe's FMA chains (fastrnn_probe.h) with vdpbf16ps in the FMA's
+ * place: FR_PROBE_CHAINS accumulators advanced `rounds` times. */
 __attribute__((target("avx512f,avx512bf16"))) static float fr_bf16_probe_dot(long rounds)
 {
-    __m512 acc[FR_BF16_PROBE_CHAINS];
+    __m512 acc[FR_PROBE_CHAINS];
     const __m512bh x = (__m512bh)_mm512_set1_epi32(0x3a833a83); /* bf16 1e-3, twice */
-    for (int c = 0; c < FR_BF16_PROBE_CHAINS; ++c)
+    for (int c = 0; c < FR_PROBE_CHAINS; ++c)
         acc[c] = _mm512_set1_ps((float)(c + 1));
     for (long r = 0; r < rounds; ++r)
-        for (int c = 0; c < FR_BF16_PROBE_CHAINS; ++c)
+        for (int c = 0; c < FR_PROBE_CHAINS; ++c)
             acc[c] = _mm512_dpbf16_ps(acc[c], x, x);
-    for (int c = 1; c < FR_BF16_PROBE_CHAINS; ++c)
-        acc[0] = _mm512_add_ps(acc[0], acc[c]);
-    return _mm512_reduce_add_ps(acc[0]);
-}
-
-__attribute__((target("avx512f"))) static float fr_bf16_probe_fma(long rounds)
-{
-    __m512 acc[FR_BF16_PROBE_CHAINS];
-    const __m512 x = _mm512_set1_ps(1e-3f);
-    for (int c = 0; c < FR_BF16_PROBE_CHAINS; ++c)
-        acc[c] = _mm512_set1_ps((float)(c + 1));
-    for (long r = 0; r < rounds; ++r)
-        for (int c = 0; c < FR_BF16_PROBE_CHAINS; ++c)
-            acc[c] = _mm512_fmadd_ps(x, x, acc[c]);
-    for (int c = 1; c < FR_BF16_PROBE_CHAINS; ++c)
+    for (int c = 1; c < FR_PROBE_CHAINS; ++c)
         acc[0] = _mm512_add_ps(acc[0], acc[c]);
     return _mm512_reduce_add_ps(acc[0]);
 }
@@ -137,12 +122,14 @@ static double fr_bf16_seconds(void)
 static double fr_bf16_dot_rate(void)
 {
     volatile float sink = 0.0f;
+    float fma_sink;
     double dot = 1e30, fma = 1e30;
     for (int trial = 0; trial < 6; ++trial) {
         double t0 = fr_bf16_seconds();
         sink += fr_bf16_probe_dot(2000);
         double t1 = fr_bf16_seconds();
-        sink += fr_bf16_probe_fma(2000);
+        fr_probe_fma_avx512(2000, &fma_sink);
+        sink += fma_sink;
         double t2 = fr_bf16_seconds();
         dot = t1 - t0 < dot ? t1 - t0 : dot;
         fma = t2 - t1 < fma ? t2 - t1 : fma;
@@ -430,38 +417,13 @@ FR_BF16_ROWS_OF(fr_bf16_rows_dot, fr_bf16_tile_dot, uint16_t, FR_BF16_AVX512)
 
 #define FR_BF16_AMX_TARGET __attribute__((target("avx512f,avx512bf16,amx-tile,amx-bf16")))
 
-/* Up to 16 rows against up to 2 panels: 32 k at a time (one tile of each), then
- * the tail of K. */
+/* Up to 16 rows against up to 2 panels: 32 k (64 bytes) at a time, then the tail
+ * of K. */
 FR_BF16_AMX_TARGET static void fr_bf16_rows_amx(int mr, int np, long kp, const void *a,
                                                 const uint16_t *panel, fr_bf16_sums *acc)
 {
-    const uint16_t *qa = (const uint16_t *)a;
-    const long full = kp / 32 * 32;
-    const int tail = (int)(kp - full) * 2;
-    const uint16_t *panel1 = panel + (size_t)kp * FR_BF16_NR;
-    const long stride = kp * 2;
-    fr_amx_configure(mr, tail);
-    _tile_zero(0);
-    _tile_zero(1);
-    /* 32 k (or the tail) from k: A tile TA, the panels' B tiles TB0 and TB1. */
-#define FR_BF16_AMX_STEP(TA, TB0, TB1, k)                                      \
-    do {                                                                       \
-        _tile_loadd(TA, qa + (k), stride);                                     \
-        _tile_loadd(TB0, panel + (k) * FR_BF16_NR, 64);                        \
-        _tile_dpbf16ps(0, TA, TB0);                                            \
-        if (np > 1) {                                                          \
-            _tile_loadd(TB1, panel1 + (k) * FR_BF16_NR, 64);                   \
-            _tile_dpbf16ps(1, TA, TB1);                                        \
-        }                                                                      \
-    } while (0)
-    for (long k = 0; k < full; k += 32)
-        FR_BF16_AMX_STEP(2, 4, 5, k);
-    if (tail)
-        FR_BF16_AMX_STEP(3, 6, 7, full);
-#undef FR_BF16_AMX_STEP
-    _tile_stored(0, acc[0], sizeof(fr_bf16_sums));
-    if (np > 1)
-        _tile_stored(1, acc[0] + FR_BF16_NR, sizeof(fr_bf16_sums));
+    FR_AMX_SUMS(_tile_dpbf16ps, mr, a, kp * 2, panel, panel + (size_t)kp * FR_BF16_NR, np,
+                kp * 2, acc[0], sizeof(fr_bf16_sums));
 }
 #undef FR_BF16_AMX_TARGET
 #undef FR_BF16_ROWS_OF

@@ -457,31 +457,8 @@ FR_Q8_AMX static void fr_q8_rows_amx(int mr, int np, long kp, const uint8_t *qa,
                             acc + r0);
         return;
     }
-    const long full = kp / 64 * 64;
-    const int tail = (int)(kp - full);
-    const int8_t *panel1 = panel + (size_t)kp * FR_Q8_NR;
-    fr_amx_configure(mr, tail);
-    _tile_zero(0);
-    _tile_zero(1);
-    /* 64 k (or the tail) from k: A tile TA, the panels' B tiles TB0 and TB1. */
-#define FR_Q8_AMX_STEP(TA, TB0, TB1, k)                                        \
-    do {                                                                       \
-        _tile_loadd(TA, qa + (k), kp);                                         \
-        _tile_loadd(TB0, panel + (k) * FR_Q8_NR, 64);                          \
-        _tile_dpbusd(0, TA, TB0);                                              \
-        if (np > 1) {                                                          \
-            _tile_loadd(TB1, panel1 + (k) * FR_Q8_NR, 64);                     \
-            _tile_dpbusd(1, TA, TB1);                                          \
-        }                                                                      \
-    } while (0)
-    for (long k = 0; k < full; k += 64)
-        FR_Q8_AMX_STEP(2, 4, 5, k);
-    if (tail)
-        FR_Q8_AMX_STEP(3, 6, 7, full);
-#undef FR_Q8_AMX_STEP
-    _tile_stored(0, acc[0], sizeof(fr_q8_sums));
-    if (np > 1)
-        _tile_stored(1, acc[0] + FR_Q8_NR, sizeof(fr_q8_sums));
+    FR_AMX_SUMS(_tile_dpbusd, mr, qa, kp, panel, panel + (size_t)kp * FR_Q8_NR, np, kp,
+                acc[0], sizeof(fr_q8_sums));
     for (int p = 0; p < np; ++p) {
         const __m512i off = _mm512_slli_epi32(_mm512_loadu_si512(colsum + p * FR_Q8_NR), 7);
         for (int r = 0; r < mr; ++r) {
