@@ -7,7 +7,7 @@ from fastrnn.apps import bench_models
 
 def test_rows_and_ratios_at_tiny_sizes():
     pytest.importorskip("torch")
-    rows = bench_models.run(threads=1, rounds=2, calls=1,
+    rows = bench_models.run(threads=1, rounds=2, block=0,
                             wordlm=dict(V=50, E=8, H1=8, H2=8, T=4, B=3),
                             charlm=dict(V=10, E=4, H=8, T=5, B=2, sample=5))
     assert [r["workload"] for r in rows] == ["wordlm train", "wordlm score", "charlm train",

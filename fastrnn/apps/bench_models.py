@@ -2,7 +2,7 @@
 
 The charlm and wordlm models, fastrnn against the same model in PyTorch,
 timed side by side in one process: blocks of calls in turns (round-robin),
-medians over the rounds.  Workloads:
+with a pause after each system's block, medians over the rounds.  Workloads:
 
 - wordlm train: one step of Embedding 200 -> LSTM 256 -> LSTM 128 -> Linear V,
   softmax cross-entropy, clipping at 5 and Adam, on a (T, B) = (20, 60) window;
@@ -15,11 +15,10 @@ Rates are tokens (words or characters) per second.  Measurements, not tests:
 the machine is shared and noisy.
 """
 
-import statistics
-import time
-
 import numpy as np
 
+from fastrnn.apps.bench import time_round_robin
+from fastrnn.apps.peers import SPINS_AFTER
 from fastrnn.kernels.threads import get_num_threads, set_num_threads
 from fastrnn.layers.chain import Chain
 from fastrnn.layers.embedding import Embedding
@@ -119,8 +118,13 @@ def _tokens(name, w, c):
     return c["sample"] if name == "charlm sample" else c["T"] * c["B"]
 
 
-def run(*, threads=None, rounds=7, calls=3, wordlm=None, charlm=None):
-    """Time every workload on fastrnn and torch in alternating blocks of calls.
+def run(*, threads=None, rounds=7, block=0.03, wordlm=None, charlm=None):
+    """Time every workload on fastrnn and torch in turns (round-robin).
+
+    Each round gives each system a warm-up call, then a block of back-to-back
+    calls lasting about `block` seconds, then an untimed pause while its
+    thread pool stops spinning (fastrnn.apps.peers.SPINS_AFTER), so that
+    neither system is timed while the other's idle workers hold a core.
 
     Returns a list of dicts: workload, seconds (median per call, by system),
     ratio (fastrnn / torch) and tokens_per_s (by system).
@@ -135,16 +139,9 @@ def run(*, threads=None, rounds=7, calls=3, wordlm=None, charlm=None):
         rows = []
         with single_threaded_blas():
             for name in systems["fastrnn"]:
-                times = {s: [] for s in systems}
-                for fns in systems.values():
-                    fns[name]()                  # warm: buffers, packs, thread pools
-                for _ in range(rounds):
-                    for s, fns in systems.items():
-                        t0 = time.perf_counter()
-                        for _ in range(calls):
-                            fns[name]()
-                        times[s].append((time.perf_counter() - t0) / calls)
-                med = {s: statistics.median(v) for s, v in times.items()}
+                med = time_round_robin({s: fns[name] for s, fns in systems.items()},
+                                       repeats=rounds, budget=float("inf"),
+                                       pauses=SPINS_AFTER, block=block)
                 n = _tokens(name, w, c)
                 rows.append(dict(workload=name, seconds=med, ratio=med["fastrnn"] / med["torch"],
                                  tokens_per_s={s: n / t for s, t in med.items()}))
