@@ -22,14 +22,53 @@ FR_KERNEL void FR_FN(fill_rows)(int rows, int cols, const REAL *restrict v,
             a[(size_t)b * lda + j] = v[j];
 }
 
-/* out += column sums of a (rows x cols, row stride lda).
- * NumPy: out += a[:rows, :cols].sum(axis=0) */
-FR_KERNEL void FR_FN(colsum_add)(int rows, int cols, const REAL *restrict a, int lda,
-                                        REAL *restrict out)
+/* out += column sums of a (rows x cols, row stride lda), and out2 += the same
+ * sums unless out2 is NULL (an LSTM's two bias gradients).  Columns go in
+ * blocks whose sums stay in registers over all rows, each starting from out's
+ * value and adding the rows in order: the sums of the row-by-row loop, with one
+ * pass over a and none over out per row.
+ * NumPy: out += a[:rows, :cols].sum(axis=0) (added row by row); out2 likewise */
+#define FR_COLSUM_BLOCK 64
+static inline __attribute__((always_inline)) void FR_FN(colsum_block)(
+    int rows, const REAL *restrict a, int lda, REAL *restrict out, REAL *restrict out2,
+    const int two)
 {
+    REAL acc[FR_COLSUM_BLOCK], acc2[FR_COLSUM_BLOCK];
+    for (int j = 0; j < FR_COLSUM_BLOCK; ++j) {
+        acc[j] = out[j];
+        acc2[j] = two ? out2[j] : 0;
+    }
+    for (int b = 0; b < rows; ++b) {
+        const REAL *row = a + (size_t)b * lda;
+        for (int j = 0; j < FR_COLSUM_BLOCK; ++j) {
+            acc[j] += row[j];
+            if (two)
+                acc2[j] += row[j];
+        }
+    }
+    for (int j = 0; j < FR_COLSUM_BLOCK; ++j) {
+        out[j] = acc[j];
+        if (two)
+            out2[j] = acc2[j];
+    }
+}
+
+FR_KERNEL void FR_FN(colsum_add)(int rows, int cols, const REAL *restrict a, int lda,
+                                 REAL *restrict out, REAL *restrict out2)
+{
+    int j0 = 0;
+    for (; j0 + FR_COLSUM_BLOCK <= cols; j0 += FR_COLSUM_BLOCK) {
+        if (out2)
+            FR_FN(colsum_block)(rows, a + j0, lda, out + j0, out2 + j0, 1);
+        else
+            FR_FN(colsum_block)(rows, a + j0, lda, out + j0, NULL, 0);
+    }
     for (int b = 0; b < rows; ++b)
-        for (int j = 0; j < cols; ++j)
+        for (int j = j0; j < cols; ++j) {
             out[j] += a[(size_t)b * lda + j];
+            if (out2)
+                out2[j] += a[(size_t)b * lda + j];
+        }
 }
 
 /* ---------------------------------------------------------------- RNN --- */

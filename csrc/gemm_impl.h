@@ -235,6 +235,9 @@ static inline __attribute__((always_inline)) void FR_FN(tile)(
     for (int r = 0; r < MR; ++r)
         for (int j = 0; j < NP; ++j)
             __builtin_prefetch(C + r * scm + j * NR * scn, 1, 3);
+    /* Unrolled: the loop's own counter and pointer updates otherwise take issue
+     * slots from the FMAs' ports once in every 24 FMAs (docs/DECISIONS.md). */
+#pragma GCC unroll 4
     for (int k = 0; k < K; ++k) {
         const REAL *a = A + k * sak;
         for (int j = 0; j < NP; ++j) {

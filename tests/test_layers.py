@@ -286,6 +286,29 @@ def test_gradients_with_whole_transpose_blocks(cell, dtype):
     check_against_reference(layer, 7, 5, True, True, key)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cell", CELLS)
+def test_bias_grads_add_onto_what_is_there(cell, dtype):
+    """The bias gradients are column sums of the gate gradients, taken in blocks of
+    64 columns and a rest (H = 40: 4 * 40 gate columns over one or two threads) and,
+    where b_ih and b_hh share them (LSTM), in one pass for both: each must add its
+    own sums onto its own earlier value."""
+    key = ("bias grads", cell, np.dtype(dtype).name)
+    rng = rng_for(*key)
+    layer = make_layer(cell, 7, 40, dtype=dtype, seed=seed_for(*key))
+    T, B = 6, 9
+    x, dy = make_x(rng, layer, T, B), make_dy(rng, layer, T, B)
+    ref = reference_run(layer, x, None, dy)
+    start = {k: rng.standard_normal(g.shape).astype(dtype) for k, g in layer.grads.items()
+             if k.startswith("bias")}
+    assert len(start) == 2
+    for k, v in start.items():
+        layer.grads[k][...] = v
+    layer.backward(dy, layer.forward(x)[2])
+    for k, v in start.items():
+        assert_close(layer.grads[k], v + ref["grads"][k], dtype, f"grad {k}")
+
+
 @pytest.mark.parametrize("Dm, Hm", [(1, 1), (8, 1), (1, 8)])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cell", CELLS)

@@ -7,8 +7,10 @@ from cython cimport floating
 cdef extern from "fastrnn_cells.h" nogil:
     void fr_fill_rows_f32(int rows, int cols, const float* v, float* a, int lda)
     void fr_fill_rows_f64(int rows, int cols, const double* v, double* a, int lda)
-    void fr_colsum_add_f32(int rows, int cols, const float* a, int lda, float* out)
-    void fr_colsum_add_f64(int rows, int cols, const double* a, int lda, double* out)
+    void fr_colsum_add_f32(int rows, int cols, const float* a, int lda, float* out,
+                           float* out2)
+    void fr_colsum_add_f64(int rows, int cols, const double* a, int lda, double* out,
+                           double* out2)
     void fr_rnn_step_fwd_f32(int B, int H, const float* pre, float* h, int ldh, int relu)
     void fr_rnn_step_fwd_f64(int B, int H, const double* pre, double* h, int ldh, int relu)
     void fr_rnn_step_bwd_f32(int B, int H, const float* h, int ldh, const float* dy, int ldy,
@@ -67,11 +69,13 @@ cdef inline void fill_rows(int rows, int cols, const floating* v, floating* a,
 
 
 cdef inline void colsum_add(int rows, int cols, const floating* a, int lda,
-                            floating* out) noexcept nogil:
+                            floating* out, floating* out2=NULL) noexcept nogil:
+    """out += the column sums of a (rows x cols, row stride lda), added row by row;
+    out2 += the same unless NULL."""
     if floating is float:
-        fr_colsum_add_f32(rows, cols, a, lda, out)
+        fr_colsum_add_f32(rows, cols, a, lda, out, out2)
     else:
-        fr_colsum_add_f64(rows, cols, a, lda, out)
+        fr_colsum_add_f64(rows, cols, a, lda, out, out2)
 
 
 cdef inline void rnn_step_fwd(int B, int H, const floating* pre, floating* h, int ldh,

@@ -17,6 +17,7 @@ from libc.stdint cimport int64_t
 from fastrnn.kernels.packed cimport (FR_PANEL_F32, FR_PANEL_F64, matmul_nt, pack_panels,
                                      packed_gemm, packed_gemm_bias, packed_gemm_ex,
                                      transpose, worth_packing)
+from fastrnn.kernels.cells cimport colsum_add
 from fastrnn.kernels.threads cimport barrier_wait, fr_barrier, run_parallel, split_range
 
 
@@ -144,8 +145,7 @@ cdef void weight_grads(int M, int N, int K, const floating* dy, const floating* 
     reads it row by row), multiplied while it is in cache, then its column sums to db
     (NULL: no bias).  Each element sums the rows in order, whatever the threads."""
     cdef floating* dyT = dyT_all + <size_t>tid * DW_BLOCK * M
-    cdef int c, c0, c1, n0, n1, m, n
-    cdef size_t ldn = N
+    cdef int c, c0, c1, n0, n1
     split_range((N + DW_BLOCK - 1) // DW_BLOCK, tid, nthreads, &n0, &n1)
     for c in range(n0, n1):
         c0 = c * DW_BLOCK
@@ -153,9 +153,7 @@ cdef void weight_grads(int M, int N, int K, const floating* dy, const floating* 
         transpose(M, c1 - c0, dy + c0, N, dyT, M)
         packed_gemm(c1 - c0, K, M, dyT, M, xtp, M, dw + <size_t>c0 * K, K, True)
         if db != NULL:
-            for m in range(M):
-                for n in range(c0, c1):
-                    db[n] += dy[m * ldn + n]
+            colsum_add(M, c1 - c0, dy + c0, N, db + c0)
 
 
 cdef void backward_task(void* ctx, int tid, int nthreads) noexcept nogil:

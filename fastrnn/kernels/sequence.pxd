@@ -561,8 +561,12 @@ cdef inline void param_grads_products(GradArgs* a, floating* _, int tid,
         packed_gemm_ex(n1 - n0x, 0, H, TB, dgh + n0x, 1, G, <const floating*>a.hxp, TB,
                        dw_hh + <size_t>n0x * H, H, 1, True)
     if n1 > n0 and a.db_ih != NULL:
-        colsum_add(TB, n1 - n0, dgi + n0, G, <floating*>a.db_ih + n0)
-        colsum_add(TB, n1 - n0, dgh + n0, G, <floating*>a.db_hh + n0)
+        if dgh == dgi:    # one pass over dG for both biases
+            colsum_add(TB, n1 - n0, dgi + n0, G, <floating*>a.db_ih + n0,
+                       <floating*>a.db_hh + n0)
+        else:
+            colsum_add(TB, n1 - n0, dgi + n0, G, <floating*>a.db_ih + n0)
+            colsum_add(TB, n1 - n0, dgh + n0, G, <floating*>a.db_hh + n0)
     split_range(TB, tid, nthreads, &r0, &r1)
     if r1 > r0:
         packed_gemm(r1 - r0, D, G, dgi + <size_t>r0 * G, G, <const floating*>a.wihT, G,
