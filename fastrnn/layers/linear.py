@@ -34,9 +34,12 @@ def _l2_bytes():
 def _loss_block_rows(n_classes, itemsize):
     """Rows per block when only the loss is wanted: each task's block of logits
     then lives in work space of its own, reused block after block, so a block is
-    sized to half of L2 (where the products write it and the row passes read it
-    back), in whole register tiles of 4 rows, at most _XENT_BLOCK_ROWS."""
-    rows = _l2_bytes() // 2 // (n_classes * itemsize) // 4 * 4
+    sized to L2 (where the products write it and the row passes read it back;
+    each block streams the packed weights once more, so not smaller), in whole
+    register tiles of 4 and of 6 rows (12) where L2 holds that many, else of 4,
+    at most _XENT_BLOCK_ROWS."""
+    rows = _l2_bytes() // (n_classes * itemsize)
+    rows = rows // 12 * 12 if rows >= 12 else rows // 4 * 4
     return int(min(max(rows, 4), _XENT_BLOCK_ROWS))
 
 
