@@ -16,7 +16,7 @@ from libc.stdint cimport int64_t
 
 from fastrnn.kernels.packed cimport (FR_PANEL_F32, FR_PANEL_F64, matmul_nt, pack_panels,
                                      packed_gemm, packed_gemm_bias, packed_gemm_ex,
-                                     transpose, worth_packing)
+                                     worth_packing)
 from fastrnn.kernels.cells cimport colsum_add
 from fastrnn.kernels.threads cimport barrier_wait, fr_barrier, run_parallel, split_range
 
@@ -28,15 +28,10 @@ cdef extern from "fastrnn_xent.h" nogil:
     double fr_xent_row_loss_f64(int V, const double* z, int t, double scale)
 
 
-# Columns of dY per block of the weight gradient: a block of dY^T (128 x T*B)
-# stays in L2 between its transpose, its product and its column sums.
+# Columns of dY per block of the weight gradient: a block (T*B x 128) stays in
+# L2 between its product and its column sums.
 cdef enum:
     DW_BLOCK = 128
-
-
-def dw_work_size(int M, int nthreads):
-    """Elements of backward()'s dyT work buffer for M rows and nthreads threads."""
-    return <long>DW_BLOCK * M * max(1, nthreads)
 
 
 def panel(itemsize):
@@ -67,7 +62,6 @@ cdef struct Job:
     void* xp           # packed X^T (backward)
     void* dx           # M x K, NULL: not wanted
     void* dw           # N x K, accumulated
-    void* dyT          # backward's blocks of dY^T, DW_BLOCK x M per task
     void* db           # N, accumulated; NULL without bias
     fr_barrier barrier
 
@@ -134,24 +128,22 @@ cdef void backward_part(Job* j, const floating* x, const floating* w, const floa
         if m1 > m0:
             packed_gemm(m1 - m0, j.K, j.N, dy + m0 * N, j.N, wtp, j.N, dx + m0 * K, j.K, False)
     # 3. dW += dY^T X, db += column sums of dY
-    weight_grads(j.M, j.N, j.K, dy, xtp, dw, db, <floating*>j.dyT, tid, nthreads)
+    weight_grads(j.M, j.N, j.K, dy, xtp, dw, db, tid, nthreads)
 
 
 cdef void weight_grads(int M, int N, int K, const floating* dy, const floating* xtp,
-                       floating* dw, floating* db, floating* dyT_all, int tid,
-                       int nthreads) noexcept nogil:
+                       floating* dw, floating* db, int tid, int nthreads) noexcept nogil:
     """dW += dY^T X on this task's rows of dW (xtp: X^T packed), in blocks of DW_BLOCK
-    columns of dY: each block transposed into the task's own buffer (so the product
-    reads it row by row), multiplied while it is in cache, then its column sums to db
-    (NULL: no bias).  Each element sums the rows in order, whatever the threads."""
-    cdef floating* dyT = dyT_all + <size_t>tid * DW_BLOCK * M
+    columns of dY, each read in place as the rows of the left operand (strides 1 and
+    N), then its column sums to db (NULL: no bias).  Each element sums the rows in
+    order, whatever the threads."""
     cdef int c, c0, c1, n0, n1
     split_range((N + DW_BLOCK - 1) // DW_BLOCK, tid, nthreads, &n0, &n1)
     for c in range(n0, n1):
         c0 = c * DW_BLOCK
         c1 = c0 + DW_BLOCK if c0 + DW_BLOCK < N else N
-        transpose(M, c1 - c0, dy + c0, N, dyT, M)
-        packed_gemm(c1 - c0, K, M, dyT, M, xtp, M, dw + <size_t>c0 * K, K, True)
+        packed_gemm_ex(c1 - c0, 0, K, M, dy + c0, 1, N, xtp, M, dw + <size_t>c0 * K, K, 1,
+                       True)
         if db != NULL:
             colsum_add(M, c1 - c0, dy + c0, N, db + c0)
 
@@ -189,10 +181,9 @@ def forward(const floating[:, ::1] x, const floating[:, ::1] w, const floating[:
 
 def backward(const floating[:, ::1] x, const floating[:, ::1] w, const floating[:, ::1] dy,
              floating[:, ::1] dx, floating[:, ::1] dw, floating[::1] db,
-             floating[::1] wtp, floating[::1] xtp, floating[::1] dyT, int nthreads):
+             floating[::1] wtp, floating[::1] xtp, int nthreads):
     """dx = dy w (dx with no rows: not wanted), dw += dy^T x, db += column sums of dy
-    (db with no elements: no bias); wtp: pack_size(K, N), xtp: pack_size(K, M),
-    dyT: dw_work_size(M, nthreads) elements."""
+    (db with no elements: no bias); wtp: pack_size(K, N), xtp: pack_size(K, M)."""
     cdef Job j
     j.M, j.K, j.N = <int>x.shape[0], <int>x.shape[1], <int>w.shape[0]
     if j.M == 0:
@@ -201,7 +192,7 @@ def backward(const floating[:, ::1] x, const floating[:, ::1] w, const floating[
     j.x, j.w, j.dy = &x[0, 0], &w[0, 0], &dy[0, 0]
     j.dx = &dx[0, 0] if dx.shape[0] > 0 else NULL
     j.wp = &wtp[0] if dx.shape[0] > 0 else NULL
-    j.xp, j.dw, j.dyT = &xtp[0], &dw[0, 0], &dyT[0]
+    j.xp, j.dw = &xtp[0], &dw[0, 0]
     j.db = &db[0] if db.shape[0] > 0 else NULL
     with nogil:
         run_parallel(nthreads, backward_task, &j, &j.barrier)
@@ -225,7 +216,6 @@ cdef struct XentStep:
     void* dx             # M x K
     void* dw             # N x K, accumulated
     void* db             # N, accumulated; NULL without bias
-    void* dyT            # weight_grads' blocks, DW_BLOCK x M per task
     fr_barrier barrier
 
 
@@ -285,7 +275,7 @@ cdef void xent_step_part(XentStep* j, const floating* x, const floating* w, cons
     for r in range(j.M):
         if j.nll[r] != j.nll[r]:
             return
-    weight_grads(j.M, j.N, j.K, g, xtp, dw, db, <floating*>j.dyT, tid, nthreads)
+    weight_grads(j.M, j.N, j.K, g, xtp, dw, db, tid, nthreads)
 
 
 cdef void xent_step_task(void* ctx, int tid, int nthreads) noexcept nogil:
@@ -305,7 +295,7 @@ def forward_xent_backward(const floating[:, ::1] x, const floating[:, ::1] w,
                           const double[::1] scale, floating[:, ::1] g, double[::1] nll,
                           floating[:, ::1] dx, floating[:, ::1] dw, floating[::1] db,
                           floating[::1] wp, floating[::1] wtp, floating[::1] xtp,
-                          floating[::1] dyT, int block_rows, int nthreads):
+                          int block_rows, int nthreads):
     """A Linear output layer with softmax cross-entropy, forward and backward in one job:
 
         g = x w^T + b;  per row n: nll[n] = log sum exp(g_n) - g_n[t_n],
@@ -315,11 +305,11 @@ def forward_xent_backward(const floating[:, ::1] x, const floating[:, ::1] w,
     each as kernels.xent.cross_entropy and backward() compute them.  dw and db
     are left unchanged when a loss is NaN (bad logits).  With dx of no rows,
     only the losses (g is then each task's work space, nthreads * block_rows rows;
-    wtp, xtp, dyT, dw, db unused).  Each task takes its
+    wtp, xtp, dw, db unused).  Each task takes its
     rows block_rows (>= 1) at a time: a block's logits are formed, turned into
     their gradient and multiplied into dx while they are in cache, and the
     packed W and W^T are read once per block.  wp: pack_size(N, K),
-    wtp: pack_size(K, N), xtp: pack_size(K, M), dyT: dw_work_size(M, nthreads)."""
+    wtp: pack_size(K, N), xtp: pack_size(K, M)."""
     cdef XentStep j
     j.M, j.K, j.N = <int>x.shape[0], <int>x.shape[1], <int>w.shape[0]
     if j.M == 0:
@@ -334,9 +324,9 @@ def forward_xent_backward(const floating[:, ::1] x, const floating[:, ::1] w,
     j.x, j.w, j.g, j.wp = &x[0, 0], &w[0, 0], &g[0, 0], &wp[0]
     j.b = &b[0] if b.shape[0] > 0 else NULL
     j.targets, j.scale, j.nll = &targets[0], &scale[0], &nll[0]
-    j.dx = j.dw = j.db = j.wtp = j.xtp = j.dyT = NULL
+    j.dx = j.dw = j.db = j.wtp = j.xtp = NULL
     if dx.shape[0] > 0:
-        j.dx, j.dw, j.wtp, j.xtp, j.dyT = &dx[0, 0], &dw[0, 0], &wtp[0], &xtp[0], &dyT[0]
+        j.dx, j.dw, j.wtp, j.xtp = &dx[0, 0], &dw[0, 0], &wtp[0], &xtp[0]
         j.db = &db[0] if b.shape[0] > 0 else NULL
     with nogil:
         run_parallel(nthreads, xent_step_task, &j, &j.barrier)

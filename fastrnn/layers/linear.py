@@ -214,8 +214,7 @@ class Linear(ParamModule):
         item, threads = self.dtype.itemsize, self._threads(M)
         dense.backward(x2, self._param("weight"), d2, dx, dW, db,
                        self._buffer("weight_t_packed", dense.pack_size(K, N, item)),
-                       self._buffer("x_t_packed", dense.pack_size(K, M, item)),
-                       self._buffer("dy_t_blocks", dense.dw_work_size(M, threads)), threads)
+                       self._buffer("x_t_packed", dense.pack_size(K, M, item)), threads)
         self._grad_done("weight", dW)
         if self.bias:
             self._grad_done("bias", db)
@@ -276,8 +275,8 @@ class Linear(ParamModule):
             g = self._buffer("loss_blocks", threads * rows * N).reshape(-1, N)
             dense.forward_xent_backward(x2, self._param("weight"), none if b is None else b,
                                         t, scale, g, nll, none.reshape(0, K),
-                                        none.reshape(0, K), none, wp, none, none, none,
-                                        rows, threads)
+                                        none.reshape(0, K), none, wp, none, none, rows,
+                                        threads)
             return mean_loss(w, scale, nll), None
         g = self._buffer("logits_grad", M * N).reshape(M, N)
         dx = np.empty((M, K), self.dtype)
@@ -287,8 +286,7 @@ class Linear(ParamModule):
             x2, self._param("weight"), np.empty(0, self.dtype) if b is None else b, t,
             scale, g, nll, dx, dW, db, wp,
             self._buffer("weight_t_packed", dense.pack_size(K, N, item)),
-            self._buffer("x_t_packed", dense.pack_size(K, M, item)),
-            self._buffer("dy_t_blocks", dense.dw_work_size(M, threads)), _XENT_BLOCK_ROWS,
+            self._buffer("x_t_packed", dense.pack_size(K, M, item)), _XENT_BLOCK_ROWS,
             threads)
         loss = mean_loss(w, scale, nll)      # raises for bad logits: grads untouched
         self._grad_done("weight", dW)
