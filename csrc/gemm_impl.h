@@ -431,6 +431,9 @@ static inline __attribute__((always_inline)) void FR_FN(packed_gemm_block)(
 #ifndef FR_A_BYTES
 #define FR_A_BYTES (256 * 1024)
 #endif
+#ifndef FR_AT_BYTES     /* a transposed A's rows, copied: on the stack, 12 rows at the least */
+#define FR_AT_BYTES (96 * 1024)
+#endif
 FR_KERNEL void FR_FN(packed_gemm)(int M, int n0, int n1, int K, const REAL *restrict A,
                                   long sam, long sak, const REAL *restrict Wp, int kpanel,
                                   REAL *restrict C, long scm, long scn, int accumulate,
@@ -441,16 +444,29 @@ FR_KERNEL void FR_FN(packed_gemm)(int M, int n0, int n1, int K, const REAL *rest
                                  accumulate, bias);
         return;
     }
+    /* A given transposed (sam == 1: the weight gradients read the gate gradients
+     * in place) has each row's K terms a row of the gradient apart; where that
+     * distance is a multiple of 4 KiB (4H gates of 4 bytes with H a power of
+     * two) every term of a row lands in one set of L1, which then holds only a
+     * few of them.  Such blocks of A are copied into rows first, a few at a time. */
+    const int copy_a = sam == 1 && sak > 1 && M >= 12;
+    REAL a_rows[FR_AT_BYTES / sizeof(REAL)] __attribute__((aligned(64)));
     for (int k0 = 0; k0 < K; k0 += FR_KC) {
         int kb = K - k0 < FR_KC ? K - k0 : FR_KC;
         /* rows per block: a multiple of 12, so that blocks keep the 4- and 6-row tiles */
-        long mc = FR_A_BYTES / ((long)kb * (long)sizeof(REAL)) / 12 * 12;
+        long mc = (copy_a ? FR_AT_BYTES : FR_A_BYTES) / ((long)kb * (long)sizeof(REAL)) / 12 * 12;
         mc = mc < 12 ? 12 : mc;
         for (long m0 = 0; m0 < M; m0 += mc) {
             int mb = (int)(M - m0 < mc ? M - m0 : mc);
-            FR_FN(packed_gemm_block)(mb, n0, n1, kb, A + m0 * sam + k0 * sak, sam, sak,
-                                     Wp + (size_t)k0 * NR, kpanel, C + m0 * scm, scm, scn,
-                                     accumulate || k0 > 0, k0 > 0 ? NULL : bias);
+            const REAL *a = A + m0 * sam + k0 * sak;
+            long bsam = sam, bsak = sak;
+            if (copy_a) {
+                FR_FN(transpose_blocks)(kb, mb, a, sak, a_rows, kb);
+                a = a_rows, bsam = kb, bsak = 1;
+            }
+            FR_FN(packed_gemm_block)(mb, n0, n1, kb, a, bsam, bsak, Wp + (size_t)k0 * NR,
+                                     kpanel, C + m0 * scm, scm, scn, accumulate || k0 > 0,
+                                     k0 > 0 ? NULL : bias);
         }
     }
 }

@@ -309,6 +309,27 @@ def test_bias_grads_add_onto_what_is_there(cell, dtype):
         assert_close(layer.grads[k], v + ref["grads"][k], dtype, f"grad {k}")
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cell", CELLS)
+def test_weight_gradients_over_several_blocks_of_gate_gradients(cell, dtype):
+    """The weight gradients read the gate gradients transposed and copy them into rows
+    in blocks (csrc/gemm_impl.h packed_gemm: 512 of the T*B terms, 24 or 48 gate
+    rows at a time): T*B = 9*61 gives a second, short block of terms and H = 52
+    (4 * 52 gates over one or two threads) short blocks of rows and edges of the
+    copy's 16 x 16 (float32) or 8 x 8 (float64) tiles."""
+    key = ("weight grad blocks", cell, np.dtype(dtype).name)
+    rng = rng_for(*key)
+    layer = make_layer(cell, 20, 52, dtype=dtype, seed=seed_for(*key))
+    T, B = 9, 61
+    x, dy = make_x(rng, layer, T, B), make_dy(rng, layer, T, B)
+    ref = reference_run(layer, x, None, dy)
+    layer.backward(dy, layer.forward(x)[2])
+    # sums of 549 terms of either sign: float32's relative error grows where they cancel
+    tol = {} if np.dtype(dtype) == np.float64 else dict(rtol=1e-4, atol=1e-4)
+    for k, g in ref["grads"].items():
+        assert_close(layer.grads[k], g, dtype, f"grad {k}", **tol)
+
+
 @pytest.mark.parametrize("Dm, Hm", [(1, 1), (8, 1), (1, 8)])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cell", CELLS)
