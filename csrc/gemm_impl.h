@@ -445,11 +445,13 @@ FR_KERNEL void FR_FN(packed_gemm)(int M, int n0, int n1, int K, const REAL *rest
         return;
     }
     /* A given transposed (sam == 1: the weight gradients read the gate gradients
-     * in place) has each row's K terms a row of the gradient apart; where that
-     * distance is a multiple of 4 KiB (4H gates of 4 bytes with H a power of
-     * two) every term of a row lands in one set of L1, which then holds only a
-     * few of them.  Such blocks of A are copied into rows first, a few at a time. */
-    const int copy_a = sam == 1 && sak > 1 && M >= 12;
+     * in place) has each row's K terms a row of the gradient apart.  Where that
+     * distance is a multiple of 256 bytes (4H gates with H a power of two), the
+     * terms of a row fall into at most 16 of L1's 64 sets, which then hold only a
+     * few of them (one set at a multiple of 4 KiB).  Such blocks of A are copied
+     * into rows first, a few rows at a time; other strides read A in place, which
+     * costs less than the copy. */
+    const int copy_a = sam == 1 && sak > 1 && M >= 12 && sak * (long)sizeof(REAL) % 256 == 0;
     REAL a_rows[FR_AT_BYTES / sizeof(REAL)] __attribute__((aligned(64)));
     for (int k0 = 0; k0 < K; k0 += FR_KC) {
         int kb = K - k0 < FR_KC ? K - k0 : FR_KC;

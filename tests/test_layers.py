@@ -309,17 +309,18 @@ def test_bias_grads_add_onto_what_is_there(cell, dtype):
         assert_close(layer.grads[k], v + ref["grads"][k], dtype, f"grad {k}")
 
 
+@pytest.mark.parametrize("H", [52, 64])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cell", CELLS)
-def test_weight_gradients_over_several_blocks_of_gate_gradients(cell, dtype):
-    """The weight gradients read the gate gradients transposed and copy them into rows
-    in blocks (csrc/gemm_impl.h packed_gemm: 512 of the T*B terms, 24 or 48 gate
-    rows at a time): T*B = 9*61 gives a second, short block of terms and H = 52
-    (4 * 52 gates over one or two threads) short blocks of rows and edges of the
-    copy's 16 x 16 (float32) or 8 x 8 (float64) tiles."""
-    key = ("weight grad blocks", cell, np.dtype(dtype).name)
+def test_weight_gradients_over_several_blocks_of_gate_gradients(cell, dtype, H):
+    """The weight gradients read the gate gradients transposed, and where a row of them
+    is a multiple of 256 bytes (H = 64) copy them into rows in blocks first
+    (csrc/gemm_impl.h packed_gemm: 512 of the T*B terms, 24 or 48 gate rows at a
+    time): T*B = 9*61 gives a second, short block of terms and 4H gate rows over
+    one or two threads a short block of rows; H = 52 reads them in place."""
+    key = ("weight grad blocks", cell, np.dtype(dtype).name, H)
     rng = rng_for(*key)
-    layer = make_layer(cell, 20, 52, dtype=dtype, seed=seed_for(*key))
+    layer = make_layer(cell, 20, H, dtype=dtype, seed=seed_for(*key))
     T, B = 9, 61
     x, dy = make_x(rng, layer, T, B), make_dy(rng, layer, T, B)
     ref = reference_run(layer, x, None, dy)
