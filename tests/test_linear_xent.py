@@ -46,7 +46,7 @@ def numpy_reference(x, W, b, t, mask):
 
 @pytest.fixture(params=[1, 5, 48], ids=lambda r: f"block{r}")
 def block_rows(request, monkeypatch):
-    monkeypatch.setattr(linear_module, "_XENT_BLOCK_ROWS", request.param)
+    monkeypatch.setattr(linear_module, "_xent_block_rows", lambda *args: request.param)
     return request.param
 
 
@@ -251,3 +251,12 @@ def test_chain_loss_only_matches_inference():
     for s, s2 in zip(states[0], states2[0]):
         np.testing.assert_array_equal(s, s2)
     assert not any(g.any() for g in net.grads.values())
+
+
+@pytest.mark.parametrize("share, V, itemsize", [(600, 10_000, 4), (5000, 10_000, 8), (3, 54, 4),
+                                                (100_000, 54, 4)])
+def test_training_block_rows_stay_within_the_share(share, V, itemsize):
+    """The training pass's rows per block: at least 256 (or the whole share), never
+    more than a thread's share of the rows."""
+    rows = linear_module._xent_block_rows(share, V, itemsize, 2)
+    assert min(256, share) <= rows <= share

@@ -19,16 +19,31 @@ __all__ = ["Linear"]
 _THREADED_MIN_MACS = 1 << 17
 
 # Rows per block of softmax_cross_entropy's compiled pass (kernels/dense.pyx)
-# with its backward: large enough that the products run at the GEMM's pace (48
-# rows cost 10% more than the unfused calls, 256 to 600 rows 10% less, on a Zen
-# 4 at V = 10,000), small enough that a block's logits (256 x V) stay in L3 for
-# the loss and dx.  The loss alone takes smaller blocks (_loss_block_rows).
+# with its backward, at the least: large enough that the products run at the
+# GEMM's pace (48 rows cost 10% more than the unfused calls, 256 to 600 rows 10%
+# less, on a Zen 4 at V = 10,000).  Each block reads both packed weights again,
+# so where L3 holds more, blocks grow (_xent_block_rows).  The loss alone takes
+# smaller blocks (_loss_block_rows).
 _XENT_BLOCK_ROWS = 256
 
 
 @functools.lru_cache(maxsize=1)
 def _l2_bytes():
     return cache_sizes()["L2"]
+
+
+@functools.lru_cache(maxsize=1)
+def _l3_bytes():
+    return cache_sizes().get("L3", 0)
+
+
+def _xent_block_rows(rows_per_thread, n_classes, itemsize, threads):
+    """Rows per block of the training pass: each block reads both packed weights
+    again, so as many rows as a thread's share of half of L3 holds the logits of
+    (the loss and dX read them back), at least _XENT_BLOCK_ROWS, at most the
+    thread's share of the rows."""
+    fit = _l3_bytes() // 2 // max(threads, 1) // (n_classes * itemsize) // 12 * 12
+    return int(max(min(fit, rows_per_thread), min(_XENT_BLOCK_ROWS, rows_per_thread), 1))
 
 
 def _loss_block_rows(n_classes, itemsize):
@@ -286,8 +301,8 @@ class Linear(ParamModule):
             x2, self._param("weight"), np.empty(0, self.dtype) if b is None else b, t,
             scale, g, nll, dx, dW, db, wp,
             self._buffer("weight_t_packed", dense.pack_size(K, N, item)),
-            self._buffer("x_t_packed", dense.pack_size(K, M, item)), _XENT_BLOCK_ROWS,
-            threads)
+            self._buffer("x_t_packed", dense.pack_size(K, M, item)),
+            _xent_block_rows(-(-M // threads), N, item, threads), threads)
         loss = mean_loss(w, scale, nll)      # raises for bad logits: grads untouched
         self._grad_done("weight", dW)
         if self.bias:
