@@ -106,8 +106,8 @@ static inline __attribute__((always_inline)) void FR_FN(transpose_block)(VEC r[N
 /* dst[c*ldd + r] = src[r*lds + c] for r < rows and c < cols: the transpose,
  * by NR x NR blocks turned in registers, the edges element by element.  NR
  * rows of src at a time across all its columns, so that each row is read in
- * one run, and the next NR rows asked for meanwhile: a large src (the output
- * layer's gradient) is far off, at a page per row.
+ * one run, and the next NR rows asked for meanwhile: a large src (the gate
+ * gradients, for packed_gemm's copy of a transposed A) is far off.
  * NumPy: dst[:cols, :rows] = src[:rows, :cols].T */
 static inline __attribute__((always_inline)) void FR_FN(transpose_blocks)(
     int rows, int cols, const REAL *restrict src, long lds, REAL *restrict dst, long ldd)
@@ -131,14 +131,6 @@ static inline __attribute__((always_inline)) void FR_FN(transpose_blocks)(
     for (int c = fc; c < cols; ++c)
         for (int r = 0; r < rows; ++r)
             dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
-}
-
-/* transpose_blocks, for the weight gradients, whose long sums over time and
- * batch run fastest along rows of A. */
-FR_KERNEL void FR_FN(transpose)(int rows, int cols, const REAL *restrict src, long lds,
-                                REAL *restrict dst, long ldd)
-{
-    FR_FN(transpose_blocks)(rows, cols, src, lds, dst, ldd);
 }
 
 /* Columns [n0, n1) of the K x N row-major matrix W (row k at W + k*ldw) into

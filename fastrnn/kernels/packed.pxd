@@ -18,10 +18,6 @@ cdef extern from "fastrnn_gemm.h" nogil:
                           long kpanel)
     void fr_pack_rows_f64(int n0, int n1, int K, const double* W, long ldw, double* Wp,
                           long kpanel)
-    void fr_transpose_f32(int rows, int cols, const float* src, long lds, float* dst,
-                          long ldd)
-    void fr_transpose_f64(int rows, int cols, const double* src, long lds, double* dst,
-                          long ldd)
     void fr_rowdot_f32(int N, int K, const float* W, int ldw, const float* x, float* y,
                        int accumulate)
     void fr_rowdot_f64(int N, int K, const double* W, int ldw, const double* x, double* y,
@@ -65,15 +61,6 @@ cdef inline void pack_rows(int n0, int n1, int K, const floating* W, long ldw, f
         fr_pack_rows_f32(n0, n1, K, W, ldw, Wp, kpanel)
     else:
         fr_pack_rows_f64(n0, n1, K, W, ldw, Wp, kpanel)
-
-
-cdef inline void transpose(int rows, int cols, const floating* src, long lds, floating* dst,
-                           long ldd) noexcept nogil:
-    """dst[c*ldd + r] = src[r*lds + c] for r < rows, c < cols (see gemm_impl.h)."""
-    if floating is float:
-        fr_transpose_f32(rows, cols, src, lds, dst, ldd)
-    else:
-        fr_transpose_f64(rows, cols, src, lds, dst, ldd)
 
 
 cdef inline void packed_gemm_ex(int M, int n0, int n1, int K, const floating* A, long sam,
