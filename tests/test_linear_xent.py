@@ -46,7 +46,9 @@ def numpy_reference(x, W, b, t, mask):
 
 @pytest.fixture(params=[1, 5, 48], ids=lambda r: f"block{r}")
 def block_rows(request, monkeypatch):
+    # the training pass's rule and the bound of the loss alone's blocks
     monkeypatch.setattr(linear_module, "_xent_block_rows", lambda *args: request.param)
+    monkeypatch.setattr(linear_module, "_XENT_BLOCK_ROWS", request.param)
     return request.param
 
 
