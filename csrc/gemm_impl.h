@@ -426,6 +426,47 @@ static inline __attribute__((always_inline)) void FR_FN(packed_gemm_block)(
 #ifndef FR_AT_BYTES     /* a transposed A's rows, copied: on the stack, 12 rows at the least */
 #define FR_AT_BYTES (96 * 1024)
 #endif
+/* packed_gemm's blocks of K terms and of rows.  a_rows: NULL, or FR_AT_BYTES of
+ * work space into which each block of a transposed A (sam == 1) is copied as
+ * rows before its products. */
+static inline __attribute__((always_inline)) void FR_FN(packed_gemm_blocks)(
+    int M, int n0, int n1, int K, const REAL *restrict A, long sam, long sak,
+    const REAL *restrict Wp, int kpanel, REAL *restrict C, long scm, long scn,
+    int accumulate, const REAL *restrict bias, REAL *restrict a_rows)
+{
+    for (int k0 = 0; k0 < K; k0 += FR_KC) {
+        int kb = K - k0 < FR_KC ? K - k0 : FR_KC;
+        /* rows per block: a multiple of 12, so that blocks keep the 4- and 6-row tiles */
+        long mc = (a_rows ? FR_AT_BYTES : FR_A_BYTES) / ((long)kb * (long)sizeof(REAL)) / 12 * 12;
+        mc = mc < 12 ? 12 : mc;
+        for (long m0 = 0; m0 < M; m0 += mc) {
+            int mb = (int)(M - m0 < mc ? M - m0 : mc);
+            const REAL *a = A + m0 * sam + k0 * sak;
+            long bsam = sam, bsak = sak;
+            if (a_rows) {
+                FR_FN(transpose_blocks)(kb, mb, a, sak, a_rows, kb);
+                a = a_rows, bsam = kb, bsak = 1;
+            }
+            FR_FN(packed_gemm_block)(mb, n0, n1, kb, a, bsam, bsak, Wp + (size_t)k0 * NR,
+                                     kpanel, C + m0 * scm, scm, scn, accumulate || k0 > 0,
+                                     k0 > 0 ? NULL : bias);
+        }
+    }
+}
+
+/* packed_gemm_blocks with a transposed A copied into rows, the copy's work space on
+ * this call's stack: a function of its own, so that the products that read A in
+ * place (every time step's) do not carry it. */
+FR_KERNEL __attribute__((noinline)) void FR_FN(packed_gemm_copied)(
+    int M, int n0, int n1, int K, const REAL *restrict A, long sak, const REAL *restrict Wp,
+    int kpanel, REAL *restrict C, long scm, long scn, int accumulate,
+    const REAL *restrict bias)
+{
+    REAL a_rows[FR_AT_BYTES / sizeof(REAL)] __attribute__((aligned(64)));
+    FR_FN(packed_gemm_blocks)(M, n0, n1, K, A, 1, sak, Wp, kpanel, C, scm, scn, accumulate,
+                              bias, a_rows);
+}
+
 FR_KERNEL void FR_FN(packed_gemm)(int M, int n0, int n1, int K, const REAL *restrict A,
                                   long sam, long sak, const REAL *restrict Wp, int kpanel,
                                   REAL *restrict C, long scm, long scn, int accumulate,
@@ -443,26 +484,12 @@ FR_KERNEL void FR_FN(packed_gemm)(int M, int n0, int n1, int K, const REAL *rest
      * few of them (one set at a multiple of 4 KiB).  Such blocks of A are copied
      * into rows first, a few rows at a time; other strides read A in place, which
      * costs less than the copy. */
-    const int copy_a = sam == 1 && sak > 1 && M >= 12 && sak * (long)sizeof(REAL) % 256 == 0;
-    REAL a_rows[FR_AT_BYTES / sizeof(REAL)] __attribute__((aligned(64)));
-    for (int k0 = 0; k0 < K; k0 += FR_KC) {
-        int kb = K - k0 < FR_KC ? K - k0 : FR_KC;
-        /* rows per block: a multiple of 12, so that blocks keep the 4- and 6-row tiles */
-        long mc = (copy_a ? FR_AT_BYTES : FR_A_BYTES) / ((long)kb * (long)sizeof(REAL)) / 12 * 12;
-        mc = mc < 12 ? 12 : mc;
-        for (long m0 = 0; m0 < M; m0 += mc) {
-            int mb = (int)(M - m0 < mc ? M - m0 : mc);
-            const REAL *a = A + m0 * sam + k0 * sak;
-            long bsam = sam, bsak = sak;
-            if (copy_a) {
-                FR_FN(transpose_blocks)(kb, mb, a, sak, a_rows, kb);
-                a = a_rows, bsam = kb, bsak = 1;
-            }
-            FR_FN(packed_gemm_block)(mb, n0, n1, kb, a, bsam, bsak, Wp + (size_t)k0 * NR,
-                                     kpanel, C + m0 * scm, scm, scn, accumulate || k0 > 0,
-                                     k0 > 0 ? NULL : bias);
-        }
-    }
+    if (sam == 1 && sak > 1 && M >= 12 && sak * (long)sizeof(REAL) % 256 == 0)
+        FR_FN(packed_gemm_copied)(M, n0, n1, K, A, sak, Wp, kpanel, C, scm, scn, accumulate,
+                                  bias);
+    else
+        FR_FN(packed_gemm_blocks)(M, n0, n1, K, A, sam, sak, Wp, kpanel, C, scm, scn,
+                                  accumulate, bias, NULL);
 }
 
 
