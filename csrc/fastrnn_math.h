@@ -19,16 +19,14 @@
 #include <stdint.h>
 #include <string.h>
 
-/* exp(x) for x in [-87, 87]; inputs outside are clamped, which is harmless for
- * sigmoid and tanh because both have saturated long before the clamp. */
-static inline float fr_expf(float x)
+/* exp(x) for x in [-87.3, 88.7] (2^n a normal float): range reduction to
+ * |r| <= ln2/2, then the polynomial and the scaling; no clamp (see below). */
+static inline float fr_expf_unclamped(float x)
 {
     const float log2e = 1.44269504088896341f;
     const float ln2_hi = 0.693145751953125f;        /* ln2 with 8 trailing zero bits, so n*ln2_hi is exact */
     const float ln2_lo = 1.42860682030941723212e-6f; /* ln2 - ln2_hi */
     const float round_magic = 12582912.0f;          /* 1.5 * 2^23: adding it rounds to an integer */
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 87.0f ? 87.0f : x;     /* so 1 / (1 + e^x) stays a normal float, never a denormal */
     float n = (x * log2e + round_magic) - round_magic;
     float r = x - n * ln2_hi - n * ln2_lo;
     /* Taylor series of e^r to degree 7: remainder below 6e-9 relative for |r| <= 0.347. */
@@ -44,6 +42,25 @@ static inline float fr_expf(float x)
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;
+}
+
+/* exp(x) for x in [-87, 87]; inputs outside are clamped, which is harmless for
+ * sigmoid and tanh because both have saturated long before the clamp. */
+static inline float fr_expf(float x)
+{
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 87.0f ? 87.0f : x;     /* so 1 / (1 + e^x) stays a normal float, never a denormal */
+    return fr_expf_unclamped(x);
+}
+
+/* exp(x) for x <= 0 (a logit minus its row's maximum), 0 below -87, NaN for
+ * NaN: one clamp where fr_expf has two, and the -inf case folded into it.
+ * Where fr_expf gives about 1.6e-38 this gives 0, which never changes a sum
+ * of such terms that includes exp(0) = 1. */
+static inline float fr_expf_nonpos(float x)
+{
+    const float e = fr_expf_unclamped(x < -87.0f ? -87.0f : x);
+    return x < -87.0f ? 0.0f : e;
 }
 
 /* 1 / d for d >= 1 (a normal float whose reciprocal is normal) without a divide:

@@ -1,6 +1,7 @@
 /*
  * Body of the softmax cross-entropy row pass, instantiated by fastrnn_xent.h
- * with REAL, FR_FN(x) and EXP (the exp of REAL).  No include guard: included
+ * with REAL, FR_FN(x) and EXP_TERM (exp of a logit minus its row's maximum:
+ * 0 for -inf, NaN for NaN).  No include guard: included
  * once per REAL.  LANES: elements of REAL per 64-byte vector.
  */
 
@@ -32,9 +33,9 @@ static inline __attribute__((always_inline)) REAL FR_FN(row_max)(long V, const R
     return m;
 }
 
-/* e_i = exp(z_i - m) (0 where z_i = -inf), written to e (which may be z;
- * NULL: not kept, for the loss alone); returns sum_i e_i, summed in LANES
- * partial sums then in lane order. */
+/* e_i = exp(z_i - m) (0 where z_i = -inf, and in float where z_i - m < -87),
+ * written to e (which may be z; NULL: not kept, for the loss alone); returns
+ * sum_i e_i, summed in LANES partial sums then in lane order. */
 static inline __attribute__((always_inline)) REAL FR_FN(row_expsum)(long V, const REAL *z,
                                                                    REAL m, REAL *e)
 {
@@ -44,9 +45,7 @@ static inline __attribute__((always_inline)) REAL FR_FN(row_expsum)(long V, cons
         lane[l] = 0;
     for (; i + LANES <= V; i += LANES)
         for (int l = 0; l < LANES; ++l) {
-            REAL d = z[i + l] - m;
-            REAL x = EXP(d);
-            x = d == -(REAL)INFINITY ? 0 : x;
+            REAL x = EXP_TERM(z[i + l] - m);
             if (e)
                 e[i + l] = x;
             lane[l] += x;
@@ -55,9 +54,7 @@ static inline __attribute__((always_inline)) REAL FR_FN(row_expsum)(long V, cons
     for (int l = 0; l < LANES; ++l)
         s += lane[l];
     for (; i < V; ++i) {
-        REAL d = z[i] - m;
-        REAL x = EXP(d);
-        x = d == -(REAL)INFINITY ? 0 : x;
+        REAL x = EXP_TERM(z[i] - m);
         if (e)
             e[i] = x;
         s += x;

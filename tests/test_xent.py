@@ -125,3 +125,26 @@ def test_bad_logits_anywhere_are_errors():
         fastrnn.softmax_cross_entropy(z, [0, 0, 0])
     with pytest.raises(ValueError, match="logits"):
         fastrnn.log_softmax(z)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_logits_far_below_the_maximum_and_minus_infinity(dtype):
+    # Terms exp(z - max) below float32's normal range, and exactly -inf: the
+    # loss and gradient stay finite, and those classes get (next to) no gradient.
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((6, 300)).astype(dtype)
+    z[:, 0] = 50.0
+    z[:, 1:40] = -60.0 - 40 * rng.random((6, 39))     # 110 to 150 below the maximum
+    z[:, 40:45] = -np.inf
+    t = np.array([0, 3, 50, 60, 0, 299])
+    loss, d = fastrnn.softmax_cross_entropy(z, t)
+    ref_loss, ref_d = numpy_xent(np.where(np.isinf(z), -1e30, z), t, np.ones(6))
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    assert np.isfinite(loss) and loss == pytest.approx(ref_loss, rel=rtol)
+    np.testing.assert_allclose(d, ref_d, rtol=rtol, atol=1e-30)
+    assert np.all(d[:, 40:45] == 0)
+    lp = fastrnn.log_softmax(z)
+    np.testing.assert_allclose(lp[:, 45:], (z - z.max(-1, keepdims=True))[:, 45:]
+                               - np.log(np.exp((z - z.max(-1, keepdims=True))
+                                               .astype(np.float64)).sum(-1, keepdims=True)),
+                               rtol=rtol, atol=rtol)
