@@ -428,11 +428,15 @@ static inline __attribute__((always_inline)) void FR_FN(packed_gemm_block)(
 #endif
 /* packed_gemm's blocks of K terms and of rows.  a_rows: NULL, or FR_AT_BYTES of
  * work space into which each block of a transposed A (sam == 1) is copied as
- * rows before its products. */
+ * rows before its products.  Wp2: NULL, or a second packed operand (n2
+ * columns, kpanel rows) whose product with the same A goes to C2 (row-major,
+ * ldc2), block by block after the first: each block of A is read (or copied)
+ * once for both. */
 static inline __attribute__((always_inline)) void FR_FN(packed_gemm_blocks)(
     int M, int n0, int n1, int K, const REAL *restrict A, long sam, long sak,
     const REAL *restrict Wp, int kpanel, REAL *restrict C, long scm, long scn,
-    int accumulate, const REAL *restrict bias, REAL *restrict a_rows)
+    int accumulate, const REAL *restrict bias, REAL *restrict a_rows,
+    const REAL *restrict Wp2, int n2, REAL *restrict C2, long ldc2)
 {
     for (int k0 = 0; k0 < K; k0 += FR_KC) {
         int kb = K - k0 < FR_KC ? K - k0 : FR_KC;
@@ -450,6 +454,10 @@ static inline __attribute__((always_inline)) void FR_FN(packed_gemm_blocks)(
             FR_FN(packed_gemm_block)(mb, n0, n1, kb, a, bsam, bsak, Wp + (size_t)k0 * NR,
                                      kpanel, C + m0 * scm, scm, scn, accumulate || k0 > 0,
                                      k0 > 0 ? NULL : bias);
+            if (Wp2)
+                FR_FN(packed_gemm_block)(mb, 0, n2, kb, a, bsam, bsak, Wp2 + (size_t)k0 * NR,
+                                         kpanel, C2 + m0 * ldc2, ldc2, 1,
+                                         accumulate || k0 > 0, NULL);
         }
     }
 }
@@ -460,11 +468,24 @@ static inline __attribute__((always_inline)) void FR_FN(packed_gemm_blocks)(
 FR_KERNEL __attribute__((noinline)) void FR_FN(packed_gemm_copied)(
     int M, int n0, int n1, int K, const REAL *restrict A, long sak, const REAL *restrict Wp,
     int kpanel, REAL *restrict C, long scm, long scn, int accumulate,
-    const REAL *restrict bias)
+    const REAL *restrict bias, const REAL *restrict Wp2, int n2, REAL *restrict C2,
+    long ldc2)
 {
     REAL a_rows[FR_AT_BYTES / sizeof(REAL)] __attribute__((aligned(64)));
     FR_FN(packed_gemm_blocks)(M, n0, n1, K, A, 1, sak, Wp, kpanel, C, scm, scn, accumulate,
-                              bias, a_rows);
+                              bias, a_rows, Wp2, n2, C2, ldc2);
+}
+
+/* Whether packed_gemm copies A's blocks into rows.  A given transposed (sam ==
+ * 1: the weight gradients read the gate gradients in place) has each row's K terms a row of the gradient apart.  Where that
+ * distance is a multiple of 256 bytes (4H gates with H a power of two), the
+ * terms of a row fall into at most 16 of L1's 64 sets, which then hold only a
+ * few of them (one set at a multiple of 4 KiB).  Such blocks of A are copied
+ * into rows first, a few rows at a time; other strides read A in place, which
+ * costs less than the copy. */
+static inline int FR_FN(copies_a)(int M, long sam, long sak)
+{
+    return sam == 1 && sak > 1 && M >= 12 && sak * (long)sizeof(REAL) % 256 == 0;
 }
 
 FR_KERNEL void FR_FN(packed_gemm)(int M, int n0, int n1, int K, const REAL *restrict A,
@@ -477,19 +498,33 @@ FR_KERNEL void FR_FN(packed_gemm)(int M, int n0, int n1, int K, const REAL *rest
                                  accumulate, bias);
         return;
     }
-    /* A given transposed (sam == 1: the weight gradients read the gate gradients
-     * in place) has each row's K terms a row of the gradient apart.  Where that
-     * distance is a multiple of 256 bytes (4H gates with H a power of two), the
-     * terms of a row fall into at most 16 of L1's 64 sets, which then hold only a
-     * few of them (one set at a multiple of 4 KiB).  Such blocks of A are copied
-     * into rows first, a few rows at a time; other strides read A in place, which
-     * costs less than the copy. */
-    if (sam == 1 && sak > 1 && M >= 12 && sak * (long)sizeof(REAL) % 256 == 0)
+    if (FR_FN(copies_a)(M, sam, sak))
         FR_FN(packed_gemm_copied)(M, n0, n1, K, A, sak, Wp, kpanel, C, scm, scn, accumulate,
-                                  bias);
+                                  bias, NULL, 0, NULL, 0);
     else
         FR_FN(packed_gemm_blocks)(M, n0, n1, K, A, sam, sak, Wp, kpanel, C, scm, scn,
-                                  accumulate, bias, NULL);
+                                  accumulate, bias, NULL, NULL, 0, NULL, 0);
+}
+
+/* Two products of one left operand given transposed, C1 (+)= A W1^T over W1's
+ * n1 columns and C2 (+)= A W2^T over W2's n2 (both packed with kpanel rows, C1
+ * and C2 row-major): bit for bit what two packed_gemm calls give, with each
+ * block of A read, or copied (see copies_a), once for both.  An RNN's or
+ * LSTM's dW_ih and dW_hh, which both read dG.
+ * NumPy, with At the K x M array A[k*sak + m]: C1 (+)= At.T @ W1.T, C2 (+)= At.T @ W2.T */
+FR_KERNEL void FR_FN(packed_gemm_pair)(int M, int K, const REAL *restrict A, long sak,
+                                       const REAL *restrict Wp1, int n1, REAL *restrict C1,
+                                       long ldc1, const REAL *restrict Wp2, int n2,
+                                       REAL *restrict C2, long ldc2, int kpanel,
+                                       int accumulate)
+{
+    if (K <= 0 || n1 <= 0 || n2 <= 0 || !FR_FN(copies_a)(M, 1, sak)) {
+        FR_FN(packed_gemm)(M, 0, n1, K, A, 1, sak, Wp1, kpanel, C1, ldc1, 1, accumulate, NULL);
+        FR_FN(packed_gemm)(M, 0, n2, K, A, 1, sak, Wp2, kpanel, C2, ldc2, 1, accumulate, NULL);
+        return;
+    }
+    FR_FN(packed_gemm_copied)(M, 0, n1, K, A, sak, Wp1, kpanel, C1, ldc1, 1, accumulate, NULL,
+                              Wp2, n2, C2, ldc2);
 }
 
 

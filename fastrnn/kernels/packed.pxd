@@ -28,6 +28,12 @@ cdef extern from "fastrnn_gemm.h" nogil:
     void fr_packed_gemm_f64(int M, int n0, int n1, int K, const double* A, long sam,
                             long sak, const double* Wp, int kpanel, double* C, long scm,
                             long scn, int accumulate, const double* bias)
+    void fr_packed_gemm_pair_f32(int M, int K, const float* A, long sak, const float* Wp1,
+                                 int n1, float* C1, long ldc1, const float* Wp2, int n2,
+                                 float* C2, long ldc2, int kpanel, int accumulate)
+    void fr_packed_gemm_pair_f64(int M, int K, const double* A, long sak, const double* Wp1,
+                                 int n1, double* C1, long ldc1, const double* Wp2, int n2,
+                                 double* C2, long ldc2, int kpanel, int accumulate)
     void fr_packed_gemv_blocks_f32(int K, const float* x, const float* Wp, int kpanel,
                                    int nblocks, int ldb, int j0, int j1, float* y,
                                    int accumulate)
@@ -71,6 +77,21 @@ cdef inline void packed_gemm_ex(int M, int n0, int n1, int K, const floating* A,
         fr_packed_gemm_f32(M, n0, n1, K, A, sam, sak, Wp, kpanel, C, scm, scn, accumulate, NULL)
     else:
         fr_packed_gemm_f64(M, n0, n1, K, A, sam, sak, Wp, kpanel, C, scm, scn, accumulate, NULL)
+
+
+cdef inline void packed_gemm_pair(int M, int K, const floating* A, long sak,
+                                  const floating* Wp1, int n1, floating* C1, long ldc1,
+                                  const floating* Wp2, int n2, floating* C2, long ldc2,
+                                  int kpanel, bint accumulate) noexcept nogil:
+    """C1 (+)= A W1^T and C2 (+)= A W2^T, A's element (m, k) at A[k*sak + m] (given
+    transposed), C1 and C2 row-major: two packed_gemm_ex calls' results, with A's
+    blocks read once for both (see gemm_impl.h)."""
+    if floating is float:
+        fr_packed_gemm_pair_f32(M, K, A, sak, Wp1, n1, C1, ldc1, Wp2, n2, C2, ldc2, kpanel,
+                                accumulate)
+    else:
+        fr_packed_gemm_pair_f64(M, K, A, sak, Wp1, n1, C1, ldc1, Wp2, n2, C2, ldc2, kpanel,
+                                accumulate)
 
 
 cdef inline void packed_gemm_bias(int M, int n0, int n1, int K, const floating* A, int lda,

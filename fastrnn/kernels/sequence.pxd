@@ -7,7 +7,7 @@
 from cython cimport floating
 from fastrnn.kernels.cells cimport colsum_add, fill_rows
 from fastrnn.kernels.packed cimport (matmul_nt, pack_panels, pack_rows, packed_gemm,
-                                    packed_gemm_ex, panel_width)
+                                    packed_gemm_ex, packed_gemm_pair, panel_width)
 from fastrnn.kernels.products cimport (FR_Q8_NR, WEIGHTS_FLOAT, reduced_pack_cols,
                                        weights_product_bias)
 from fastrnn.kernels.threads cimport FR_MAX_PARTS, barrier_wait, fr_barrier, split_range
@@ -551,12 +551,17 @@ cdef inline void param_grads_products(GradArgs* a, floating* _, int tid,
     # dW[n, :] += sum_tb dG[tb, n] A[tb, :]: the task's rows n of dW, with dG's
     # columns read in place as the rows of the left operand (strides 1 and G)
     # and A packed, so that dW is written along its rows.
-    if n1 > n0:
-        packed_gemm_ex(n1 - n0, 0, D, TB, dgi + n0, 1, G, <const floating*>a.xp, TB,
-                       dw_ih + <size_t>n0 * D, D, 1, True)
-    if n1h > n0:
-        packed_gemm_ex(n1h - n0, 0, H, TB, dgh + n0, 1, G, <const floating*>a.hp, TB,
-                       dw_hh + <size_t>n0 * H, H, 1, True)
+    if n1 > n0 and n1h == n1 and dgh == dgi:     # both read one dG: its blocks once
+        packed_gemm_pair(n1 - n0, TB, dgi + n0, G, <const floating*>a.xp, D,
+                         dw_ih + <size_t>n0 * D, D, <const floating*>a.hp, H,
+                         dw_hh + <size_t>n0 * H, H, TB, True)
+    else:
+        if n1 > n0:
+            packed_gemm_ex(n1 - n0, 0, D, TB, dgi + n0, 1, G, <const floating*>a.xp, TB,
+                           dw_ih + <size_t>n0 * D, D, 1, True)
+        if n1h > n0:
+            packed_gemm_ex(n1h - n0, 0, H, TB, dgh + n0, 1, G, <const floating*>a.hp, TB,
+                           dw_hh + <size_t>n0 * H, H, 1, True)
     if n1 > n0x:     # dW_hh[G_prev:] += dGh[:, G_prev:]^T hx
         packed_gemm_ex(n1 - n0x, 0, H, TB, dgh + n0x, 1, G, <const floating*>a.hxp, TB,
                        dw_hh + <size_t>n0x * H, H, 1, True)
