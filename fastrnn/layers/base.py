@@ -406,7 +406,7 @@ class RecurrentLayer(ParamModule):
             work = lease if training else reused
             for layer in range(self.num_layers):
                 y = np.zeros((T, B, dirs * H), self.dtype) if B == 0 else \
-                    empty_aligned((T, B, dirs * H), self.dtype)
+                    runtime.spares.empty(f"y{layer}", (T, B, dirs * H), self.dtype)
                 for direction in range(dirs if B > 0 else 0):
                     i = layer * dirs + direction
                     saved[i] = self._run_direction(
@@ -483,7 +483,7 @@ class RecurrentLayer(ParamModule):
                 runtime.backward_choice, "backward_way", T, may_split):
             for layer in reversed(range(self.num_layers)):
                 layer_in, layer_out = cache.inputs[layer], cache.outputs[layer]
-                dx = np.zeros_like(layer_in)
+                dx = runtime.spares.zeros(f"dx{layer}", layer_in.shape, self.dtype)
                 for direction in range(dirs if B > 0 else 0):
                     i = layer * dirs + direction
                     # in: dstate_n, out: dstate0 (aligned: threads write their units

@@ -74,7 +74,7 @@ class Embedding(ParamModule):
 
     def _lookup(self, arr):
         W = np.ascontiguousarray(self.params["weight"], dtype=self.dtype)
-        y = np.empty((arr.size, self.embedding_dim), self.dtype)
+        y = self._spares().empty("y", (arr.size, self.embedding_dim), self.dtype)
         gather.gather(W, np.ascontiguousarray(arr.ravel()), y, get_num_threads())
         return y.reshape(arr.shape + (self.embedding_dim,))
 

@@ -294,7 +294,7 @@ class Linear(ParamModule):
                                         threads)
             return mean_loss(w, scale, nll), None
         g = self._buffer("logits_grad", M * N).reshape(M, N)
-        dx = np.empty((M, K), self.dtype)
+        dx = self._spares().empty("dx", (M, K), self.dtype)
         dW = self._grad_target("weight")
         db = self._grad_target("bias") if self.bias else np.empty(0, self.dtype)
         dense.forward_xent_backward(

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from fastrnn.interop import safetensors_io as _safetensors_io
+from fastrnn.runtime.spares import Spares
 from fastrnn._validation import as_real_array, check_float_dtype, check_shape
 
 
@@ -131,6 +132,13 @@ class ParamModule:
         """names with a source's other naming turned into the layer's (a hook: torch cells'
         names for the recurrent layers)."""
         return names
+
+    def _spares(self):
+        """The buffers of the arrays this layer returns (fastrnn/runtime/spares.py)."""
+        spares = self.__dict__.get("_spare_buffers")
+        if spares is None:
+            spares = self.__dict__.setdefault("_spare_buffers", Spares())
+        return spares
 
     def zero_grad(self):
         """Set every gradient in grads to zero."""

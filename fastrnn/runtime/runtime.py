@@ -21,6 +21,7 @@ from fastrnn.kernels.recurrent import MAX_K
 
 from fastrnn.layers.cell_kinds import check_layer
 from fastrnn.runtime.scratch import Reused, Scratch
+from fastrnn.runtime.spares import Spares
 from fastrnn.runtime.split_choice import SplitChoice
 
 
@@ -42,11 +43,12 @@ class Runtime:
         training calls always use the float weights.
     """
 
-    __slots__ = ("scratch", "idle", "forward_choice", "forward_way", "backward_choice",
-                 "backward_way", "packs", "plan", "weights")
+    __slots__ = ("scratch", "spares", "idle", "forward_choice", "forward_way",
+                 "backward_choice", "backward_way", "packs", "plan", "weights")
 
     def __init__(self, *, keep_packs=False, plan=None, weights="float"):
         self.scratch = Scratch()
+        self.spares = Spares()       # the buffers of the outputs and input gradients returned
         # "reused": the Reused of the last inference call, for the next one to take
         # (dict.pop is atomic, so two concurrent calls never share it)
         self.idle = {}
