@@ -33,6 +33,15 @@ def linear_input_gradient(layer, x):
     return layer.softmax_cross_entropy(x, np.zeros(x.shape[:-1], np.int64))[1]
 
 
+def linear_output(layer, x):
+    return layer(x)
+
+
+def linear_backward(layer, x):
+    y, cache = layer.forward(x)
+    return layer.backward(y, cache)        # dy = y: a dx that depends on x
+
+
 def embedding_output(layer, idx):
     return layer(idx)
 
@@ -49,6 +58,11 @@ CASES = {
     "linear input gradient": (lambda: fastrnn.Linear(8, 30, seed=0),
                               lambda rng: rng.standard_normal((7, 8)).astype(np.float32),
                               linear_input_gradient),
+    "linear output": (lambda: fastrnn.Linear(8, 30, seed=0),
+                      lambda rng: rng.standard_normal((7, 8)).astype(np.float32), linear_output),
+    "linear backward": (lambda: fastrnn.Linear(8, 30, seed=0),
+                        lambda rng: rng.standard_normal((7, 8)).astype(np.float32),
+                        linear_backward),
     "embedding output": (lambda: fastrnn.Embedding(20, 8, seed=0),
                          lambda rng: rng.integers(0, 20, (5, 3)), embedding_output),
 }

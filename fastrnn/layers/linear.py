@@ -189,7 +189,7 @@ class Linear(ParamModule):
         x2 = np.ascontiguousarray(x.reshape(-1, self.in_features))
         W = self._param("weight")
         b = self._param("bias") if self.bias else np.empty(0, self.dtype)
-        y = np.empty((x2.shape[0], self.out_features), self.dtype)
+        y = self._spares().empty("y", (x2.shape[0], self.out_features), self.dtype)
         wp, fresh = self._weight_pack(W, x2.shape[0])
         dense.forward(x2, W, b, y, wp, self._threads(x2.shape[0]), fresh)
         return y.reshape(x.shape[:-1] + (self.out_features,))
@@ -223,7 +223,7 @@ class Linear(ParamModule):
         d2 = np.ascontiguousarray(d.reshape(-1, self.out_features), dtype=self.dtype)
         x2 = np.ascontiguousarray(x.reshape(-1, self.in_features))
         M, N, K = x2.shape[0], self.out_features, self.in_features
-        dx = np.empty((M, K), self.dtype)
+        dx = self._spares().empty("dx", (M, K), self.dtype)
         dW = self._grad_target("weight")
         db = self._grad_target("bias") if self.bias else np.empty(0, self.dtype)
         item, threads = self.dtype.itemsize, self._threads(M)
