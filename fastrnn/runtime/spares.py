@@ -19,10 +19,6 @@ import numpy as np
 
 from fastrnn.runtime.aligned import CACHE_LINE, raw_buffer, view_aligned
 
-# sys.getrefcount of a buffer that only the local name in Spares.empty refers to
-# (getrefcount's own argument is the second reference)
-_UNSHARED = 2
-
 
 class Spares:
     """The buffers of a layer's returned arrays, by name.  A copy or a pickle of the
@@ -49,8 +45,12 @@ class Spares:
         for n in shape:
             nbytes *= n
         raw = self._raw.pop(name, None)    # popped first: two threads never share one
+        # Unshared, raw has only this frame's reference, as `alone` has: compared
+        # with it rather than with a constant, since how getrefcount counts a
+        # local differs between Python versions.
+        alone = raw_buffer(0)
         if raw is None or raw.size != nbytes + CACHE_LINE or \
-                sys.getrefcount(raw) != _UNSHARED:
+                sys.getrefcount(raw) != sys.getrefcount(alone):
             raw = raw_buffer(nbytes)
         self._raw[name] = raw
         return view_aligned(raw, tuple(shape), dtype)
