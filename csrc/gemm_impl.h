@@ -477,12 +477,12 @@ FR_KERNEL __attribute__((noinline)) void FR_FN(packed_gemm_copied)(
 }
 
 /* Whether packed_gemm copies A's blocks into rows.  A given transposed (sam ==
- * 1: the weight gradients read the gate gradients in place) has each row's K terms a row of the gradient apart.  Where that
- * distance is a multiple of 256 bytes (4H gates with H a power of two), the
- * terms of a row fall into at most 16 of L1's 64 sets, which then hold only a
- * few of them (one set at a multiple of 4 KiB).  Such blocks of A are copied
- * into rows first, a few rows at a time; other strides read A in place, which
- * costs less than the copy. */
+ * 1: the weight gradients read the gate gradients in place) has each row's K
+ * terms a row of the gradient apart.  Where that distance is a multiple of 256
+ * bytes (4H gates with H a power of two), the terms of a row fall into at most
+ * 16 of L1's 64 sets, which then hold only a few of them (one set at a
+ * multiple of 4 KiB).  Such blocks of A are copied into rows first, a few rows
+ * at a time; other strides read A in place, which costs less than the copy. */
 static inline int FR_FN(copies_a)(int M, long sam, long sak)
 {
     return sam == 1 && sak > 1 && M >= 12 && sak * (long)sizeof(REAL) % 256 == 0;

@@ -15,14 +15,13 @@ caller let it go.
 
 import sys
 
-import numpy as np
-
-from fastrnn.runtime.aligned import CACHE_LINE, raw_buffer, view_aligned
+from fastrnn.runtime.aligned import CACHE_LINE, nbytes_of, raw_buffer, view_aligned
 
 
 class Spares:
-    """The buffers of a layer's returned arrays, by name.  A copy or a pickle of the
-    layer gets an empty one: buffers are never shared between layers."""
+    """The buffers of a layer's returned arrays, by name.  A deep copy or a pickle of
+    the layer gets an empty one (a shallow copy shares it, as it shares the
+    params; the pop-then-count protocol keeps that safe)."""
 
     def __init__(self):
         self._raw = {}
@@ -40,10 +39,8 @@ class Spares:
         """Like np.empty(shape, dtype) (C order, starting on a 64-byte boundary), over
         the buffer of the array last returned under name when nothing refers to
         that array or its memory any more."""
-        dtype = np.dtype(dtype)
-        nbytes = dtype.itemsize
-        for n in shape:
-            nbytes *= n
+        shape = tuple(shape)
+        nbytes = nbytes_of(shape, dtype)
         raw = self._raw.pop(name, None)    # popped first: two threads never share one
         # Unshared, raw has only this frame's reference, as `alone` has: compared
         # with it rather than with a constant, since how getrefcount counts a
@@ -53,7 +50,7 @@ class Spares:
                 sys.getrefcount(raw) != sys.getrefcount(alone):
             raw = raw_buffer(nbytes)
         self._raw[name] = raw
-        return view_aligned(raw, tuple(shape), dtype)
+        return view_aligned(raw, shape, dtype)
 
     def zeros(self, name, shape, dtype):
         """empty(), filled with zeros."""
