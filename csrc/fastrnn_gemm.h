@@ -44,7 +44,7 @@ typedef struct {
 
 static const fr_gemm_rule fr_gemm_rules[FR_CLASSES] = {
     [FR_CLASS_BASELINE]    = {"x86-64 baseline", FR_TILE_6x1},
-    [FR_CLASS_AVX2]        = {"AVX2", FR_TILE_6x1},
+    [FR_CLASS_AVX2]        = {"AVX2, a panel row in two 32-byte vectors", FR_TILE_6x1},
     [FR_CLASS_AVX512_HALF] = {"AVX-512, one 512-bit FMA a cycle (AMD Zen 4)", FR_TILE_4x2},
     [FR_CLASS_AVX512_FULL] = {"AVX-512, two 512-bit FMAs a cycle", FR_TILE_6x4},
 };
@@ -144,34 +144,87 @@ static inline int fr_gemm_tile(long M, long panel_bytes)
     return tile;
 }
 
+/* Whether this process computes with half-panel vectors: where 64-byte vectors
+ * are no single register (AVX2), GCC would keep them in memory (gemm_impl.h). */
+static inline int fr_gemm_half_vectors(void)
+{
+    return fr_gemm_class() == FR_CLASS_AVX2;
+}
+
 typedef float fr_vec_f32 __attribute__((vector_size(64)));
 typedef double fr_vec_f64 __attribute__((vector_size(64)));
+typedef float fr_hvec_f32 __attribute__((vector_size(32)));
+typedef double fr_hvec_f64 __attribute__((vector_size(32)));
 /* lane indices for __builtin_shuffle: integers as wide as the vectors' elements */
 typedef int fr_ivec_f32 __attribute__((vector_size(64)));
 typedef long long fr_ivec_f64 __attribute__((vector_size(64)));
+typedef int fr_hivec_f32 __attribute__((vector_size(32)));
+typedef long long fr_hivec_f64 __attribute__((vector_size(32)));
 
+/* gemm_impl.h twice per REAL: a panel row as one 64-byte VEC (_wide) or as two
+ * 32-byte ones (_half); gemm_api.h's public names call the one to run. */
 #define REAL float
-#define FR_FN(name) fr_##name##_f32
+#define NR FR_PANEL_F32
+#define FR_CELL(name) fr_##name##_f32
+#define FR_FN(name) fr_##name##_f32_wide
 #define VEC fr_vec_f32
 #define IVEC fr_ivec_f32
-#define NR FR_PANEL_F32
+#define VL FR_PANEL_F32
 #include "gemm_impl.h"
-#undef REAL
 #undef FR_FN
 #undef VEC
 #undef IVEC
+#undef VL
+#define FR_FN(name) fr_##name##_f32_half
+#define VEC fr_hvec_f32
+#define IVEC fr_hivec_f32
+#define VL (FR_PANEL_F32 / 2)
+#include "gemm_impl.h"
+#undef FR_FN
+#undef VEC
+#undef IVEC
+#undef VL
+#define FR_FN(name) fr_##name##_f32
+#define FR_WIDE(name) fr_##name##_f32_wide
+#define FR_HALF(name) fr_##name##_f32_half
+#include "gemm_api.h"
+#undef FR_FN
+#undef FR_WIDE
+#undef FR_HALF
+#undef REAL
 #undef NR
+#undef FR_CELL
 
 #define REAL double
-#define FR_FN(name) fr_##name##_f64
+#define NR FR_PANEL_F64
+#define FR_CELL(name) fr_##name##_f64
+#define FR_FN(name) fr_##name##_f64_wide
 #define VEC fr_vec_f64
 #define IVEC fr_ivec_f64
-#define NR FR_PANEL_F64
+#define VL FR_PANEL_F64
 #include "gemm_impl.h"
-#undef REAL
 #undef FR_FN
 #undef VEC
 #undef IVEC
+#undef VL
+#define FR_FN(name) fr_##name##_f64_half
+#define VEC fr_hvec_f64
+#define IVEC fr_hivec_f64
+#define VL (FR_PANEL_F64 / 2)
+#include "gemm_impl.h"
+#undef FR_FN
+#undef VEC
+#undef IVEC
+#undef VL
+#define FR_FN(name) fr_##name##_f64
+#define FR_WIDE(name) fr_##name##_f64_wide
+#define FR_HALF(name) fr_##name##_f64_half
+#include "gemm_api.h"
+#undef FR_FN
+#undef FR_WIDE
+#undef FR_HALF
+#undef REAL
 #undef NR
+#undef FR_CELL
 
 #endif /* FASTRNN_GEMM_H */

@@ -1,10 +1,19 @@
 /*
  * Body of the packed-weight GEMM, instantiated by fastrnn_gemm.h with
  *   REAL, FR_FN(x)  as in cells_impl.h
- *   VEC             a 64-byte GCC vector of REAL (NR lanes)
- *   IVEC            a 64-byte GCC vector of integers as wide as REAL (lane indices)
- *   NR              lanes per VEC: 16 for float, 8 for double
- * No include guard on purpose: this file is included once per REAL.
+ *   NR              the panel width: 16 for float, 8 for double (64 bytes)
+ *   FR_CELL(x)      the name of fastrnn_cells.h's pass x for REAL
+ *   VEC             a GCC vector of VL REALs, the vector the code computes in
+ *   IVEC            a GCC vector of VL integers as wide as REAL (lane indices)
+ *   VL              VEC's lanes: NR (one vector a panel row), or NR / 2 for
+ *                   CPUs whose registers hold only half of one (AVX2)
+ * No include guard on purpose: this file is included once per REAL and VEC.
+ *
+ * Why VL: a 64-byte GCC vector on a CPU without 64-byte registers has no
+ * machine mode, so GCC keeps every such variable in memory and each FMA
+ * loads and stores its accumulator.  fastrnn_gemm.h instantiates this file
+ * with 64-byte and with 32-byte VECs and calls the one the CPU's class runs
+ * (docs/DECISIONS.md).
  *
  * Why: each recurrent step multiplies a few rows (the batch) by the same
  * weight matrix.  A BLAS GEMM re-packs that matrix on every call, which for
@@ -15,6 +24,8 @@
  * Packed layout: panel p, k-th row holds W[p*NR + i][k] for i < NR (zero
  * past N), so Wp[(p*K + k)*NR + i].
  */
+
+#define NV (NR / VL)    /* VECs per panel row */
 
 /* Load/store one VEC from memory of any alignment. */
 static inline __attribute__((always_inline)) VEC FR_FN(vload)(const REAL *p)
@@ -38,21 +49,22 @@ static inline __attribute__((always_inline)) void FR_FN(rowdot_rows)(
 {
     /* R rows (a compile-time constant at each call, so the R accumulators
      * stay in registers) dotted with x. */
-    VEC acc[4] = {{0}};
+    VEC acc[4 * NV] = {{0}};
     REAL tail[4] = {0, 0, 0, 0};
     int k = 0;
-    for (; k + NR <= K; k += NR) {
-        VEC xv = FR_FN(vload)(x + k);
-        for (int r = 0; r < R; ++r)
-            acc[r] += FR_FN(vload)(W + (size_t)r * ldw + k) * xv;
-    }
+    for (; k + NR <= K; k += NR)
+        for (int v = 0; v < NV; ++v) {
+            VEC xv = FR_FN(vload)(x + k + v * VL);
+            for (int r = 0; r < R; ++r)
+                acc[r * NV + v] += FR_FN(vload)(W + (size_t)r * ldw + k + v * VL) * xv;
+        }
     for (; k < K; ++k)
         for (int r = 0; r < R; ++r)
             tail[r] += W[(size_t)r * ldw + k] * x[k];
     for (int r = 0; r < R; ++r) {
         REAL sum = tail[r];
-        for (int i = 0; i < NR; ++i)
-            sum += acc[r][i];
+        for (int i = 0; i < NR; ++i)     /* lane i sums the terms k = i mod NR, on any VL */
+            sum += acc[r * NV + i / VL][i % VL];
         y[r] = accumulate ? y[r] + sum : sum;
     }
 }
@@ -71,30 +83,30 @@ FR_KERNEL void FR_FN(rowdot)(int N, int K, const REAL *restrict W, int ldw,
     }
 }
 
-/* Transpose the NR x NR block held as NR row vectors: r[i][j] <- r[j][i].
+/* Transpose the VL x VL block held as VL row vectors: r[i][j] <- r[j][i].
  * The stage of distance d swaps bit d of the row and the column index: rows
  * i and i + d (bit d of i clear) trade the lanes whose bit d differs from
  * their row's, selecting from the pair (a, b) = (r[i], r[i+d]):
  *   r[i][L]     = L & d ? b[L - d] : a[L]
  *   r[i + d][L] = L & d ? b[L]     : a[L + d]
  * After every d all index bits are swapped.  One two-register permute per
- * row and stage (log2(NR) stages) instead of NR * NR scalar moves.  The
+ * row and stage (log2(VL) stages) instead of VL * VL scalar moves.  The
  * loops unroll, so every shuffle's lanes are constants from which the
  * compiler picks cheaper instructions than a general permute where one
  * fits (unpacks), which shuffles built at run time would not allow
  * (docs/DECISIONS.md). */
-static inline __attribute__((always_inline)) void FR_FN(transpose_block)(VEC r[NR])
+static inline __attribute__((always_inline)) void FR_FN(transpose_block)(VEC r[VL])
 {
 #pragma GCC unroll 8
-    for (int d = NR / 2; d >= 1; d /= 2) {
+    for (int d = VL / 2; d >= 1; d /= 2) {
         IVEC lo, hi;
 #pragma GCC unroll 16
-        for (int L = 0; L < NR; ++L) {
-            lo[L] = L & d ? NR + L - d : L;
-            hi[L] = L & d ? NR + L : L + d;
+        for (int L = 0; L < VL; ++L) {
+            lo[L] = L & d ? VL + L - d : L;
+            hi[L] = L & d ? VL + L : L + d;
         }
 #pragma GCC unroll 16
-        for (int i = 0; i < NR; ++i)
+        for (int i = 0; i < VL; ++i)
             if (!(i & d)) {
                 VEC a = r[i], b = r[i + d];
                 r[i] = __builtin_shuffle(a, b, lo);
@@ -104,25 +116,25 @@ static inline __attribute__((always_inline)) void FR_FN(transpose_block)(VEC r[N
 }
 
 /* dst[c*ldd + r] = src[r*lds + c] for r < rows and c < cols: the transpose,
- * by NR x NR blocks turned in registers, the edges element by element.  NR
+ * by VL x VL blocks turned in registers, the edges element by element.  VL
  * rows of src at a time across all its columns, so that each row is read in
- * one run, and the next NR rows asked for meanwhile: a large src (the gate
+ * one run, and the next VL rows asked for meanwhile: a large src (the gate
  * gradients, for packed_gemm's copy of a transposed A) is far off.
  * NumPy: dst[:cols, :rows] = src[:rows, :cols].T */
 static inline __attribute__((always_inline)) void FR_FN(transpose_blocks)(
     int rows, int cols, const REAL *restrict src, long lds, REAL *restrict dst, long ldd)
 {
-    const int fr = rows - rows % NR, fc = cols - cols % NR;
-    for (int r = 0; r < fr; r += NR)
-        for (int c = 0; c < fc; c += NR) {
-            VEC v[NR];
-            if (r + 2 * NR <= rows)
-                for (int i = 0; i < NR; ++i)
-                    __builtin_prefetch(src + (size_t)(r + NR + i) * lds + c, 0, 3);
-            for (int i = 0; i < NR; ++i)
+    const int fr = rows - rows % VL, fc = cols - cols % VL;
+    for (int r = 0; r < fr; r += VL)
+        for (int c = 0; c < fc; c += VL) {
+            VEC v[VL];
+            if (r + 2 * VL <= rows)
+                for (int i = 0; i < VL; ++i)
+                    __builtin_prefetch(src + (size_t)(r + VL + i) * lds + c, 0, 3);
+            for (int i = 0; i < VL; ++i)
                 v[i] = FR_FN(vload)(src + (size_t)(r + i) * lds + c);
             FR_FN(transpose_block)(v);
-            for (int j = 0; j < NR; ++j)
+            for (int j = 0; j < VL; ++j)
                 FR_FN(vstore)(dst + (size_t)(c + j) * ldd + r, v[j]);
         }
     for (int r = fr; r < rows; ++r)
@@ -148,7 +160,9 @@ FR_KERNEL void FR_FN(pack_rows)(int n0, int n1, int K, const REAL *restrict W, l
         REAL *dst = Wp + (size_t)p * kpanel * NR;
         if (cols == NR) {
             for (int k = 0; k < K; ++k)
-                FR_FN(vstore)(dst + (size_t)k * NR, FR_FN(vload)(src + (size_t)k * ldw));
+                for (int v = 0; v < NV; ++v)
+                    FR_FN(vstore)(dst + (size_t)k * NR + v * VL,
+                                  FR_FN(vload)(src + (size_t)k * ldw + v * VL));
             continue;
         }
         for (int k = 0; k < K; ++k)
@@ -162,7 +176,7 @@ FR_KERNEL void FR_FN(pack_rows)(int n0, int n1, int K, const REAL *restrict W, l
  * transposed W (sn = 1: a panel's NR columns are contiguous) goes to
  * pack_rows, by plain vector copies.  Otherwise full panels of a row-major W
  * (sk = 1: a panel's NR rows are contiguous in k) are transposed into place
- * (NR x NR blocks turned in registers), and the rest (a last panel past N, or
+ * (VL x VL blocks turned in registers), and the rest (a last panel past N, or
  * other strides) goes element by element. */
 FR_KERNEL void FR_FN(pack_panels)(int N, int K, const REAL *restrict W, long sn, long sk,
                                   REAL *restrict Wp)
@@ -186,7 +200,7 @@ FR_KERNEL void FR_FN(pack_panels)(int N, int K, const REAL *restrict W, long sn,
     }
 }
 
-/* Add (or write, when !accumulate) acc into ncols <= NR outputs of C, which
+/* Add (or write, when !accumulate) acc into ncols <= VL outputs of C, which
  * lie at stride scn (1: one row of C; otherwise a column of a transposed C).
  * With a bias (only where scn == 1; NULL for none) a write is acc + bias:
  * the same sum as writing the bias first and adding acc to it, one pass
@@ -195,7 +209,7 @@ static inline __attribute__((always_inline)) void FR_FN(put)(REAL *c, long scn, 
                                                             int ncols, int accumulate,
                                                             const REAL *bias)
 {
-    if (ncols == NR && scn == 1) {
+    if (ncols == VL && scn == 1) {
         if (accumulate)
             acc += FR_FN(vload)(c);
         else if (bias)
@@ -207,7 +221,18 @@ static inline __attribute__((always_inline)) void FR_FN(put)(REAL *c, long scn, 
     }
 }
 
-/* MR rows of A times NP consecutive panels: MR*NP independent accumulators
+/* put for the NV VECs of one panel row, acc[0..NV): its ncols <= NR outputs. */
+static inline __attribute__((always_inline)) void FR_FN(put_panel)(REAL *c, long scn,
+                                                                  const VEC *acc, int ncols,
+                                                                  int accumulate,
+                                                                  const REAL *bias)
+{
+    for (int v = 0; v < NV && v * VL < ncols; ++v)
+        FR_FN(put)(c + v * VL * scn, scn, acc[v], ncols - v * VL < VL ? ncols - v * VL : VL,
+                   accumulate, bias ? bias + v * VL : NULL);
+}
+
+/* MR rows of A times NP consecutive panels: MR*NP*NV independent accumulators
  * (enough FMA chains in flight to hide the FMA latency, few enough to stay in
  * registers: fastrnn_gemm.h fr_gemm_rules picks the tile per machine).  MR and NP are compile-time constants at every call
  * site, so the loops unroll.  A's element (r, k) is at A[r*sam + k*sak];
@@ -218,8 +243,8 @@ static inline __attribute__((always_inline)) void FR_FN(tile)(
     size_t pstride, REAL *C, long scm, long scn, int ncols_last, int accumulate,
     const REAL *bias)
 {
-    VEC acc[MR * NP];    /* sized by the tile: a larger array was zeroed through memory */
-    for (int i = 0; i < MR * NP; ++i)
+    VEC acc[MR * NP * NV];    /* sized by the tile: a larger array was zeroed through memory */
+    for (int i = 0; i < MR * NP * NV; ++i)
         acc[i] = (VEC){0};
     /* Ask for the tile's lines of C now: in a large product they are far off
      * (L3 or DRAM), and their fetch for writing then overlaps the K loop
@@ -232,6 +257,7 @@ static inline __attribute__((always_inline)) void FR_FN(tile)(
 #pragma GCC unroll 4
     for (int k = 0; k < K; ++k) {
         const REAL *a = A + k * sak;
+#if NV == 1
         for (int j = 0; j < NP; ++j) {
             VEC w = FR_FN(vload)(wp + j * pstride + (size_t)k * NR);
             for (int r = 0; r < MR; ++r)
@@ -242,6 +268,22 @@ static inline __attribute__((always_inline)) void FR_FN(tile)(
         for (int j = 0; j < NP; ++j)
             FR_FN(put)(C + r * scm + j * NR * scn, scn, acc[r * NP + j],
                        j == NP - 1 ? ncols_last : NR, accumulate, bias ? bias + j * NR : NULL);
+#else    /* the same sums, each panel row in NV VECs */
+        for (int j = 0; j < NP; ++j) {
+            VEC w[NV];
+            for (int v = 0; v < NV; ++v)
+                w[v] = FR_FN(vload)(wp + j * pstride + (size_t)k * NR + v * VL);
+            for (int r = 0; r < MR; ++r)
+                for (int v = 0; v < NV; ++v)
+                    acc[(r * NP + j) * NV + v] += a[r * sam] * w[v];
+        }
+    }
+    for (int r = 0; r < MR; ++r)
+        for (int j = 0; j < NP; ++j)
+            FR_FN(put_panel)(C + r * scm + j * NR * scn, scn, &acc[(r * NP + j) * NV],
+                             j == NP - 1 ? ncols_last : NR, accumulate,
+                             bias ? bias + j * NR : NULL);
+#endif
 }
 
 /* The full-row tiles as functions of their own: inlined into the product's
@@ -277,15 +319,25 @@ static inline __attribute__((always_inline)) void FR_FN(gemv_tile)(
     const int NP, int K, const REAL *x, const REAL *const *wp, REAL *const *out,
     const REAL *const *bias, int ncols_last, int accumulate)
 {
-    VEC acc[NP];
-    for (int j = 0; j < NP; ++j)
+    VEC acc[NP * NV];
+    for (int j = 0; j < NP * NV; ++j)
         acc[j] = (VEC){0};
+#if NV == 1
     for (int k = 0; k < K; ++k)
         for (int j = 0; j < NP; ++j)
             acc[j] += x[k] * FR_FN(vload)(wp[j] + (size_t)k * NR);
     for (int j = 0; j < NP; ++j)
         FR_FN(put)(out[j], 1, acc[j], j == NP - 1 ? ncols_last : NR, accumulate,
                    bias ? bias[j] : NULL);
+#else
+    for (int k = 0; k < K; ++k)
+        for (int j = 0; j < NP; ++j)
+            for (int v = 0; v < NV; ++v)
+                acc[j * NV + v] += x[k] * FR_FN(vload)(wp[j] + (size_t)k * NR + v * VL);
+    for (int j = 0; j < NP; ++j)
+        FR_FN(put_panel)(out[j], 1, &acc[j * NV], j == NP - 1 ? ncols_last : NR, accumulate,
+                         bias ? bias[j] : NULL);
+#endif
 }
 
 /* gemv_tile for np <= 4 panels, np known only at run time. */
@@ -333,8 +385,9 @@ static inline __attribute__((always_inline)) void FR_FN(gemv_row)(
  *
  * Rows go in blocks of the machine's register tile (fastrnn_gemm.h
  * fr_gemm_rules: 6 rows against 4 panels or 4 against 6, 4 against 2, or 6 against 1); the
- * last 1 to 5 rows take several panels at once (1x4, 2x4, 3x2, 4x2, 5x1) so
- * that they keep as many accumulators busy as a full block.
+ * last 1 to 5 rows take several panels at once (1x4, 2x4, 3x2, 4x2, 5x1; with
+ * half-panel VECs 1x4, 2x2 and one panel for 3 to 5) so that they keep about
+ * as many accumulators busy as a full block.
  *
  *   bias: NULL, or (with scn = 1 and !accumulate) the row bias[n] that C
  *     starts from: C[m, n] = bias[n] + sum_k ...
@@ -379,6 +432,7 @@ static inline __attribute__((always_inline)) void FR_FN(packed_gemm_block)(
     const int rest = (int)(M - full);
     const long m = full;
     p = n0 / NR;
+#if NV == 1
     if (rest > 0 && rest <= 4) {                  /* the last rows, several panels at a time */
         const int np = rest <= 2 ? 4 : 2;
         for (; p + np <= p_end; p += np) {
@@ -393,6 +447,20 @@ static inline __attribute__((always_inline)) void FR_FN(packed_gemm_block)(
             }
         }
     }
+#else    /* within AVX2's 16 registers (3 rows x 2 panels spill): 8 VECs of accumulators */
+    if (rest > 0 && rest <= 2) {
+        const int np = rest == 1 ? 4 : 2;
+        for (; p + np <= p_end; p += np) {
+            const REAL *wp = Wp + p * pstride;
+            REAL *c = C + p * NR * scn;
+            int ncols_last = n1 - (p + np - 1) * NR < NR ? n1 - (p + np - 1) * NR : NR;
+            if (rest == 2)
+                FR_TILE(2, 2);
+            else
+                FR_TILE(1, 4);
+        }
+    }
+#endif
     for (; rest > 0 && p < p_end; ++p) {          /* what is left, one panel at a time */
         const REAL *wp = Wp + p * pstride;
         REAL *c = C + p * NR * scn;
@@ -581,8 +649,9 @@ FR_KERNEL void FR_FN(rnn_gemv_step)(int K, const REAL *restrict h_prev,
         for (int k0 = 0; k0 < K; k0 += FR_KC)
             FR_FN(gemv_row)(n0, n1, K - k0 < FR_KC ? K - k0 : FR_KC, h_prev + k0,
                             Wp + (size_t)k0 * NR, pstride, pre, 1, NULL);
-        FR_FN(rnn_step_fwd)(1, n1 - n0, pre + n0, h + n0, 0, relu);
+        FR_CELL(rnn_step_fwd)(1, n1 - n0, pre + n0, h + n0, 0, relu);
     }
 }
 
 #undef FR_TILE
+#undef NV
