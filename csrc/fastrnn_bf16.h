@@ -261,30 +261,51 @@ static void fr_bf16_rows_portable(int mr, int np, long kp, const void *a,
 }
 
 #if FR_BF16_X86
-/* mr rows against np panels (at most 4 x 1, 2 x 2: about what AVX2's 16
- * registers hold), the pairs widened to float32, half a panel per vector. */
+/* mr rows against np panels (1-2 rows against at most 4, 2 x 2 at the most,
+ * or 3-4 rows against one: about what AVX2's 16 registers hold), the pairs
+ * widened to float32, half a panel per vector. */
 __attribute__((target("avx2,fma"), always_inline)) static inline void fr_bf16_tile_avx2(
     const int mr, const int np, long kp, const float *x, const uint16_t *panel,
     fr_bf16_sums *acc)
 {
-    __m256 s[4][4];
+    __m256 s[4][8];
     for (int r = 0; r < mr; ++r)
         for (int v = 0; v < 2 * np; ++v)
             s[r][v] = _mm256_setzero_ps();
     const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
     const size_t pstride = (size_t)kp * FR_BF16_NR;
     for (long g = 0; g < kp / 2; ++g) {
-        __m256 even[4], odd[4];
-        for (int v = 0; v < 2 * np; ++v) {
-            const __m256i w = _mm256_loadu_si256(
-                (const __m256i *)(panel + (v / 2) * pstride + g * 32 + (v % 2) * 16));
+        if (mr <= 2 || np > 1) {
+            /* few rows, up to 4 panels: each vector of weights widened just
+             * before its sums, two registers for it rather than two for each
+             * of the tile's 8 */
+            __m256 a_even[2], a_odd[2];
+            for (int r = 0; r < mr; ++r) {
+                a_even[r] = _mm256_broadcast_ss(x + r * kp + 2 * g);
+                a_odd[r] = _mm256_broadcast_ss(x + r * kp + 2 * g + 1);
+            }
+            for (int v = 0; v < 2 * np; ++v) {
+                const __m256i w = _mm256_loadu_si256(
+                    (const __m256i *)(panel + (v / 2) * pstride + g * 32 + (v % 2) * 16));
+                const __m256 even = _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+                const __m256 odd = _mm256_castsi256_ps(_mm256_and_si256(w, high));
+                for (int r = 0; r < mr; ++r)
+                    s[r][v] = _mm256_fmadd_ps(a_even[r], even,
+                                              _mm256_fmadd_ps(a_odd[r], odd, s[r][v]));
+            }
+            continue;
+        }
+        /* 3-4 rows against one panel: its two vectors widened once for all */
+        __m256 even[2], odd[2];
+        for (int v = 0; v < 2; ++v) {
+            const __m256i w = _mm256_loadu_si256((const __m256i *)(panel + g * 32 + v * 16));
             even[v] = _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
             odd[v] = _mm256_castsi256_ps(_mm256_and_si256(w, high));
         }
         for (int r = 0; r < mr; ++r) {
             const __m256 a_even = _mm256_broadcast_ss(x + r * kp + 2 * g);
             const __m256 a_odd = _mm256_broadcast_ss(x + r * kp + 2 * g + 1);
-            for (int v = 0; v < 2 * np; ++v)
+            for (int v = 0; v < 2; ++v)
                 s[r][v] = _mm256_fmadd_ps(a_even, even[v],
                                           _mm256_fmadd_ps(a_odd, odd[v], s[r][v]));
         }
@@ -294,26 +315,32 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void fr_bf16_ti
             _mm256_storeu_ps(acc[r] + v * 8, s[r][v]);
 }
 
-/* Up to 4 rows against one panel, or up to 2 rows against 2: one row alone
- * against one panel would wait on the latency of its 2 chains. */
+/* Up to 4 rows against one panel, 2 rows against 2 or one row against 4: 8
+ * chains of sums, as many as AVX2's two FMA pipes need to cover their latency
+ * (one row against 2 panels waited on its 4 chains).  Other shapes in pieces
+ * of those, panel by panel. */
 __attribute__((target("avx2,fma"))) static void fr_bf16_rows_avx2(
     int mr, int np, long kp, const void *a, const uint16_t *panel, fr_bf16_sums *acc)
 {
     const float *x = (const float *)a;
     switch (mr * 8 + np) {
-    case 1 * 8 + 2: fr_bf16_tile_avx2(1, 2, kp, x, panel, acc); break;
-    case 1 * 8 + 1: fr_bf16_tile_avx2(1, 1, kp, x, panel, acc); break;
-    case 2 * 8 + 2: fr_bf16_tile_avx2(2, 2, kp, x, panel, acc); break;
-    case 2 * 8 + 1: fr_bf16_tile_avx2(2, 1, kp, x, panel, acc); break;
-    case 3 * 8 + 1: fr_bf16_tile_avx2(3, 1, kp, x, panel, acc); break;
-    case 4 * 8 + 1: fr_bf16_tile_avx2(4, 1, kp, x, panel, acc); break;
-    default:    /* several rows against 2 panels: one at a time */
-        for (int p = 0; p < np; ++p) {
-            fr_bf16_sums part[4];
-            fr_bf16_tile_avx2(mr, 1, kp, x, panel + p * (size_t)kp * FR_BF16_NR, part);
-            for (int r = 0; r < mr; ++r)
-                memcpy(acc[r] + p * FR_BF16_NR, part[r], sizeof(float) * FR_BF16_NR);
-        }
+    case 1 * 8 + 4: fr_bf16_tile_avx2(1, 4, kp, x, panel, acc); return;
+    case 1 * 8 + 3: fr_bf16_tile_avx2(1, 3, kp, x, panel, acc); return;
+    case 1 * 8 + 2: fr_bf16_tile_avx2(1, 2, kp, x, panel, acc); return;
+    case 1 * 8 + 1: fr_bf16_tile_avx2(1, 1, kp, x, panel, acc); return;
+    case 2 * 8 + 2: fr_bf16_tile_avx2(2, 2, kp, x, panel, acc); return;
+    case 2 * 8 + 1: fr_bf16_tile_avx2(2, 1, kp, x, panel, acc); return;
+    case 3 * 8 + 1: fr_bf16_tile_avx2(3, 1, kp, x, panel, acc); return;
+    case 4 * 8 + 1: fr_bf16_tile_avx2(4, 1, kp, x, panel, acc); return;
+    default: break;
+    }
+    const int step = mr <= 2 ? 2 : 1;     /* panels per piece */
+    for (int p = 0; p < np; p += step) {
+        const int n = np - p < step ? np - p : step;
+        fr_bf16_sums part[4];
+        fr_bf16_rows_avx2(mr, n, kp, a, panel + p * (size_t)kp * FR_BF16_NR, part);
+        for (int r = 0; r < mr; ++r)
+            memcpy(acc[r] + p * FR_BF16_NR, part[r], sizeof(float) * FR_BF16_NR * n);
     }
 }
 
@@ -450,7 +477,7 @@ static inline fr_bf16_kernels fr_bf16_kernels_of(int path)
     if (path == FR_BF16_AVX512)
         return (fr_bf16_kernels){6, FR_BF16_PANELS, 0, fr_bf16_rows_wide, NULL};
     if (path == FR_BF16_AVX2)
-        return (fr_bf16_kernels){4, 2, 0, fr_bf16_rows_avx2, NULL};
+        return (fr_bf16_kernels){4, 4, 0, fr_bf16_rows_avx2, NULL};
 #endif
     (void)path;
     return (fr_bf16_kernels){6, 1, 0, fr_bf16_rows_portable, NULL};
