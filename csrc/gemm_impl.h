@@ -9,12 +9,6 @@
  *                   CPUs whose registers hold only half of one (AVX2)
  * No include guard on purpose: this file is included once per REAL and VEC.
  *
- * Why VL: a 64-byte GCC vector on a CPU without 64-byte registers has no
- * machine mode, so GCC keeps every such variable in memory and each FMA
- * loads and stores its accumulator.  fastrnn_gemm.h instantiates this file
- * with 64-byte and with 32-byte VECs and calls the one the CPU's class runs
- * (docs/DECISIONS.md).
- *
  * Why: each recurrent step multiplies a few rows (the batch) by the same
  * weight matrix.  A BLAS GEMM re-packs that matrix on every call, which for
  * small batches costs as much as the product.  Packing it once per sequence
@@ -23,6 +17,12 @@
  *
  * Packed layout: panel p, k-th row holds W[p*NR + i][k] for i < NR (zero
  * past N), so Wp[(p*K + k)*NR + i].
+ *
+ * Why VL: a 64-byte GCC vector on a CPU without 64-byte registers has no
+ * machine mode, so GCC keeps every such variable in memory and each FMA
+ * loads and stores its accumulator.  fastrnn_gemm.h instantiates this file
+ * with 64-byte and with 32-byte VECs and calls the one the CPU's class runs
+ * (docs/DECISIONS.md).
  */
 
 #define NV (NR / VL)    /* VECs per panel row */
@@ -257,7 +257,8 @@ static inline __attribute__((always_inline)) void FR_FN(tile)(
 #pragma GCC unroll 4
     for (int k = 0; k < K; ++k) {
         const REAL *a = A + k * sak;
-#if NV == 1
+#if NV == 1    /* the loop as it was before the half build: written over NV, GCC
+                  allocated the 64-byte tiles' registers worse (docs/DECISIONS.md) */
         for (int j = 0; j < NP; ++j) {
             VEC w = FR_FN(vload)(wp + j * pstride + (size_t)k * NR);
             for (int r = 0; r < MR; ++r)
