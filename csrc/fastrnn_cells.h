@@ -24,15 +24,19 @@
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && (__GNUC__ >= 11) \
     && !defined(FASTRNN_NO_CLONES)
 #define FR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define FR_AVX2_ONLY __attribute__((target("arch=x86-64-v3")))
 #else
 #define FR_CLONES
+#define FR_AVX2_ONLY
 #endif
 
 /* Every extension includes all passes but calls only its own cell's. */
 #if defined(__GNUC__)
 #define FR_KERNEL static __attribute__((unused)) FR_CLONES
+#define FR_KERNEL_AVX2 static __attribute__((unused)) FR_AVX2_ONLY  /* code only AVX2 CPUs run */
 #else
 #define FR_KERNEL static
+#define FR_KERNEL_AVX2 static
 #endif
 
 /* Name of the clone the marked functions run on this CPU (for `fastrnn info`). */

@@ -144,11 +144,25 @@ static inline int fr_gemm_tile(long M, long panel_bytes)
     return tile;
 }
 
+/* The CPU's own class, read once. */
+static inline int fr_cpu_class_once(void)
+{
+    static int c = -1;    /* threads racing on the first call store the same value */
+    int v = __atomic_load_n(&c, __ATOMIC_RELAXED);
+    if (v < 0) {
+        v = fr_cpu_class();
+        __atomic_store_n(&c, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
 /* Whether this process computes with half-panel vectors: where 64-byte vectors
- * are no single register (AVX2), GCC would keep them in memory (gemm_impl.h). */
+ * are no single register (AVX2), GCC would keep them in memory (gemm_impl.h).
+ * The half build is compiled for AVX2 alone, so a CPU without AVX2 runs the
+ * other even with the AVX2 class forced (the same bits). */
 static inline int fr_gemm_half_vectors(void)
 {
-    return fr_gemm_class() == FR_CLASS_AVX2;
+    return fr_gemm_class() == FR_CLASS_AVX2 && fr_cpu_class_once() >= FR_CLASS_AVX2;
 }
 
 typedef float fr_vec_f32 __attribute__((vector_size(64)));
@@ -179,7 +193,11 @@ typedef long long fr_hivec_f64 __attribute__((vector_size(32)));
 #define VEC fr_hvec_f32
 #define IVEC fr_hivec_f32
 #define VL (FR_PANEL_F32 / 2)
+#pragma push_macro("FR_KERNEL")    /* only AVX2 CPUs run it: one target, not three */
+#undef FR_KERNEL
+#define FR_KERNEL FR_KERNEL_AVX2
 #include "gemm_impl.h"
+#pragma pop_macro("FR_KERNEL")
 #undef FR_FN
 #undef VEC
 #undef IVEC
@@ -211,7 +229,11 @@ typedef long long fr_hivec_f64 __attribute__((vector_size(32)));
 #define VEC fr_hvec_f64
 #define IVEC fr_hivec_f64
 #define VL (FR_PANEL_F64 / 2)
+#pragma push_macro("FR_KERNEL")    /* only AVX2 CPUs run it: one target, not three */
+#undef FR_KERNEL
+#define FR_KERNEL FR_KERNEL_AVX2
 #include "gemm_impl.h"
+#pragma pop_macro("FR_KERNEL")
 #undef FR_FN
 #undef VEC
 #undef IVEC
