@@ -244,6 +244,7 @@ static inline __attribute__((always_inline)) void FR_FN(tile)(
     const REAL *bias)
 {
     VEC acc[MR * NP * NV];    /* sized by the tile: a larger array was zeroed through memory */
+#pragma GCC unroll 64    /* else GCC makes the loop a memset, and acc lives in memory */
     for (int i = 0; i < MR * NP * NV; ++i)
         acc[i] = (VEC){0};
     /* Ask for the tile's lines of C now: in a large product they are far off
@@ -321,6 +322,7 @@ static inline __attribute__((always_inline)) void FR_FN(gemv_tile)(
     const REAL *const *bias, int ncols_last, int accumulate)
 {
     VEC acc[NP * NV];
+#pragma GCC unroll 64    /* as in tile() */
     for (int j = 0; j < NP * NV; ++j)
         acc[j] = (VEC){0};
 #if NV == 1
