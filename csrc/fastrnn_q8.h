@@ -242,15 +242,16 @@ __attribute__((target("avx2,fma"))) static float fr_q8_quantize_avx2(
     return fr_q8_quantize_row(K, x, q, 0);
 }
 
-/* Up to 4 rows against one panel. */
-__attribute__((target("avx2,fma"))) static void fr_q8_rows_avx2(
-    int mr, long kp, const uint8_t *qa, const int8_t *panel, const int32_t *colsum,
-    fr_q8_sums *acc)
+/* mr rows (a compile-time constant at each call, so that the sums stay in
+ * registers: with mr a variable, every row after the first added into memory)
+ * against one panel. */
+__attribute__((target("avx2,fma"))) __attribute__((always_inline)) static inline void
+fr_q8_tile_avx2(const int mr, long kp, const uint8_t *qa, const int8_t *panel,
+                fr_q8_sums *acc)
 {
-    (void)colsum;
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i lo[4], hi[4];
-    for (int r = 0; r < 4; ++r)
+    for (int r = 0; r < mr; ++r)
         lo[r] = hi[r] = _mm256_setzero_si256();
     for (long g = 0; g < kp / 4; ++g) {
         const __m256i w0 = _mm256_loadu_si256((const __m256i *)(panel + g * 64));
@@ -267,6 +268,20 @@ __attribute__((target("avx2,fma"))) static void fr_q8_rows_avx2(
     for (int r = 0; r < mr; ++r) {
         _mm256_storeu_si256((__m256i *)acc[r], lo[r]);
         _mm256_storeu_si256((__m256i *)(acc[r] + 8), hi[r]);
+    }
+}
+
+/* Up to 4 rows against one panel. */
+__attribute__((target("avx2,fma"))) static void fr_q8_rows_avx2(
+    int mr, long kp, const uint8_t *qa, const int8_t *panel, const int32_t *colsum,
+    fr_q8_sums *acc)
+{
+    (void)colsum;
+    switch (mr) {
+    case 4: fr_q8_tile_avx2(4, kp, qa, panel, acc); break;
+    case 3: fr_q8_tile_avx2(3, kp, qa, panel, acc); break;
+    case 2: fr_q8_tile_avx2(2, kp, qa, panel, acc); break;
+    case 1: fr_q8_tile_avx2(1, kp, qa, panel, acc); break;
     }
 }
 

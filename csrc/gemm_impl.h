@@ -49,7 +49,10 @@ static inline __attribute__((always_inline)) void FR_FN(rowdot_rows)(
 {
     /* R rows (a compile-time constant at each call, so the R accumulators
      * stay in registers) dotted with x. */
-    VEC acc[4 * NV] = {{0}};
+    VEC acc[4 * NV];
+#pragma GCC unroll 64    /* as in tile() */
+    for (int i = 0; i < 4 * NV; ++i)
+        acc[i] = (VEC){0};
     REAL tail[4] = {0, 0, 0, 0};
     int k = 0;
     for (; k + NR <= K; k += NR)
@@ -62,9 +65,13 @@ static inline __attribute__((always_inline)) void FR_FN(rowdot_rows)(
         for (int r = 0; r < R; ++r)
             tail[r] += W[(size_t)r * ldw + k] * x[k];
     for (int r = 0; r < R; ++r) {
-        REAL sum = tail[r];
+        /* the lanes read from a copy: read from acc at a variable lane, acc
+         * lived in memory */
+        REAL lanes[NR], sum = tail[r];
+        for (int v = 0; v < NV; ++v)
+            FR_FN(vstore)(lanes + v * VL, acc[r * NV + v]);
         for (int i = 0; i < NR; ++i)     /* lane i sums the terms k = i mod NR, on any VL */
-            sum += acc[r * NV + i / VL][i % VL];
+            sum += lanes[i];
         y[r] = accumulate ? y[r] + sum : sum;
     }
 }
