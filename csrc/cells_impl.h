@@ -3,9 +3,10 @@
  *   REAL     float or double
  *   FR_FN(x) the suffixed function name
  *   SIGMOID, TANH  the scalar activations for REAL
- *   SIGMOID_N, TANH_N  the same with Newton steps for 1 / d where the code has
- *            FMAs, used inside WITH_NEWTON_RECIPROCALS(statements), which
- *            compiles the statements for both ways (fastrnn_cells.h)
+ *   SIGMOID_N, TANH_N  the same with Newton steps for 1 / d, used inside
+ *            WITH_NEWTON_RECIPROCALS(newton, statements), which compiles the
+ *            statements both ways and runs the Newton ones where newton
+ *            holds (fastrnn_cells.h)
  * No include guard on purpose: this file is included once per REAL.
  *
  * Each function handles one time step for all B rows.  Pointers marked
@@ -116,13 +117,41 @@ FR_KERNEL void FR_FN(rnn_step_bwd)(int B, int H, const REAL *restrict h, int ldh
  * cell is read and written through one pointer: with two that might alias,
  * GCC guards its vector loop with an overlap test that an in-place call
  * fails, and the pass runs slower (docs/DECISIONS.md).  Its five divisions a
- * unit are Newton steps where the code has FMAs: with divides, the pass took
- * 2.5 times as long on an Intel Xeon (docs/DECISIONS.md). */
+ * unit are Newton steps where fr_lstm_newton() says so: with divides, the pass
+ * took 2.5 times as long on an Intel Xeon (docs/DECISIONS.md).
+ * Without peepholes each row goes in two passes: each gate's activation in
+ * place, a loop of one function per gate block, then the cell update.  One
+ * loop of all five functions kept its constants on the stack and, dividing,
+ * ran twice as long on a Zen 3 core (docs/DECISIONS.md).  The arithmetic is
+ * the same either way. */
 static inline __attribute__((always_inline)) void FR_FN(lstm_fwd_body)(
     const int peep, const int in_place, int B, int H, int j0, int j1, REAL *restrict gates,
     const REAL *c_prev, REAL *c, REAL *restrict h, int ldh, const REAL *restrict pw)
 {
-    WITH_NEWTON_RECIPROCALS(
+    if (!peep) {
+        WITH_NEWTON_RECIPROCALS(fr_lstm_newton(),
+            for (int b = 0; b < B; ++b) {
+                REAL *gi = gates + (size_t)b * 4 * H, *gf = gi + H, *gg = gf + H, *go = gg + H;
+                REAL *cb = c + (size_t)b * H, *hb = h + (size_t)b * ldh;
+                const REAL *cp = c_prev + (size_t)b * H;     /* not read in place */
+                for (int j = j0; j < j1; ++j)
+                    gi[j] = SIGMOID_N(gi[j]);
+                for (int j = j0; j < j1; ++j)
+                    gf[j] = SIGMOID_N(gf[j]);
+                for (int j = j0; j < j1; ++j)
+                    gg[j] = TANH_N(gg[j]);
+                for (int j = j0; j < j1; ++j)
+                    go[j] = SIGMOID_N(go[j]);
+                for (int j = j0; j < j1; ++j) {
+                    REAL cn = gf[j] * (in_place ? cb[j] : cp[j]) + gi[j] * gg[j];
+                    cb[j] = cn;
+                    hb[j] = go[j] * TANH_N(cn);
+                }
+            }
+        );
+        return;
+    }
+    WITH_NEWTON_RECIPROCALS(fr_lstm_newton(),
         for (int b = 0; b < B; ++b) {
             REAL *gi = gates + (size_t)b * 4 * H, *gf = gi + H, *gg = gf + H, *go = gg + H;
             REAL *cb = c + (size_t)b * H, *hb = h + (size_t)b * ldh;
@@ -391,7 +420,7 @@ FR_KERNEL void FR_FN(sigmoid_array)(int n, const REAL *restrict x, REAL *restric
                                     int newton)
 {
     if (newton)
-        WITH_NEWTON_RECIPROCALS(for (int j = 0; j < n; ++j) y[j] = SIGMOID_N(x[j]););
+        WITH_NEWTON_RECIPROCALS(fr_fma_code(), for (int j = 0; j < n; ++j) y[j] = SIGMOID_N(x[j]););
     else
         for (int j = 0; j < n; ++j) y[j] = SIGMOID(x[j]);
 }
@@ -399,7 +428,7 @@ FR_KERNEL void FR_FN(sigmoid_array)(int n, const REAL *restrict x, REAL *restric
 FR_KERNEL void FR_FN(tanh_array)(int n, const REAL *restrict x, REAL *restrict y, int newton)
 {
     if (newton)
-        WITH_NEWTON_RECIPROCALS(for (int j = 0; j < n; ++j) y[j] = TANH_N(x[j]););
+        WITH_NEWTON_RECIPROCALS(fr_fma_code(), for (int j = 0; j < n; ++j) y[j] = TANH_N(x[j]););
     else
         for (int j = 0; j < n; ++j) y[j] = TANH(x[j]);
 }

@@ -82,15 +82,42 @@ static inline int fr_fma_code(void)
 #endif
 }
 
-/* float: SIGMOID_N and TANH_N do their divisions as Newton steps where the code
- * has FMAs (within an ulp; faster where a pass has many divides).  The statements
- * of WITH_NEWTON_RECIPROCALS are compiled twice, with fr_fused a constant, and
- * the choice made once before them. */
+/* Whether the LSTM's forward pass divides by Newton steps (fr_recipf_fma) rather
+ * than by the division: only where the code has FMAs, and not on AMD's cores, whose
+ * divider keeps up with them; Intel's AVX-512 cores ran the pass 2.5 times as long
+ * with divisions (docs/DECISIONS.md).  fr_set_lstm_newton forces a choice for tests
+ * (1 Newton where FMAs allow, 0 division, -1 the CPU's own). */
+static int fr_lstm_newton_mode = -1;
+
+static __attribute__((unused)) void fr_set_lstm_newton(int mode)
+{
+    __atomic_store_n(&fr_lstm_newton_mode, mode < 0 ? -1 : mode > 0, __ATOMIC_RELAXED);
+}
+
+static inline int fr_lstm_newton(void)
+{
+    int mode = __atomic_load_n(&fr_lstm_newton_mode, __ATOMIC_RELAXED);
+    if (mode < 0) {
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && (__GNUC__ >= 11) \
+    && !defined(FASTRNN_NO_CLONES)
+        __builtin_cpu_init();
+        mode = !__builtin_cpu_is("amd");
+#else
+        mode = 1;
+#endif
+    }
+    return mode && fr_fma_code();
+}
+
+/* float: SIGMOID_N and TANH_N do their divisions as Newton steps where `newton`
+ * holds (within an ulp; faster where a pass has many divides and the divider is
+ * slow).  The statements of WITH_NEWTON_RECIPROCALS are compiled twice, with
+ * fr_fused a constant, and the choice made once before them. */
 #define REAL float
 #define FR_FN(name) fr_##name##_f32
-#define WITH_NEWTON_RECIPROCALS(...)                                                \
+#define WITH_NEWTON_RECIPROCALS(newton, ...)                                       \
     do {                                                                       \
-        if (fr_fma_code()) {                                                   \
+        if (newton) {                                                          \
             enum { fr_fused = 1 };                                             \
             __VA_ARGS__                                                        \
         } else {                                                               \
@@ -113,7 +140,7 @@ static inline int fr_fma_code(void)
 
 #define REAL double
 #define FR_FN(name) fr_##name##_f64
-#define WITH_NEWTON_RECIPROCALS(...) do { __VA_ARGS__ } while (0)
+#define WITH_NEWTON_RECIPROCALS(newton, ...) do { __VA_ARGS__ } while (0)
 #define SIGMOID fr_sigmoid
 #define TANH fr_tanh
 #define SIGMOID_N fr_sigmoid

@@ -5,6 +5,8 @@
 from cython cimport floating
 
 cdef extern from "fastrnn_cells.h" nogil:
+    void fr_set_lstm_newton(int mode)
+    int fr_lstm_newton()
     void fr_fill_rows_f32(int rows, int cols, const float* v, float* a, int lda)
     void fr_fill_rows_f64(int rows, int cols, const double* v, double* a, int lda)
     void fr_colsum_add_f32(int rows, int cols, const float* a, int lda, float* out,

@@ -14,6 +14,7 @@ import numpy as np
 from cython cimport floating
 from libc.string cimport memset
 
+from fastrnn.kernels.cells cimport fr_lstm_newton, fr_set_lstm_newton
 from fastrnn.kernels.layer_call cimport (CELL_GRU, CELL_LSTM, CELL_RNN, N_BWD, N_PACKS, N_SAVED,
                                   N_WORK, BWD_DGH, BWD_DGI, BWD_HP, BWD_HXP, BWD_WHHT,
                                   BWD_WIHT, BWD_XP, PACK_WHH, PACK_WIH,
@@ -88,6 +89,16 @@ def _set_gemm_class(int c):
     cdef int before = fr_gemm_class()
     fr_gemm_set_class(c)
     return before
+
+
+def _set_lstm_newton(int mode):
+    """Make the LSTM forward pass of this module divide by Newton steps (1, where
+    the code has FMAs), by the division (0), or as this CPU does by default (-1);
+    return whether it used Newton steps before.  For tests: both ways must agree
+    with the reference."""
+    cdef int before = fr_lstm_newton()
+    fr_set_lstm_newton(mode)
+    return bool(before)
 
 
 def reduced_paths(str kind):
