@@ -282,13 +282,17 @@ FR_KERNEL void FR_FN(gru_step_fwd)(int B, int H, int j0, int j1, REAL *restrict 
         const REAL *hr = gh + (size_t)b * 3 * H, *hz = hr + H, *hnn = hz + H;
         const REAL *hp = h_prev + (size_t)b * ldhp;
         REAL *hb = h + (size_t)b * ldh;
+        /* a loop per function, as in lstm_fwd_body: one loop of all three ran
+         * a third longer (docs/DECISIONS.md) */
+        for (int j = j0; j < j1; ++j)
+            xr[j] = SIGMOID(xr[j] + hr[j]);
+        for (int j = j0; j < j1; ++j)
+            xz[j] = SIGMOID(xz[j] + hz[j]);
         for (int j = j0; j < j1; ++j) {
-            REAL r = SIGMOID(xr[j] + hr[j]);
-            REAL z = SIGMOID(xz[j] + hz[j]);
             REAL hn = hnn[j] + b_hn[j];
-            REAL n = TANH(xn[j] + r * hn);
-            xr[j] = r; xz[j] = z; xn[j] = n; shn[j] = hn;
-            hb[j] = (1 - z) * n + z * hp[j];
+            REAL n = TANH(xn[j] + xr[j] * hn);
+            xn[j] = n; shn[j] = hn;
+            hb[j] = (1 - xz[j]) * n + xz[j] * hp[j];
         }
     }
 }
