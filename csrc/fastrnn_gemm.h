@@ -175,78 +175,21 @@ typedef long long fr_ivec_f64 __attribute__((vector_size(64)));
 typedef int fr_hivec_f32 __attribute__((vector_size(32)));
 typedef long long fr_hivec_f64 __attribute__((vector_size(32)));
 
-/* gemm_impl.h twice per REAL: a panel row as one 64-byte VEC (_wide) or as two
- * 32-byte ones (_half); gemm_api.h's public names call the one to run. */
+/* The GEMM of each REAL (csrc/gemm_real.h): gemm_impl.h built twice, the API over both. */
 #define REAL float
 #define NR FR_PANEL_F32
-#define FR_CELL(name) fr_##name##_f32
-#define FR_FN(name) fr_##name##_f32_wide
-#define VEC fr_vec_f32
-#define IVEC fr_ivec_f32
-#define VL FR_PANEL_F32
-#include "gemm_impl.h"
-#undef FR_FN
-#undef VEC
-#undef IVEC
-#undef VL
-#define FR_FN(name) fr_##name##_f32_half
-#define VEC fr_hvec_f32
-#define IVEC fr_hivec_f32
-#define VL (FR_PANEL_F32 / 2)
-#pragma push_macro("FR_KERNEL")    /* only AVX2 CPUs run it: one target, not three */
-#undef FR_KERNEL
-#define FR_KERNEL FR_KERNEL_AVX2
-#include "gemm_impl.h"
-#pragma pop_macro("FR_KERNEL")
-#undef FR_FN
-#undef VEC
-#undef IVEC
-#undef VL
-#define FR_FN(name) fr_##name##_f32
-#define FR_WIDE(name) fr_##name##_f32_wide
-#define FR_HALF(name) fr_##name##_f32_half
-#include "gemm_api.h"
-#undef FR_FN
-#undef FR_WIDE
-#undef FR_HALF
+#define FR_SUFFIX f32
+#include "gemm_real.h"
 #undef REAL
 #undef NR
-#undef FR_CELL
+#undef FR_SUFFIX
 
 #define REAL double
 #define NR FR_PANEL_F64
-#define FR_CELL(name) fr_##name##_f64
-#define FR_FN(name) fr_##name##_f64_wide
-#define VEC fr_vec_f64
-#define IVEC fr_ivec_f64
-#define VL FR_PANEL_F64
-#include "gemm_impl.h"
-#undef FR_FN
-#undef VEC
-#undef IVEC
-#undef VL
-#define FR_FN(name) fr_##name##_f64_half
-#define VEC fr_hvec_f64
-#define IVEC fr_hivec_f64
-#define VL (FR_PANEL_F64 / 2)
-#pragma push_macro("FR_KERNEL")    /* only AVX2 CPUs run it: one target, not three */
-#undef FR_KERNEL
-#define FR_KERNEL FR_KERNEL_AVX2
-#include "gemm_impl.h"
-#pragma pop_macro("FR_KERNEL")
-#undef FR_FN
-#undef VEC
-#undef IVEC
-#undef VL
-#define FR_FN(name) fr_##name##_f64
-#define FR_WIDE(name) fr_##name##_f64_wide
-#define FR_HALF(name) fr_##name##_f64_half
-#include "gemm_api.h"
-#undef FR_FN
-#undef FR_WIDE
-#undef FR_HALF
+#define FR_SUFFIX f64
+#include "gemm_real.h"
 #undef REAL
 #undef NR
-#undef FR_CELL
+#undef FR_SUFFIX
 
 #endif /* FASTRNN_GEMM_H */
