@@ -48,13 +48,14 @@ def _draw(weights, gen):
     if N == 1:     # one row, a token at a time: in scalars, which cost less than arrays
         cum = np.cumsum(weights[0])
         # cum is non-decreasing: the count of cum <= u by bisection
-        idx = int(cum.searchsorted(gen.random(1)[0] * cum[-1], side="right"))
-        if idx < V:
-            return np.array([idx])
-        return np.array([min(idx, V - 1 - int(np.argmax(weights[0, ::-1] > 0)))])
-    cum = np.cumsum(weights, axis=1)
-    u = gen.random(N) * cum[:, -1]
-    idx = np.sum(cum <= u[:, None], axis=1)      # first index with cum > u
+        first = int(cum.searchsorted(gen.random(1)[0] * cum[-1], side="right"))
+        idx = np.array([first])
+        if first < V:
+            return idx
+    else:
+        cum = np.cumsum(weights, axis=1)
+        u = gen.random(N) * cum[:, -1]
+        idx = np.sum(cum <= u[:, None], axis=1)      # first index with cum > u
     # The token at idx < V has positive weight (cum rises there).  u * total may
     # round up to total (idx = V): fall back on the last token of positive weight.
     if (idx >= V).any():
