@@ -55,6 +55,33 @@ static __attribute__((unused)) const char *fr_simd_target(void)
 #endif
 }
 
+/* *slot, computed by read() on the first call: a fact of the CPU, cached for the
+ * process.  *slot starts at -1 and read() returns a value >= 0; threads racing on
+ * the first call store the same value. */
+static inline int fr_read_once(int *slot, int (*read)(void))
+{
+    int v = __atomic_load_n(slot, __ATOMIC_RELAXED);
+    if (v < 0) {
+        v = read();
+        __atomic_store_n(slot, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && (__GNUC__ >= 11) \
+    && !defined(FASTRNN_NO_CLONES)
+static inline int fr_cpu_is_v3(void)
+{
+    __builtin_cpu_init();
+#if __GNUC__ >= 12
+    return __builtin_cpu_supports("x86-64-v3") != 0;
+#else
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+        && __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("movbe");
+#endif
+}
+#endif
+
 /* Whether the code running now was compiled with FMAs: the x86-64-v3 and v4
  * clones are (the dispatcher picks one of them exactly when the CPU is x86-64-v3),
  * the baseline clone is not, and without clones the compiler's target says. */
@@ -63,18 +90,7 @@ static inline int fr_fma_code(void)
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && (__GNUC__ >= 11) \
     && !defined(FASTRNN_NO_CLONES)
     static int fused = -1;
-    int f = __atomic_load_n(&fused, __ATOMIC_RELAXED);
-    if (f < 0) {
-        __builtin_cpu_init();
-#if __GNUC__ >= 12
-        f = __builtin_cpu_supports("x86-64-v3");
-#else
-        f = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
-            && __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("movbe");
-#endif
-        __atomic_store_n(&fused, f, __ATOMIC_RELAXED);
-    }
-    return f;
+    return fr_read_once(&fused, fr_cpu_is_v3);
 #elif defined(__FMA__) || defined(__ARM_FEATURE_FMA)
     return 1;
 #else
@@ -87,26 +103,31 @@ static inline int fr_fma_code(void)
  * divider keeps up with them; Intel's AVX-512 cores ran the pass 2.5 times as long
  * with divisions (docs/DECISIONS.md).  fr_set_lstm_newton forces a choice for tests
  * (1 Newton where FMAs allow, 0 division, -1 the CPU's own). */
-static int fr_lstm_newton_mode = -1;
+static int fr_lstm_newton_mode = -1;    /* forced by a test, or -1 */
 
 static __attribute__((unused)) void fr_set_lstm_newton(int mode)
 {
     __atomic_store_n(&fr_lstm_newton_mode, mode < 0 ? -1 : mode > 0, __ATOMIC_RELAXED);
 }
 
-static inline int fr_lstm_newton(void)
+/* The CPU's own choice: Newton steps unless the CPU is AMD's. */
+static inline int fr_divider_is_slow(void)
 {
-    int mode = __atomic_load_n(&fr_lstm_newton_mode, __ATOMIC_RELAXED);
-    if (mode < 0) {
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && (__GNUC__ >= 11) \
     && !defined(FASTRNN_NO_CLONES)
-        __builtin_cpu_init();
-        mode = !__builtin_cpu_is("amd");
+    __builtin_cpu_init();
+    return !__builtin_cpu_is("amd");
 #else
-        mode = 1;
+    return 1;
 #endif
-    }
-    return mode && fr_fma_code();
+}
+
+static inline int fr_lstm_newton(void)
+{
+    static int cpu_choice = -1;
+    const int mode = __atomic_load_n(&fr_lstm_newton_mode, __ATOMIC_RELAXED);
+    return (mode >= 0 ? mode : fr_read_once(&cpu_choice, fr_divider_is_slow))
+        && fr_fma_code();
 }
 
 /* float: SIGMOID_N and TANH_N do their divisions as Newton steps where `newton`

@@ -80,24 +80,27 @@ static inline int fr_cpu_class(void)
 #endif
 }
 
-/* The class this process runs (fr_cpu_class, unless a test set another with
- * fr_gemm_set_class), and the L1 data cache's bytes, read once. */
-static int fr_gemm_class_now = -1;    /* threads racing on the first call store the same value */
+/* The CPU's own class, read once. */
+static inline int fr_cpu_class_once(void)
+{
+    static int c = -1;
+    return fr_read_once(&c, fr_cpu_class);
+}
+
+/* The class this process runs: the CPU's, unless a test set another with
+ * fr_gemm_set_class (-1: none).  Also the L1 data cache's bytes, read once. */
+static int fr_gemm_forced_class = -1;
 static long fr_l1_bytes_now = 0;
 
 static inline int fr_gemm_class(void)
 {
-    int c = __atomic_load_n(&fr_gemm_class_now, __ATOMIC_RELAXED);
-    if (c < 0) {
-        c = fr_cpu_class();
-        __atomic_store_n(&fr_gemm_class_now, c, __ATOMIC_RELAXED);
-    }
-    return c;
+    const int c = __atomic_load_n(&fr_gemm_forced_class, __ATOMIC_RELAXED);
+    return c >= 0 ? c : fr_cpu_class_once();
 }
 
 static inline void fr_gemm_set_class(int c)
 {
-    __atomic_store_n(&fr_gemm_class_now, c >= 0 && c < FR_CLASSES ? c : fr_cpu_class(),
+    __atomic_store_n(&fr_gemm_forced_class, c >= 0 && c < FR_CLASSES ? c : -1,
                      __ATOMIC_RELAXED);
 }
 
@@ -142,18 +145,6 @@ static inline int fr_gemm_tile(long M, long panel_bytes)
     if (tile == FR_TILE_6x4 && M < 48 && M % 4 == 0 && M % 6 != 0)
         return FR_TILE_4x6;
     return tile;
-}
-
-/* The CPU's own class, read once. */
-static inline int fr_cpu_class_once(void)
-{
-    static int c = -1;    /* threads racing on the first call store the same value */
-    int v = __atomic_load_n(&c, __ATOMIC_RELAXED);
-    if (v < 0) {
-        v = fr_cpu_class();
-        __atomic_store_n(&c, v, __ATOMIC_RELAXED);
-    }
-    return v;
 }
 
 /* Whether this process computes with half-panel vectors: where 64-byte vectors
